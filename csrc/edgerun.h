@@ -1,0 +1,179 @@
+/* edgerun kernels: every signature and the numeric contract, written once.
+ *
+ * Conventions shared by every kernel
+ * ----------------------------------
+ * - Matrices are row-major and dense unless a layout says otherwise.
+ *   x is the activation matrix [m, k]; weights are stored by output row, [n, k]
+ *   (the layout of a Linear layer's weight); y is [m, n] with row stride ldy >= n.
+ * - Integer paths: activations and weights are symmetric int8 in [-127, 127]
+ *   (never -128), products accumulate in int32.  Every variant of an integer
+ *   kernel produces the same int32 sums, so the same output bits.
+ *   k is limited to ER_MAX_K_S8 so that k * 127 * 127 fits in int32.
+ * - The epilogue (epilogue.h) turns an accumulator into the output, in float32,
+ *   in this order and with no fused multiply-add (build with -ffp-contract=off):
+ *       v = (float)acc;  v *= row_scale[i];  v *= col_scale[j];  v += bias[j];
+ *       v = relu ? max(v, 0) : v;
+ *   then either y_f32[i*ldy + j] = v, or, requantizing for the next int8 layer,
+ *       y_s8[i*ldy + j] = clamp(round_half_even(v * out_inv_scale), -127, 127).
+ *   A NULL row_scale / col_scale / bias is skipped (not multiplied by 1).
+ * - Kernels never allocate and never abort.  Scratch memory, where needed, is
+ *   sized by a companion *_scratch_bytes function and owned by the caller.
+ *   Every entry point returns an er_status; on error the output is unspecified.
+ * - Outputs may be computed for a slice of columns by offsetting the weight
+ *   rows, col_scale, bias and y by the first column, keeping ldy: this is how
+ *   work is split across threads.
+ */
+#ifndef EDGERUN_H
+#define EDGERUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    ER_OK = 0,
+    ER_ERR_ARGUMENT = 1,     /* NULL pointer, zero-size where forbidden, bad bits */
+    ER_ERR_K_TOO_LARGE = 2,  /* k > ER_MAX_K_S8: the int32 accumulator could overflow */
+    ER_ERR_NONFINITE = 3,    /* NaN or Inf in a float input that must be quantized */
+    ER_ERR_CORRUPT = 4,      /* encoded data is inconsistent (e.g. a bad Huffman stream) */
+    ER_ERR_UNSUPPORTED = 5   /* the variant cannot run on this CPU */
+} er_status;
+
+/* 131072 * 127 * 127 = 2 114 060 288 < 2^31 - 1 */
+#define ER_MAX_K_S8 131072u
+
+typedef struct {
+    const float *row_scale;  /* [m] or NULL: per-row activation scale */
+    const float *col_scale;  /* [n] or NULL: per-output-column weight scale */
+    const float *bias;       /* [n] or NULL */
+    int relu;                /* nonzero: clamp negatives to 0 before storing */
+    float *y_f32;            /* exactly one of y_f32 / y_s8 is non-NULL */
+    int8_t *y_s8;
+    float out_inv_scale;     /* y_s8 only: 1 / scale of the int8 output */
+    size_t ldy;              /* row stride of y in elements, >= n */
+} er_epilogue;
+
+/* ---- quantize_rows_s8 -------------------------------------------------------
+ * x [m, k] float32 -> q [m, k] int8, scale [m] float32, per row:
+ *     amax = max |x[i, :]|;   if amax == 0: scale = 0, q = 0
+ *     inv = 127.0f / amax;    q = clamp(round_half_even(x * inv), -127, 127)
+ *     scale = amax / 127.0f
+ * Returns ER_ERR_NONFINITE if any element is NaN or Inf.  Cost: 2 passes over x. */
+typedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
+                                          int8_t *q, float *scale);
+
+/* ---- gemm_s8 ----------------------------------------------------------------
+ * x [m, k] int8, w [n, k] int8 -> acc[i, j] = sum_p x[i, p] * w[j, p] -> epilogue.
+ * k <= ER_MAX_K_S8.  m, n, k may be any size >= 1.  Cost: m*n*k multiply-adds. */
+typedef er_status er_gemm_s8_fn(const int8_t *x, const int8_t *w, size_t m,
+                                size_t n, size_t k, const er_epilogue *ep);
+
+/* ---- CSR weights --------------------------------------------------------------
+ * A sparse [rows, cols] weight matrix stored by output row (rows = n, cols = k).
+ * indptr [rows + 1] is absolute: row j owns entries indptr[j] .. indptr[j+1]-1,
+ * indptr[0] may be > 0 when the struct describes a slice of rows.  Indices are
+ * uint16 (index_bytes = 2) or uint32 (4), each < cols.  The loader validates all
+ * of this before a kernel sees it; kernels trust it. */
+typedef struct {
+    size_t rows, cols;
+    const uint32_t *indptr;
+    const void *indices;
+    int index_bytes;
+    const void *values;      /* float32 [nnz] or int8 [nnz], by kernel */
+} er_csr;
+
+/* ---- spmm_csr_f32 -----------------------------------------------------------
+ * acc[i, j] = sum_{e in row j} values[e] * x[i, indices[e]], summed in entry
+ * order per output; x [m, cols] float32.  For m > 1 the kernel transposes x into
+ * scratch (er_spmm_csr_scratch_bytes) so that a nonzero scales a contiguous
+ * vector of the batch.  Cost: m * nnz multiply-adds. */
+typedef er_status er_spmm_csr_f32_fn(const er_csr *w, const float *x, size_t m,
+                                     const er_epilogue *ep, void *scratch);
+
+/* ---- spmm_csr_s8: the same over int8 values and int8 x, int32 accumulation. */
+typedef er_status er_spmm_csr_s8_fn(const er_csr *w, const int8_t *x, size_t m,
+                                    const er_epilogue *ep, void *scratch);
+
+/* Bytes of scratch that spmm_csr_* needs for m rows of k inputs (any variant). */
+size_t er_spmm_csr_scratch_bytes(size_t m, size_t k);
+
+/* ---- codebook_f32 -------------------------------------------------------------
+ * Weight-shared layer: w[j, p] = centroids[index(j, p)], index b bits wide
+ * (1 <= bits <= 8), packed LSB-first, each row starting on a byte boundary:
+ * row stride ceil(k * bits / 8) bytes; bit (p * bits + t) of row j is bit t of
+ * index(j, p).  centroids [2^bits] float32, x [m, k] float32.
+ * scratch: er_codebook_f32_scratch_bytes(k) (one decoded row). */
+typedef er_status er_codebook_f32_fn(const uint8_t *packed, unsigned bits,
+                                     const float *centroids, const float *x,
+                                     size_t m, size_t n, size_t k,
+                                     const er_epilogue *ep, void *scratch);
+size_t er_codebook_f32_scratch_bytes(size_t k);
+
+/* ---- codebook_s8 --------------------------------------------------------------
+ * The int8 fast path for bits <= 4: table [16] int8 centroids in [-127, 127],
+ * indices as 4-bit nibbles in the "nibble32" layout: row stride
+ * ceil(k / 32) * 16 bytes; block b covers p = 32b .. 32b+31 and byte t of the
+ * block holds index(32b + t) in its low nibble and index(32b + 16 + t) in its
+ * high nibble (so a 16-entry in-register table lookup yields 32 weights in
+ * order).  Nibbles past k are ignored.  x [m, k] int8.  Cost: m*n*k. */
+typedef er_status er_codebook_s8_fn(const uint8_t *nibbles, const int8_t *table,
+                                    const int8_t *x, size_t m, size_t n, size_t k,
+                                    const er_epilogue *ep);
+
+/* ---- huffman_decode ---------------------------------------------------------
+ * Canonical Huffman code over byte symbols.  code_lengths[256]: 0 = unused,
+ * else 1..ER_HUFFMAN_MAX_BITS.  Codes are assigned in order of (length, symbol);
+ * the bit stream is read MSB-first within each byte.  Decodes exactly n_out
+ * symbols.  Returns ER_ERR_CORRUPT if the lengths over-subscribe the code space,
+ * the stream ends early, or a bit pattern matches no code. */
+#define ER_HUFFMAN_MAX_BITS 16
+typedef er_status er_huffman_decode_fn(const uint8_t *code_lengths,
+                                       const uint8_t *data, size_t n_bytes,
+                                       uint8_t *out, size_t n_out);
+
+/* ---- dispatch (dispatch.c) ----------------------------------------------------
+ * Every compiled variant of every kernel, from csrc/kernels.inc.  A variant runs
+ * only if the CPU has its ISA; er_select picks, per op, the last runnable
+ * variant of the table (the table lists variants from slowest to fastest), unless
+ * the environment variable EDGERUN_ISA names a cap ("scalar" forces the
+ * portable C everywhere). */
+typedef enum {
+    ER_ISA_SCALAR = 0,
+    ER_ISA_AVX2 = 1,     /* x86-64 AVX2 + FMA */
+    ER_ISA_NEON = 2,     /* aarch64 Advanced SIMD */
+    ER_ISA_DOTPROD = 3,  /* aarch64 SDOT (Armv8.2 dotprod) */
+    ER_ISA_I8MM = 4      /* aarch64 SMMLA (Armv8.6 i8mm) */
+} er_isa;
+
+typedef struct {
+    const char *op;        /* e.g. "gemm_s8" */
+    const char *variant;   /* e.g. "avx2" */
+    er_isa isa;
+    void *fn;              /* cast to er_<op>_fn * */
+} er_variant;
+
+/* Wrap a kernels.inc line that exists only on one architecture. */
+#if defined(__x86_64__) || defined(_M_X64)
+#define ER_X86_64(line) line
+#else
+#define ER_X86_64(line)
+#endif
+#if defined(__aarch64__)
+#define ER_AARCH64(line) line
+#else
+#define ER_AARCH64(line)
+#endif
+
+const er_variant *er_variants(size_t *count);
+int er_cpu_has(er_isa isa);               /* 1 if this CPU can run the ISA */
+const char *er_isa_name(er_isa isa);
+/* The chosen variant of op, honouring EDGERUN_ISA; NULL if op is unknown. */
+const er_variant *er_select(const char *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,25 @@
+/* Shared by the variants of quantize_rows_s8: the scalar step every SIMD body
+ * hands its leftovers to, so all variants round identically. */
+#ifndef EDGERUN_QUANTIZE_ROWS_S8_H
+#define EDGERUN_QUANTIZE_ROWS_S8_H
+
+#include <math.h>
+#include "edgerun.h"
+
+/* q[p] for p in [begin, end) of a row whose max |x| is amax (finite). */
+static inline void er_quantize_row_tail(const float *row, int8_t *q, size_t begin,
+                                        size_t end, float amax) {
+    if (amax == 0.0f) {
+        for (size_t p = begin; p < end; p++) q[p] = 0;
+        return;
+    }
+    float inv = 127.0f / amax;
+    for (size_t p = begin; p < end; p++) {
+        float r = row[p] * inv;
+        /* |r| <= 127 up to rounding of inv; the clamp keeps -128 out. */
+        r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+        q[p] = (int8_t)nearbyintf(r);
+    }
+}
+
+#endif

@@ -1,0 +1,194 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Thin wrappers over csrc/: check dtype, shape and contiguity once, release the
+GIL, call the chosen C variant.  Every function has the signature of its numpy
+twin in edgerun/reference.py plus `variant=` (None: the dispatched one), which
+the tests use to walk every variant this CPU can run."""
+
+from libc.stdint cimport int8_t, uint8_t, uint16_t, uint32_t, int32_t
+
+import numpy as np
+
+from edgerun.errors import EdgerunError, FormatError, NonFiniteError, ShapeError
+
+cdef extern from "edgerun.h" nogil:
+    ctypedef enum er_status:
+        ER_OK
+        ER_ERR_ARGUMENT
+        ER_ERR_K_TOO_LARGE
+        ER_ERR_NONFINITE
+        ER_ERR_CORRUPT
+        ER_ERR_UNSUPPORTED
+
+    ctypedef enum er_isa:
+        pass
+
+    ctypedef struct er_epilogue:
+        const float *row_scale
+        const float *col_scale
+        const float *bias
+        int relu
+        float *y_f32
+        int8_t *y_s8
+        float out_inv_scale
+        size_t ldy
+
+    ctypedef struct er_csr:
+        size_t rows
+        size_t cols
+        const uint32_t *indptr
+        const void *indices
+        int index_bytes
+        const void *values
+
+    ctypedef struct er_variant:
+        const char *op
+        const char *variant
+        er_isa isa
+        void *fn
+
+    ctypedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
+                                              int8_t *q, float *scale)
+    ctypedef er_status er_gemm_s8_fn(const int8_t *x, const int8_t *w, size_t m,
+                                     size_t n, size_t k, const er_epilogue *ep)
+    ctypedef er_status er_spmm_csr_f32_fn(const er_csr *w, const float *x, size_t m,
+                                          const er_epilogue *ep, void *scratch)
+    ctypedef er_status er_spmm_csr_s8_fn(const er_csr *w, const int8_t *x, size_t m,
+                                         const er_epilogue *ep, void *scratch)
+    ctypedef er_status er_codebook_f32_fn(const uint8_t *packed, unsigned bits,
+                                          const float *centroids, const float *x,
+                                          size_t m, size_t n, size_t k,
+                                          const er_epilogue *ep, void *scratch)
+    ctypedef er_status er_codebook_s8_fn(const uint8_t *nibbles, const int8_t *table,
+                                         const int8_t *x, size_t m, size_t n, size_t k,
+                                         const er_epilogue *ep)
+    ctypedef er_status er_huffman_decode_fn(const uint8_t *code_lengths,
+                                            const uint8_t *data, size_t n_bytes,
+                                            uint8_t *out, size_t n_out)
+
+    size_t er_spmm_csr_scratch_bytes(size_t m, size_t k)
+    size_t er_codebook_f32_scratch_bytes(size_t k)
+    unsigned ER_MAX_K_S8
+    const er_variant *er_variants(size_t *count)
+    int er_cpu_has(er_isa isa)
+    const char *er_isa_name(er_isa isa)
+    const er_variant *er_select(const char *op)
+
+
+MAX_K_S8 = ER_MAX_K_S8
+
+
+def variants():
+    """Every compiled variant: a list of (op, variant, isa, runnable_here)."""
+    cdef size_t count = 0
+    cdef const er_variant *table = er_variants(&count)
+    return [(table[i].op.decode(), table[i].variant.decode(),
+             er_isa_name(table[i].isa).decode(), bool(er_cpu_has(table[i].isa)))
+            for i in range(count)]
+
+
+def selected():
+    """{op: variant} as dispatch chose them (honouring EDGERUN_ISA)."""
+    chosen = {}
+    cdef const er_variant *v
+    for op, _, _, _ in variants():
+        v = er_select(op.encode())
+        chosen[op] = v.variant.decode()
+    return chosen
+
+
+cdef void *_kernel(str op, variant) except NULL:
+    """The function pointer of op: the dispatched variant, or the named one."""
+    cdef size_t count = 0
+    cdef const er_variant *table
+    cdef const er_variant *v
+    if variant is None:
+        v = er_select(op.encode())
+        if v == NULL:
+            raise EdgerunError(f"no kernel for {op!r}")
+        return v.fn
+    table = er_variants(&count)
+    for i in range(count):
+        if table[i].op.decode() == op and table[i].variant.decode() == variant:
+            if not er_cpu_has(table[i].isa):
+                raise EdgerunError(f"variant {variant!r} of {op} cannot run on this CPU")
+            return table[i].fn
+    raise EdgerunError(f"no variant {variant!r} of {op}")
+
+
+cdef int _check(er_status status, str op) except -1:
+    if status == ER_OK:
+        return 0
+    if status == ER_ERR_NONFINITE:
+        raise NonFiniteError(f"{op}: input contains NaN or Inf")
+    if status == ER_ERR_K_TOO_LARGE:
+        raise ShapeError(f"{op}: inner dimension exceeds {ER_MAX_K_S8}, the int32 accumulator limit")
+    if status == ER_ERR_CORRUPT:
+        raise FormatError(f"{op}: encoded data is corrupt")
+    raise EdgerunError(f"{op}: invalid arguments (status {<int>status})")
+
+
+def _matrix(x, dtype, str what):
+    """x as a C-contiguous 2-D array of dtype, or a ShapeError naming it."""
+    x = np.asarray(x)
+    if x.dtype != dtype:
+        raise ShapeError(f"{what} must be {np.dtype(dtype).name}, got {x.dtype}")
+    if x.ndim != 2:
+        raise ShapeError(f"{what} must be 2-D, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def _vector(v, Py_ssize_t length, dtype, str what):
+    """v as a contiguous 1-D array of dtype with `length` items, or None."""
+    if v is None:
+        return None
+    v = np.ascontiguousarray(v, dtype=dtype)
+    if v.ndim != 1 or v.shape[0] != length:
+        raise ShapeError(f"{what} must have shape ({length},), got {v.shape}")
+    return v
+
+
+def _output(out, Py_ssize_t m, Py_ssize_t n, dtype):
+    if out is None:
+        return np.empty((m, n), dtype=dtype)
+    if (not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != (m, n)
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ShapeError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape ({m}, {n})")
+    return out
+
+
+cdef float *_f32_ptr(v):
+    """Pointer into a contiguous float32 array (or NULL for None); the caller keeps v alive."""
+    cdef float[::1] view
+    if v is None:
+        return NULL
+    view = v
+    return &view[0] if view.shape[0] else NULL
+
+
+cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_scale) except -1:
+    """Fill ep; out is float32 [m, n] or int8 [m, n] (out_scale given)."""
+    cdef float[:, ::1] yf
+    cdef int8_t[:, ::1] yq
+    ep.row_scale = _f32_ptr(x_scale)
+    ep.col_scale = _f32_ptr(w_scale)
+    ep.bias = _f32_ptr(bias)
+    ep.relu = relu
+    ep.y_f32 = NULL
+    ep.y_s8 = NULL
+    ep.ldy = out.shape[1]
+    if out_scale is None:
+        yf = out
+        ep.y_f32 = &yf[0, 0] if out.size else NULL
+        ep.out_inv_scale = 0
+    else:
+        yq = out
+        ep.y_s8 = &yq[0, 0] if out.size else NULL
+        ep.out_inv_scale = np.float32(1) / np.float32(out_scale)
+    return 0
+
+
+include "_quantize.pxi"
+include "_gemm.pxi"
+include "_spmm.pxi"
+include "_codebook.pxi"
+include "_huffman.pxi"

@@ -1,0 +1,231 @@
+"""The model in memory: a Graph of Nodes over named values, and its constant Tensors.
+
+One Graph type serves every stage.  The importer fills it with float32 dense
+tensors; the compressor replaces tensors by encoded ones (same names, same
+logical shape); format.py writes and reads it; the runtime plans from it.
+
+Ops (the runtime's vocabulary, not ONNX's):
+
+    Linear   inputs [x, weight, bias?]   y = x @ weight.T + bias; weight is [out, in]
+             attrs {"activation": None | "relu"}
+    Relu, Sigmoid, Tanh                  elementwise
+    Softmax  attrs {"axis": int}
+    Add, Mul inputs [a, b]               numpy broadcasting; b may be a constant tensor
+    Flatten  attrs {"axis": int}         to 2-D, like ONNX Flatten
+    Reshape  attrs {"shape": [int]}      0 copies the input dim, -1 is inferred
+
+Tensor encodings (the arrays each one holds, all numpy, little-endian):
+
+    dense     values [shape] f32 | f16 | i8;  i8 adds scale f32 [shape[0]]
+              (symmetric per output row: w = values * scale[:, None])
+    csr       2-D [rows, cols] by output row: indptr u32 [rows+1],
+              indices u16 (cols <= 65536) | u32 [nnz], and either
+              values f32 | f16 | i8 [nnz] (i8 adds scale f32 [rows]), or, when the
+              nonzeros are weight-shared, codes u8 [nnz] < 2**bits with
+              centroids f32 | f16 [2**bits] (or i8 centroids with scale f32 [1])
+    codebook  2-D [rows, cols]: codes u8 [rows, ceil(cols*bits/8)] packed b-bit
+              indices (edgerun.packing.pack_bits), centroids f32 | f16 [2**bits],
+              or i8 [2**bits] with scale f32 [1]
+
+`Tensor.huffman` asks format.py to Huffman-code the integer streams on write.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from edgerun.errors import EdgerunError, ShapeError
+
+ENCODINGS = ("dense", "csr", "codebook")
+OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape")
+
+
+@dataclass
+class ValueInfo:
+    """A graph input or output: name, dtype name, shape (None for a symbolic dim)."""
+
+    name: str
+    shape: Tuple[Optional[int], ...]
+    dtype: str = "float32"
+
+    def describe(self) -> str:
+        dims = ", ".join("N" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype} [{dims}]"
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: List[str]
+    outputs: List[str]
+    attrs: Dict = field(default_factory=dict)
+
+
+@dataclass
+class Tensor:
+    """A constant: its logical shape, its encoding and the arrays of that encoding."""
+
+    name: str
+    shape: Tuple[int, ...]
+    encoding: str = "dense"
+    arrays: Dict[str, np.ndarray] = field(default_factory=dict)
+    bits: Optional[int] = None
+    huffman: bool = False
+
+    @classmethod
+    def dense(cls, name, array, dtype=np.float32):
+        array = np.ascontiguousarray(array, dtype=dtype)
+        return cls(name, tuple(array.shape), "dense", {"values": array})
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays as held in memory (before Huffman coding)."""
+        return sum(int(a.nbytes) for a in self.arrays.values())
+
+    @property
+    def size(self) -> int:
+        count = 1
+        for d in self.shape:
+            count *= int(d)
+        return count
+
+    def to_dense(self) -> np.ndarray:
+        """The float32 weights this tensor stands for (scale and centroids applied)."""
+        from edgerun.packing import unpack_bits
+
+        a = self.arrays
+        if self.encoding == "dense":
+            values = a["values"].astype(np.float32)
+            if "scale" in a:
+                values = values * a["scale"].reshape((-1,) + (1,) * (values.ndim - 1))
+            return values
+        rows, cols = self.shape
+        if self.encoding == "codebook":
+            codes = unpack_bits(a["codes"], self.bits, cols)
+            return self._centroids()[codes]
+        if self.encoding == "csr":
+            dense = np.zeros((rows, cols), dtype=np.float32)
+            counts = np.diff(a["indptr"].astype(np.int64))
+            row_of = np.repeat(np.arange(rows), counts)
+            if "codes" in a:
+                values = self._centroids()[a["codes"]]
+            else:
+                values = a["values"].astype(np.float32)
+                if "scale" in a:
+                    values = values * a["scale"][row_of]
+            dense[row_of, a["indices"].astype(np.int64)] = values
+            return dense
+        raise EdgerunError(f"tensor {self.name!r}: unknown encoding {self.encoding!r}")
+
+    def _centroids(self) -> np.ndarray:
+        centroids = self.arrays["centroids"].astype(np.float32)
+        if "scale" in self.arrays:
+            centroids = centroids * self.arrays["scale"].astype(np.float32)[0]
+        return centroids
+
+
+@dataclass
+class Graph:
+    inputs: List[ValueInfo] = field(default_factory=list)
+    outputs: List[ValueInfo] = field(default_factory=list)
+    nodes: List[Node] = field(default_factory=list)
+    tensors: Dict[str, Tensor] = field(default_factory=dict)
+    metadata: Dict = field(default_factory=dict)
+
+    def weights(self):
+        """(node, weight tensor) for every layer with a weight matrix, in order."""
+        for node in self.nodes:
+            if node.op == "Linear":
+                yield node, self.tensors[node.inputs[1]]
+
+    def validate(self) -> None:
+        """Check names and shapes are consistent; raise EdgerunError naming the problem."""
+        known = {v.name for v in self.inputs} | set(self.tensors)
+        for node in self.nodes:
+            if node.op not in OPS:
+                raise EdgerunError(f"node {node.name!r}: unknown op {node.op!r}")
+            for name in node.inputs:
+                if name not in known:
+                    raise EdgerunError(f"node {node.name!r} reads {name!r}, which nothing produces")
+            if node.op == "Linear":
+                weight = self.tensors.get(node.inputs[1])
+                if weight is None or len(weight.shape) != 2:
+                    raise ShapeError(f"node {node.name!r}: weight must be a 2-D constant")
+                if len(node.inputs) > 2 and self.tensors[node.inputs[2]].shape != (weight.shape[0],):
+                    raise ShapeError(f"node {node.name!r}: bias must have shape ({weight.shape[0]},)")
+            known.update(node.outputs)
+        for out in self.outputs:
+            if out.name not in known:
+                raise EdgerunError(f"graph output {out.name!r} is never produced")
+
+
+class GraphBuilder:
+    """Build a Graph in code from numpy weights.
+
+        b = GraphBuilder("x", features=64)
+        h = b.linear(w1, b1, activation="relu")     # w1: [out, in], like torch Linear
+        y = b.linear(w2, b2)
+        b.softmax(y)
+        graph = b.build()
+    """
+
+    def __init__(self, input_name="input", features=None, shape=None):
+        shape = tuple(shape) if shape is not None else (None, features)
+        self.graph = Graph(inputs=[ValueInfo(input_name, shape)])
+        self.current = input_name
+        self._features = shape[-1]
+        self._count = 0
+
+    def _name(self, op):
+        self._count += 1
+        return f"{op.lower()}_{self._count}"
+
+    def _add(self, op, inputs, attrs=None, name=None):
+        name = name or self._name(op)
+        output = f"{name}:0"
+        self.graph.nodes.append(Node(op, name, inputs, [output], dict(attrs or {})))
+        self.current = output
+        return output
+
+    def linear(self, weight, bias=None, activation=None, name=None):
+        weight = np.asarray(weight, dtype=np.float32)
+        if weight.ndim != 2:
+            raise ShapeError(f"linear weight must be 2-D [out, in], got shape {weight.shape}")
+        if self._features is not None and weight.shape[1] != self._features:
+            raise ShapeError(f"linear weight expects {weight.shape[1]} inputs, "
+                             f"the previous layer gives {self._features}")
+        if activation not in (None, "relu"):
+            raise EdgerunError(f"linear activation must be None or 'relu', got {activation!r}")
+        name = name or self._name("Linear")
+        inputs = [self.current, f"{name}.weight"]
+        self.graph.tensors[inputs[1]] = Tensor.dense(inputs[1], weight)
+        if bias is not None:
+            bias = np.asarray(bias, dtype=np.float32)
+            if bias.shape != (weight.shape[0],):
+                raise ShapeError(f"linear bias must have shape ({weight.shape[0]},), got {bias.shape}")
+            inputs.append(f"{name}.bias")
+            self.graph.tensors[inputs[2]] = Tensor.dense(inputs[2], bias)
+        self._features = weight.shape[0]
+        return self._add("Linear", inputs, {"activation": activation}, name)
+
+    def relu(self):
+        return self._add("Relu", [self.current])
+
+    def sigmoid(self):
+        return self._add("Sigmoid", [self.current])
+
+    def tanh(self):
+        return self._add("Tanh", [self.current])
+
+    def softmax(self, axis=-1):
+        return self._add("Softmax", [self.current], {"axis": axis})
+
+    def build(self, output_name=None) -> Graph:
+        out = self.current
+        if output_name:
+            self.graph.nodes[-1].outputs = [output_name]
+            out = output_name
+        self.graph.outputs = [ValueInfo(out, (None, self._features))]
+        self.graph.validate()
+        return self.graph

@@ -1,0 +1,63 @@
+"""The numpy reference of every kernel: the ground truth for tests, and the
+backend when the C extension is not built.
+
+Each function has the signature of its wrapper in edgerun/_kernels.pyx and
+follows the numeric contract of csrc/edgerun.h to the bit on integer paths:
+float32 throughout, epilogue v = acc * row_scale * col_scale + bias in that
+order, round half to even, clamp to [-127, 127].
+"""
+import numpy as np
+
+from edgerun.errors import NonFiniteError, ShapeError
+
+MAX_K_S8 = 131072  # k * 127 * 127 must fit in int32
+
+
+def _output(out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ShapeError(f"out must be {np.dtype(dtype).name} {shape}, got {out.dtype} {out.shape}")
+    return out
+
+
+def epilogue(acc, x_scale=None, w_scale=None, bias=None, relu=False, out_scale=None, out=None):
+    """acc (int32 or float32) [m, n] -> float32, or int8 when out_scale is given."""
+    v = acc.astype(np.float32)
+    if x_scale is not None:
+        v *= np.asarray(x_scale, dtype=np.float32)[:, None]
+    if w_scale is not None:
+        v *= np.asarray(w_scale, dtype=np.float32)[None, :]
+    if bias is not None:
+        v += np.asarray(bias, dtype=np.float32)[None, :]
+    if relu:
+        v = np.where(v > 0, v, np.where(np.isnan(v), v, np.float32(0)))
+    if out_scale is None:
+        result = v
+        dtype = np.float32
+    else:
+        r = v * (np.float32(1) / np.float32(out_scale))
+        r = np.where(np.isnan(r), np.float32(0), np.clip(r, -127, 127))
+        result = np.rint(r).astype(np.int8)
+        dtype = np.int8
+    y = _output(out, acc.shape, dtype)
+    y[...] = result
+    return y
+
+
+def quantize_rows_s8(x, out=None):
+    """Symmetric per-row int8: scale = max|x| / 127, q = rint(x * (127 / max|x|))."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ShapeError(f"x must be 2-D, got shape {x.shape}")
+    if x.size and not np.isfinite(x).all():
+        raise NonFiniteError("quantize_rows_s8: input contains NaN or Inf")
+    amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
+    amax = amax.astype(np.float32)
+    safe = np.where(amax == 0, np.float32(1), amax)
+    inv = (np.float32(127) / safe).astype(np.float32)
+    r = np.clip(x * inv[:, None], -127, 127)
+    q = _output(out, x.shape, np.int8)
+    q[...] = np.where(amax[:, None] == 0, 0, np.rint(r)).astype(np.int8)
+    scale = (amax / np.float32(127)).astype(np.float32)
+    return q, scale
