@@ -148,11 +148,16 @@ def _vector(v, Py_ssize_t length, dtype, str what):
 
 
 def _output(out, Py_ssize_t m, Py_ssize_t n, dtype):
+    """A new [m, n] output, or `out` checked: dtype, shape, writeable, and rows of
+    contiguous elements (any row stride, so a thread can own a slice of columns)."""
     if out is None:
         return np.empty((m, n), dtype=dtype)
-    if (not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != (m, n)
-            or not out.flags.c_contiguous or not out.flags.writeable):
-        raise ShapeError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape ({m}, {n})")
+    if not isinstance(out, np.ndarray) or out.dtype != dtype or out.shape != (m, n):
+        raise ShapeError(f"out must be a {np.dtype(dtype).name} array of shape ({m}, {n})")
+    if not out.flags.writeable:
+        raise ShapeError("out must be writeable")
+    if n > 1 and out.strides[1] != out.itemsize or m > 1 and out.strides[0] < n * out.itemsize:
+        raise ShapeError("out must have contiguous rows (a column slice of a C-contiguous array is fine)")
     return out
 
 
@@ -166,9 +171,9 @@ cdef float *_f32_ptr(v):
 
 
 cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_scale) except -1:
-    """Fill ep; out is float32 [m, n] or int8 [m, n] (out_scale given)."""
-    cdef float[:, ::1] yf
-    cdef int8_t[:, ::1] yq
+    """Fill ep; out (from _output) is float32 [m, n], or int8 [m, n] when out_scale is given."""
+    cdef float[:, :] yf
+    cdef int8_t[:, :] yq
     ep.row_scale = _f32_ptr(x_scale)
     ep.col_scale = _f32_ptr(w_scale)
     ep.bias = _f32_ptr(bias)
@@ -176,13 +181,19 @@ cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_
     ep.y_f32 = NULL
     ep.y_s8 = NULL
     ep.ldy = out.shape[1]
+    if out.shape[0] > 1:
+        ep.ldy = out.strides[0] // out.itemsize
+    ep.out_inv_scale = 0
+    if out.size == 0:
+        return 0
     if out_scale is None:
         yf = out
-        ep.y_f32 = &yf[0, 0] if out.size else NULL
-        ep.out_inv_scale = 0
+        ep.y_f32 = &yf[0, 0]
     else:
+        if not (out_scale > 0 and np.isfinite(out_scale)):
+            raise ShapeError(f"out_scale must be a positive finite number, got {out_scale}")
         yq = out
-        ep.y_s8 = &yq[0, 0] if out.size else NULL
+        ep.y_s8 = &yq[0, 0]
         ep.out_inv_scale = np.float32(1) / np.float32(out_scale)
     return 0
 

@@ -1,0 +1,155 @@
+"""Op -> kernel choice: turn a Linear layer's weight encoding into a prepared step.
+
+Everything that can be done once is done here, at load: centroid decoding,
+repacking 4-bit indices into the nibble32 layout, widening f16 to f32,
+transposing float weights for BLAS.  A step is then one or two kernel calls.
+
+    weight encoding                      kernel
+    dense f32 / f16                      numpy matmul (BLAS), f16 widened at load
+    dense i8 + scale                     quantize_rows_s8 -> gemm_s8
+    csr f32 / f16 values                 spmm_csr_f32
+    csr i8 values + scale                quantize_rows_s8 -> spmm_csr_s8
+    csr codes + f32/f16 centroids        spmm_csr_f32 (values decoded at load)
+    csr codes + i8 centroids + scale     quantize_rows_s8 -> spmm_csr_s8
+    codebook f32/f16 centroids           codebook_f32
+    codebook i8 centroids, bits <= 4     quantize_rows_s8 -> codebook_s8 (nibble32 table lookup)
+    codebook i8 centroids, bits > 4      quantize_rows_s8 -> gemm_s8 (indices decoded at load)
+"""
+import numpy as np
+
+from edgerun import _backend
+from edgerun.errors import EdgerunError
+from edgerun.packing import pack_nibble32, unpack_bits
+
+
+def _f32(array):
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _split(n, parts):
+    """Column ranges for `parts` threads, in multiples of 16 where possible."""
+    parts = max(1, min(parts, (n + 15) // 16))
+    step = -(-n // parts)
+    step = -(-step // 16) * 16
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+class LinearStep:
+    """y = act(x @ W.T + b) with the kernel the encoding calls for.
+
+    `kind` names the path ("blas", "gemm_s8", "spmm_csr_f32", "spmm_csr_s8",
+    "codebook_f32", "codebook_s8") for `edgerun inspect` and the tests."""
+
+    def __init__(self, node, weight, bias, kernels=None):
+        self.name = node.name
+        self.kernels = kernels or _backend.kernels
+        self.relu = node.attrs.get("activation") == "relu"
+        self.out_features, self.in_features = weight.shape
+        self.bias = None if bias is None else _f32(bias.to_dense())
+        a = weight.arrays
+        if weight.encoding == "dense":
+            if "scale" in a:
+                self._int8_dense(a["values"], a["scale"])
+            else:
+                self.kind = "blas"
+                self.weight_t = _f32(a["values"].T)
+        elif weight.encoding == "csr":
+            self._csr(weight)
+        elif weight.encoding == "codebook":
+            self._codebook(weight)
+        else:
+            raise EdgerunError(f"layer {self.name!r}: unknown weight encoding {weight.encoding!r}")
+
+    # -- preparation -------------------------------------------------------------------
+    def _int8_dense(self, values, scale):
+        self.kind = "gemm_s8"
+        self.values = np.ascontiguousarray(values, dtype=np.int8)
+        self.scale = _f32(scale)
+
+    def _csr(self, weight):
+        a = weight.arrays
+        self.indptr = np.ascontiguousarray(a["indptr"], dtype=np.uint32)
+        self.indices = np.ascontiguousarray(a["indices"])
+        if "codes" in a:
+            centroids = a["centroids"]
+            if centroids.dtype == np.int8:
+                self.kind = "spmm_csr_s8"
+                self.values = np.ascontiguousarray(centroids[a["codes"]])
+                self.scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
+            else:
+                self.kind = "spmm_csr_f32"
+                self.values = _f32(centroids)[a["codes"]]
+        elif a["values"].dtype == np.int8:
+            self.kind = "spmm_csr_s8"
+            self.values = np.ascontiguousarray(a["values"])
+            self.scale = _f32(a["scale"])
+        else:
+            self.kind = "spmm_csr_f32"
+            self.values = _f32(a["values"])
+
+    def _codebook(self, weight):
+        a = weight.arrays
+        centroids = a["centroids"]
+        if centroids.dtype != np.int8:
+            self.kind = "codebook_f32"
+            self.bits = weight.bits
+            self.packed = np.ascontiguousarray(a["codes"])
+            self.centroids = _f32(centroids)
+            return
+        codes = unpack_bits(a["codes"], weight.bits, self.in_features)
+        scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
+        if weight.bits <= 4:
+            self.kind = "codebook_s8"
+            self.nibbles = pack_nibble32(codes)
+            self.table = np.zeros(16, dtype=np.int8)
+            self.table[: len(centroids)] = centroids
+            self.scale = scale
+        else:
+            self._int8_dense(centroids[codes], scale)
+
+    # -- execution -----------------------------------------------------------------------
+    def __call__(self, x, pool=None):
+        """x float32 [m, in] -> float32 [m, out]; `pool` splits columns across threads."""
+        m = x.shape[0]
+        if self.kind == "blas":
+            y = x @ self.weight_t
+            if self.bias is not None:
+                y += self.bias
+            if self.relu:
+                np.maximum(y, 0, out=y)
+            return y
+        y = np.empty((m, self.out_features), dtype=np.float32)
+        if m == 0:
+            return y
+        operands = (x,)
+        if self.kind.endswith("s8"):
+            operands = self.kernels.quantize_rows_s8(x)
+        if pool is None:
+            self._columns(operands, y, 0, self.out_features)
+        else:
+            ranges = _split(self.out_features, pool._max_workers)
+            list(pool.map(lambda r: self._columns(operands, y, *r), ranges))
+        return y
+
+    def _columns(self, operands, y, begin, end):
+        """Compute output columns [begin, end) into y[:, begin:end]."""
+        k = self.kernels
+        bias = None if self.bias is None else self.bias[begin:end]
+        out = y[:, begin:end]
+        if self.kind == "gemm_s8":
+            xq, sx = operands
+            k.gemm_s8(xq, self.values[begin:end], sx, self.scale[begin:end], bias, self.relu, out=out)
+        elif self.kind == "spmm_csr_f32":
+            k.spmm_csr_f32(self.indptr[begin:end + 1], self.indices, self.values, operands[0],
+                           bias, self.relu, out=out)
+        elif self.kind == "spmm_csr_s8":
+            xq, sx = operands
+            k.spmm_csr_s8(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
+                          self.scale[begin:end], bias, self.relu, out=out)
+        elif self.kind == "codebook_f32":
+            k.codebook_f32(self.packed[begin:end], self.bits, self.centroids, operands[0],
+                           bias, self.relu, out=out)
+        elif self.kind == "codebook_s8":
+            xq, sx = operands
+            k.codebook_s8(self.nibbles[begin:end], self.table, xq, sx, self.scale[begin:end],
+                          bias, self.relu, out=out)
