@@ -23,3 +23,8 @@ else:
         reason = f"C extension not importable ({error})"
         warnings.warn(f"edgerun: {reason}; using the slow numpy reference kernels",
                       RuntimeWarning, stacklevel=2)
+
+ISA_NAMES = ("auto", "scalar", "avx2", "neon", "dotprod", "i8mm")
+if os.environ.get("EDGERUN_ISA", "auto") not in ISA_NAMES + ("",):
+    warnings.warn(f"edgerun: EDGERUN_ISA={os.environ['EDGERUN_ISA']!r} is not one of "
+                  f"{', '.join(ISA_NAMES)}; ignoring it", RuntimeWarning, stacklevel=2)
