@@ -27,7 +27,9 @@ def load(path, num_threads=1):
 
 
 class Session:
-    def __init__(self, graph: Graph, num_threads=1):
+    def __init__(self, graph: Graph, num_threads=1, kernels=None):
+        """kernels: the kernel module (default: the active backend; tests pass
+        edgerun.reference to compare the C path with its numpy twin)."""
         if not isinstance(num_threads, int) or num_threads < 1:
             raise EdgerunError(f"num_threads must be a positive integer, got {num_threads!r}")
         graph.validate()
@@ -35,6 +37,7 @@ class Session:
         self.inputs = list(graph.inputs)
         self.outputs = list(graph.outputs)
         self.num_threads = num_threads
+        self._kernels = kernels or _backend.kernels
         self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
         self._steps = [self._plan(node) for node in graph.nodes]
 
@@ -42,7 +45,7 @@ class Session:
         tensors = self.graph.tensors
         if node.op == "Linear":
             bias = tensors[node.inputs[2]] if len(node.inputs) > 2 else None
-            step = LinearStep(node, tensors[node.inputs[1]], bias)
+            step = LinearStep(node, tensors[node.inputs[1]], bias, self._kernels)
             return node, step, [node.inputs[0]]
         constants = {name: tensors[name].to_dense() for name in node.inputs if name in tensors}
         function = evaluate.op_function(node)

@@ -1,0 +1,197 @@
+"""The runtime end to end: every weight encoding runs through its kernel, matches
+the float model within the encoding's error, and matches the numpy backend bit
+for bit on integer paths; inputs are checked; threads give identical results."""
+import threading
+
+import numpy as np
+import pytest
+
+import edgerun
+from edgerun import reference
+from edgerun.graph import GraphBuilder, Tensor
+from edgerun.packing import pack_bits
+from edgerun.runtime.session import Session
+
+
+def mlp(rng, sizes=(37, 70, 19), softmax=False):
+    builder = GraphBuilder("x", features=sizes[0])
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.standard_normal((fan_out, fan_in)).astype(np.float32) / np.sqrt(fan_in)
+        b = rng.standard_normal(fan_out).astype(np.float32) * 0.1
+        builder.linear(w, b, activation="relu" if i < len(sizes) - 2 else None, name=f"fc{i + 1}")
+    if softmax:
+        builder.softmax()
+    return builder.build("y")
+
+
+def float_forward(graph, x):
+    for node in graph.nodes:
+        if node.op == "Linear":
+            w = graph.tensors[node.inputs[1]].to_dense()
+            x = x @ w.T + graph.tensors[node.inputs[2]].to_dense()
+            if node.attrs.get("activation") == "relu":
+                x = np.maximum(x, 0)
+        elif node.op == "Softmax":
+            e = np.exp(x - x.max(axis=1, keepdims=True))
+            x = e / e.sum(axis=1, keepdims=True)
+    return x
+
+
+def int8_rows(w):
+    scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+    return np.rint(w / scale[:, None]).clip(-127, 127).astype(np.int8), scale
+
+
+def to_csr(w, rng, keep=0.3, index_dtype=np.uint16):
+    mask = rng.random(w.shape) < keep
+    mask[0] = False  # an empty row
+    rows, cols = np.nonzero(mask)
+    indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.uint32)
+    return indptr, cols.astype(index_dtype), w[rows, cols]
+
+
+def encode(tensor, how, rng):
+    """Re-encode a float weight tensor the way the compressor would."""
+    w = tensor.to_dense()
+    rows, cols = w.shape
+    name = tensor.name
+    if how == "dense-f16":
+        return Tensor(name, w.shape, "dense", {"values": w.astype(np.float16)})
+    if how == "dense-i8":
+        values, scale = int8_rows(w)
+        return Tensor(name, w.shape, "dense", {"values": values, "scale": scale})
+    if how.startswith("csr"):
+        indptr, indices, values = to_csr(w, rng, index_dtype=np.uint32 if "u32" in how else np.uint16)
+        arrays = {"indptr": indptr, "indices": indices}
+        if "i8" in how:
+            scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+            scale[scale == 0] = 1
+            row_of = np.repeat(np.arange(rows), np.diff(indptr.astype(np.int64)))
+            arrays["values"] = np.rint(values / scale[row_of]).clip(-127, 127).astype(np.int8)
+            arrays["scale"] = scale
+        elif "codes" in how:
+            arrays["codes"] = rng.integers(0, 16, len(values)).astype(np.uint8)
+            if "s8" in how:
+                arrays["centroids"] = np.linspace(-127, 127, 16).round().astype(np.int8)
+                arrays["scale"] = np.array([0.003], np.float32)
+            else:
+                arrays["centroids"] = np.linspace(-0.4, 0.4, 16).astype(np.float32)
+        else:
+            arrays["values"] = values.astype(np.float32)
+        return Tensor(name, w.shape, "csr", arrays, bits=4 if "codes" in how else None)
+    if how.startswith("codebook"):
+        bits = int(how.split("-")[1])
+        codes = rng.integers(0, 1 << bits, w.shape).astype(np.uint8)
+        if how.endswith("s8"):
+            centroids = np.linspace(-127, 127, 1 << bits).round().astype(np.int8)
+            arrays = {"centroids": centroids, "scale": np.array([0.002], np.float32)}
+        else:
+            arrays = {"centroids": np.linspace(-0.3, 0.3, 1 << bits).astype(np.float32)}
+        arrays["codes"] = pack_bits(codes, bits)
+        return Tensor(name, w.shape, "codebook", arrays, bits=bits)
+    raise AssertionError(how)
+
+
+ENCODINGS = {
+    "dense-f32": "blas", "dense-f16": "blas", "dense-i8": "gemm_s8",
+    "csr-f32": "spmm_csr_f32", "csr-f32-u32": "spmm_csr_f32", "csr-i8": "spmm_csr_s8",
+    "csr-codes-f32": "spmm_csr_f32", "csr-codes-s8": "spmm_csr_s8",
+    "codebook-3-f32": "codebook_f32", "codebook-4-s8": "codebook_s8",
+    "codebook-2-s8": "codebook_s8", "codebook-6-s8": "gemm_s8",
+}
+
+
+def encoded_graph(how, rng):
+    graph = mlp(rng)
+    if how != "dense-f32":
+        for node, tensor in list(graph.weights()):
+            graph.tensors[tensor.name] = encode(tensor, how, rng)
+    return graph
+
+
+@pytest.mark.parametrize("how", sorted(ENCODINGS))
+@pytest.mark.parametrize("batch", [1, 5])
+def test_each_encoding_runs_its_kernel_and_matches_float(how, batch, rng):
+    graph = encoded_graph(how, rng)
+    session = Session(graph)
+    assert {kind for _, kind in session.layers} == {ENCODINGS[how]}
+    x = rng.standard_normal((batch, 37)).astype(np.float32)
+    y = session.run(x)
+    expected = float_forward(graph, x)
+    assert y.shape == (batch, 19) and y.dtype == np.float32
+    tolerance = 1e-4 if ENCODINGS[how] in ("blas", "spmm_csr_f32", "codebook_f32") else 0.05
+    assert np.abs(y - expected).max() <= tolerance * (1 + np.abs(expected).max())
+
+
+@pytest.mark.parametrize("how", [h for h, k in sorted(ENCODINGS.items()) if k.endswith("s8")])
+def test_integer_paths_match_the_numpy_backend_bit_for_bit(how, rng):
+    graph = encoded_graph(how, rng)
+    x = rng.standard_normal((3, 37)).astype(np.float32)
+    fast = Session(graph).run(x)
+    twin = Session(graph, kernels=reference).run(x)
+    assert np.array_equal(fast.view(np.uint32), twin.view(np.uint32))
+
+
+def test_dict_in_dict_out_and_softmax(rng):
+    session = Session(mlp(rng, softmax=True))
+    x = rng.standard_normal((4, 37)).astype(np.float32)
+    out = session.run({"x": x})
+    assert set(out) == {"y"}
+    assert np.allclose(out["y"].sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(out["y"], session.run(x))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 36), np.float32), "expects float32 [N, 37], got float32 [2, 36]"),
+    (np.zeros((2, 37), np.float64), "expects float32 [N, 37], got float64 [2, 37]"),
+    (np.zeros(37, np.float32), "expects float32 [N, 37], got float32 [37]"),
+])
+def test_wrong_input_names_the_expected_shape(bad, message, rng):
+    with pytest.raises(edgerun.ShapeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Session(mlp(rng)).run(bad)
+
+
+def test_unknown_and_missing_inputs(rng):
+    session = Session(mlp(rng))
+    with pytest.raises(edgerun.ShapeError, match="unknown input"):
+        session.run({"z": np.zeros((1, 37), np.float32)})
+    with pytest.raises(edgerun.ShapeError, match="missing input 'x'"):
+        session.run({})
+
+
+def test_empty_batch(rng):
+    y = Session(encoded_graph("dense-i8", rng)).run(np.zeros((0, 37), np.float32))
+    assert y.shape == (0, 19)
+
+
+@pytest.mark.parametrize("how", ["dense-i8", "csr-i8", "codebook-4-s8", "codebook-3-f32"])
+def test_threads_inside_and_across_sessions_are_bit_identical(how, rng):
+    graph = mlp(rng, sizes=(64, 300, 100))
+    for node, tensor in list(graph.weights()):
+        graph.tensors[tensor.name] = encode(tensor, how, rng)
+    x = rng.standard_normal((6, 64)).astype(np.float32)
+    serial = Session(graph).run(x)
+    with Session(graph, num_threads=3) as threaded:
+        assert np.array_equal(threaded.run(x).view(np.uint32), serial.view(np.uint32))
+        results, errors = [], []
+
+        def worker():
+            try:
+                for _ in range(50):
+                    results.append(threaded.run(x))
+            except Exception as error:  # pragma: no cover - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert len(results) == 400
+    assert all(np.array_equal(r.view(np.uint32), serial.view(np.uint32)) for r in results)
+
+
+def test_bad_num_threads(rng):
+    with pytest.raises(edgerun.EdgerunError, match="num_threads"):
+        Session(mlp(rng), num_threads=0)
