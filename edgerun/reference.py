@@ -61,3 +61,19 @@ def quantize_rows_s8(x, out=None):
     q[...] = np.where(amax[:, None] == 0, 0, np.rint(r)).astype(np.int8)
     scale = (amax / np.float32(127)).astype(np.float32)
     return q, scale
+
+
+def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None):
+    """int8 x [m, k] times int8 w [n, k] (stored by output row), int32 accumulation,
+    then the epilogue: float32 [m, n], or int8 [m, n] when out_scale is given."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.dtype != np.int8 or x.ndim != 2:
+        raise ShapeError(f"x must be int8 [m, k], got {x.dtype} {list(x.shape)}")
+    k = x.shape[1]
+    if w.dtype != np.int8 or w.ndim != 2 or w.shape[1] != k:
+        raise ShapeError(f"w must be int8 [n, {k}] to match x [m, {k}], got {w.dtype} {list(w.shape)}")
+    if k > MAX_K_S8:
+        raise ShapeError(f"gemm_s8: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
+    acc = x.astype(np.int32) @ w.T.astype(np.int32)
+    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)

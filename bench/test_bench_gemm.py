@@ -1,0 +1,69 @@
+"""int8 GEMM (edgerun gemm_s8) against numpy float32 matmul (BLAS) and, when
+installed, onnxruntime MatMulInteger, one thread, side by side per shape:
+
+    python -m pytest bench/test_bench_gemm.py --benchmark-group-by=param:shape
+
+Shapes: M in {1, 8, 64} rows of activations times Linear layers (K, N) of
+1024x1024, 4096x1024 and 4096x4096.  edgerun's time includes its float
+epilogue (per-row and per-column scales, bias); MatMulInteger stops at int32."""
+import numpy as np
+import pytest
+
+from edgerun import _backend
+
+SHAPES = [(m, k, n) for m in (1, 8, 64) for k, n in ((1024, 1024), (4096, 1024), (4096, 4096))]
+IDS = [f"M{m}-K{k}-N{n}" for m, k, n in SHAPES]
+
+
+def operands(m, k, n):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-127, 128, size=(m, k), dtype=np.int8)
+    w = rng.integers(-127, 128, size=(n, k), dtype=np.int8)
+    return x, w, rng.random(m, dtype=np.float32), rng.random(n, dtype=np.float32), \
+        rng.standard_normal(n).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_edgerun_gemm_s8(benchmark, shape):
+    if _backend.name != "c":
+        pytest.skip(f"C extension not built ({_backend.reason})")
+    x, w, x_scale, w_scale, bias = operands(*shape)
+    out = np.empty((shape[0], shape[2]), np.float32)
+    benchmark.extra_info["variant"] = _backend.kernels.selected()["gemm_s8"]
+    benchmark(_backend.kernels.gemm_s8, x, w, x_scale, w_scale, bias, out=out)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_numpy_f32_matmul(benchmark, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    wt = np.ascontiguousarray(rng.standard_normal((n, k), dtype=np.float32).T)
+    out = np.empty((m, n), np.float32)
+    benchmark(np.matmul, x, wt, out=out)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_onnxruntime_matmulinteger(benchmark, shape):
+    ort = pytest.importorskip("onnxruntime")
+    helper = pytest.importorskip("onnx.helper")
+    from onnx import TensorProto
+
+    m, k, n = shape
+    x, w, _, _, _ = operands(m, k, n)
+    wt = np.ascontiguousarray(w.T)  # MatMulInteger takes B as [K, N]
+    node = helper.make_node("MatMulInteger", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node], "gemm_s8",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [m, n])],
+        initializer=[helper.make_tensor("w", TensorProto.INT8, [k, n], wt.tobytes(), raw=True)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0]
+    assert np.array_equal(y, x.astype(np.int32) @ wt.astype(np.int32))
+    benchmark(session.run, None, {"x": x})

@@ -1,0 +1,109 @@
+/* int8 GEMM for aarch64 NEON (baseline Armv8.0, no SDOT): tiles of 4 rows of x
+ * by 4 rows of w, 16 int32x4 accumulators out of the 32 vector registers.
+ *
+ * Per 16 k and per (x row, w row): vmull_s8 multiplies the low 8 byte pairs
+ * into int16, vmlal_high_s8 adds the high 8 products on top -- two products of
+ * at most 127*127 sum to 32258 < 32767, exact (a third could overflow, so the
+ * int16 vector is folded into int32 right away) -- and vpadalq_s16 adds
+ * adjacent int16 pairs into the int32 accumulator.
+ * Leftover rows run 1x4 tiles, leftover columns 1x1; the K tail (k % 16) goes to
+ * the shared scalar er_gemm_s8_dot. */
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "edgerun.h"
+#include "epilogue.h"
+#include "gemm_s8.h"
+
+/* acc += products of 16 int8 pairs, as 4 int32 lanes. */
+#define MAC16(acc, xv, wv) \
+    acc = vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(xv), vget_low_s8(wv)), xv, wv))
+
+/* Four int32x4 -> their four sums, in order. */
+static inline int32x4_t sum4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+}
+
+static void finish4(const er_epilogue *ep, const int8_t *xrow, const int8_t *w, size_t k,
+                    size_t p, size_t i, size_t j, int32x4_t sums) {
+    int32_t s[4];
+    vst1q_s32(s, sums);
+    for (int c = 0; c < 4; c++)
+        er_store_s32(ep, i, j + c, s[c] + er_gemm_s8_dot(xrow, w + (j + c) * k, p, k));
+}
+
+static void tile_4x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
+    const int8_t *w0 = w + j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+    int32x4_t a00 = vdupq_n_s32(0), a01 = a00, a02 = a00, a03 = a00;
+    int32x4_t a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    int32x4_t a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    int32x4_t a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+        int8x16_t v0 = vld1q_s8(x0 + p), v1 = vld1q_s8(x1 + p);
+        int8x16_t v2 = vld1q_s8(x2 + p), v3 = vld1q_s8(x3 + p);
+        int8x16_t c0 = vld1q_s8(w0 + p), c1 = vld1q_s8(w1 + p);
+        int8x16_t c2 = vld1q_s8(w2 + p), c3 = vld1q_s8(w3 + p);
+        MAC16(a00, v0, c0); MAC16(a01, v0, c1); MAC16(a02, v0, c2); MAC16(a03, v0, c3);
+        MAC16(a10, v1, c0); MAC16(a11, v1, c1); MAC16(a12, v1, c2); MAC16(a13, v1, c3);
+        MAC16(a20, v2, c0); MAC16(a21, v2, c1); MAC16(a22, v2, c2); MAC16(a23, v2, c3);
+        MAC16(a30, v3, c0); MAC16(a31, v3, c1); MAC16(a32, v3, c2); MAC16(a33, v3, c3);
+    }
+    finish4(ep, x0, w, k, p, i, j, sum4(a00, a01, a02, a03));
+    finish4(ep, x1, w, k, p, i + 1, j, sum4(a10, a11, a12, a13));
+    finish4(ep, x2, w, k, p, i + 2, j, sum4(a20, a21, a22, a23));
+    finish4(ep, x3, w, k, p, i + 3, j, sum4(a30, a31, a32, a33));
+}
+
+/* Row i against rows j .. j+7 of w: the M = 1 shape (w streamed once). */
+static void tile_1x8(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k, *w0 = w + j * k;
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+        int8x16_t v = vld1q_s8(x0 + p);
+        MAC16(a0, v, vld1q_s8(w0 + p));
+        MAC16(a1, v, vld1q_s8(w0 + k + p));
+        MAC16(a2, v, vld1q_s8(w0 + 2 * k + p));
+        MAC16(a3, v, vld1q_s8(w0 + 3 * k + p));
+        MAC16(a4, v, vld1q_s8(w0 + 4 * k + p));
+        MAC16(a5, v, vld1q_s8(w0 + 5 * k + p));
+        MAC16(a6, v, vld1q_s8(w0 + 6 * k + p));
+        MAC16(a7, v, vld1q_s8(w0 + 7 * k + p));
+    }
+    finish4(ep, x0, w, k, p, i, j, sum4(a0, a1, a2, a3));
+    finish4(ep, x0, w, k, p, i, j + 4, sum4(a4, a5, a6, a7));
+}
+
+static void tile_1x1(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k, *w0 = w + j * k;
+    int32x4_t a = vdupq_n_s32(0);
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) MAC16(a, vld1q_s8(x0 + p), vld1q_s8(w0 + p));
+    er_store_s32(ep, i, j, vaddvq_s32(a) + er_gemm_s8_dot(x0, w0, p, k));
+}
+
+er_status er_gemm_s8__neon(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
+                           const er_epilogue *ep) {
+    er_status status = er_gemm_s8_check(x, w, n, k, ep);
+    if (status != ER_OK) return status;
+    size_t full_rows = m - m % 4;
+    /* Column blocks outside, row tiles inside: 4 rows of w stay in cache while
+     * every row of x passes by them. */
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (size_t i = 0; i < full_rows; i += 4) tile_4x4(x, w, k, i, j, ep);
+    for (; j < n; j++)
+        for (size_t i = 0; i < full_rows; i++) tile_1x1(x, w, k, i, j, ep);
+    for (size_t i = full_rows; i < m; i++) {
+        j = 0;
+        for (; j + 8 <= n; j += 8) tile_1x8(x, w, k, i, j, ep);
+        for (; j < n; j++) tile_1x1(x, w, k, i, j, ep);
+    }
+    return ER_OK;
+}
+#endif /* __aarch64__ */

@@ -1,0 +1,96 @@
+#include "harness.h"
+
+/* Every variant against scalar, with a float epilogue (scales, bias, relu,
+ * ldy > n) and with an int8 requantized output; both must match byte for byte. */
+static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
+                     int extreme) {
+    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
+    if (extreme) { /* only +-127: the vpmaddubsw saturation trap and int16 overflow */
+        for (size_t p = 0; p < m * k; p++) x[p] = h_rand() & 1 ? 127 : -127;
+        for (size_t p = 0; p < n * k; p++) w[p] = h_rand() & 1 ? 127 : -127;
+    } else {
+        h_fill_s8(x, m * k, -127, 127);
+        h_fill_s8(w, n * k, -127, 127);
+    }
+    if (m > 1) memset(x + k, 0, k); /* an all-zero row of x */
+    float *sx = h_alloc(m * sizeof(float)), *sw = h_alloc(n * sizeof(float));
+    float *bias = h_alloc(n * sizeof(float));
+    h_fill_f32(sx, m, 0.01f);
+    h_fill_f32(sw, n, 0.01f);
+    h_fill_f32(bias, n, 5.0f);
+    size_t ldy = n + 3;
+    float *y_ref = h_alloc(m * ldy * sizeof(float)), *y = h_alloc(m * ldy * sizeof(float));
+    int8_t *q_ref = h_alloc(m * ldy), *q = h_alloc(m * ldy);
+    er_epilogue ef = {sx, sw, bias, (int)(m & 1), y_ref, NULL, 0.0f, ldy};
+    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy};
+    er_gemm_s8_fn *ref = (er_gemm_s8_fn *)v[0]->fn;
+    h_check(ref(x, w, m, n, k, &ef) == ER_OK && ref(x, w, m, n, k, &eq) == ER_OK, "gemm_s8",
+            "scalar", "reference run");
+    ef.y_f32 = y;
+    eq.y_s8 = q;
+    for (size_t i = 1; i < nv; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "m=%zu n=%zu k=%zu extreme=%d", m, n, k, extreme);
+        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
+        memset(y, 0, m * ldy * sizeof(float));
+        memset(q, 0, m * ldy);
+        h_check(fn(x, w, m, n, k, &ef) == ER_OK && fn(x, w, m, n, k, &eq) == ER_OK &&
+                    h_same_bytes(y, y_ref, m * ldy * sizeof(float)) &&
+                    h_same_bytes(q, q_ref, m * ldy),
+                "gemm_s8", v[i]->variant, what);
+    }
+    free(x), free(w), free(sx), free(sw), free(bias), free(y_ref), free(y), free(q_ref), free(q);
+}
+
+/* x all +127, w all -127: every output is exactly -k * 16129, which at large k
+ * overflows any int16 intermediate that is not handled with care. */
+static void extreme_sum(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k) {
+    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
+    memset(x, 127, m * k);
+    memset(w, -127, n * k);
+    float *y = h_alloc(m * n * sizeof(float));
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, n};
+    for (size_t i = 0; i < nv; i++) {
+        int ok = ((er_gemm_s8_fn *)v[i]->fn)(x, w, m, n, k, &ep) == ER_OK;
+        for (size_t e = 0; e < m * n; e++) ok &= y[e] == (float)(-(int32_t)k * 16129);
+        h_check(ok, "gemm_s8", v[i]->variant, "all +127 x all -127 sums exactly");
+    }
+    free(x), free(w), free(y);
+}
+
+static void bad_arguments(const er_variant *const *v, size_t nv) {
+    int8_t a[4] = {1, 2, 3, 4};
+    float y[4];
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2};
+    er_epilogue none = {NULL, NULL, NULL, 0, NULL, NULL, 0.0f, 2};
+    er_epilogue narrow = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 1};
+    for (size_t i = 0; i < nv; i++) {
+        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
+        /* k is checked before any element is read, so tiny buffers are fine. */
+        h_check(fn(a, a, 1, 1, (size_t)ER_MAX_K_S8 + 1, &ep) == ER_ERR_K_TOO_LARGE, "gemm_s8",
+                v[i]->variant, "k > ER_MAX_K_S8 is refused");
+        h_check(fn(NULL, a, 1, 2, 2, &ep) == ER_ERR_ARGUMENT && fn(a, a, 1, 2, 2, &none) ==
+                    ER_ERR_ARGUMENT && fn(a, a, 1, 2, 2, &narrow) == ER_ERR_ARGUMENT &&
+                    fn(a, a, 1, 2, 2, NULL) == ER_ERR_ARGUMENT,
+                "gemm_s8", v[i]->variant, "bad arguments are refused");
+    }
+}
+
+void test_gemm_s8(void) {
+    const er_variant *v[8];
+    size_t nv = h_variants("gemm_s8", v, 8);
+    /* Below, at and above the SIMD steps (16 NEON, 32 AVX2) and the tiles
+     * (3x4 and 1x8 AVX2, 4x4 and 1x8 NEON). */
+    static const size_t ms[] = {1, 2, 3, 4, 5, 7, 9};
+    static const size_t ns[] = {1, 3, 4, 5, 8, 9, 17};
+    static const size_t ks[] = {1, 15, 16, 17, 31, 32, 33, 64, 100};
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
+                one_case(v, nv, ms[a], ns[b], ks[c], (a + b + c) % 3 == 0);
+    one_case(v, nv, 7, 13, 5000, 1);
+    one_case(v, nv, 16, 16, 1027, 0);
+    extreme_sum(v, nv, 5, 9, 5000);
+    extreme_sum(v, nv, 1, 1, 131072);
+    bad_arguments(v, nv);
+}

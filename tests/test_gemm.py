@@ -1,0 +1,147 @@
+"""gemm_s8: every C variant this CPU runs equals reference.gemm_s8 bit for bit."""
+import numpy as np
+import pytest
+
+import edgerun
+from edgerun import reference
+
+from conftest import call, kernel_implementations, random_s8
+
+OP = "gemm_s8"
+VARIANTS = kernel_implementations(OP)
+
+
+def operands(rng, m, n, k, extreme=False):
+    x = random_s8(rng, (m, k), extreme)
+    w = random_s8(rng, (n, k), extreme)
+    x_scale = (rng.random(m) * 0.01).astype(np.float32)
+    w_scale = (rng.random(n) * 0.01).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    return x, w, x_scale, w_scale, bias
+
+
+def assert_same_bits(y, y_ref):
+    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
+    if y.dtype == np.float32:
+        assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
+    else:
+        assert np.array_equal(y, y_ref)
+
+
+# K below/at/above the SIMD steps (16 NEON, 32 AVX2), N and M across the tiles
+# (3x4 and 1x8 AVX2, 4x4 and 1x8 NEON), M = 1 and N = 1.
+SHAPES = [(1, 1, 1), (1, 1, 32), (1, 8, 32), (1, 9, 33), (1, 1, 5000), (2, 3, 15),
+          (3, 4, 16), (3, 4, 17), (4, 5, 31), (5, 9, 64), (7, 17, 100), (8, 1, 96),
+          (13, 11, 257), (64, 33, 1000)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("extreme", [False, True], ids=["random", "pm127"])
+def test_float_output_matches_reference(variant, m, n, k, extreme, rng):
+    x, w, x_scale, w_scale, bias = operands(rng, m, n, k, extreme)
+    y = call(OP, variant, x, w, x_scale, w_scale, bias)
+    assert_same_bits(y, reference.gemm_s8(x, w, x_scale, w_scale, bias))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 9, 33), (3, 4, 17), (7, 17, 100), (64, 33, 1000)])
+def test_relu_and_int8_output_match_reference(variant, m, n, k, rng):
+    x, w, x_scale, w_scale, bias = operands(rng, m, n, k)
+    y = call(OP, variant, x, w, x_scale, w_scale, bias, relu=True)
+    assert_same_bits(y, reference.gemm_s8(x, w, x_scale, w_scale, bias, relu=True))
+    assert np.array_equal(y, np.maximum(reference.gemm_s8(x, w, x_scale, w_scale, bias), 0))
+    out_scale = np.float32(np.abs(reference.gemm_s8(x, w, x_scale, w_scale, bias)).max() / 100)
+    for relu in (False, True):
+        q = call(OP, variant, x, w, x_scale, w_scale, bias, relu=relu, out_scale=out_scale)
+        assert_same_bits(q, reference.gemm_s8(x, w, x_scale, w_scale, bias, relu=relu,
+                                              out_scale=out_scale))
+        assert q.min() >= -127
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_extremes_with_large_k_are_exact(variant):
+    # +127 against -127 everywhere: each output is -k * 127 * 127, far beyond int16,
+    # the case a saturating vpmaddubsw or an int16 accumulator gets wrong.
+    k = 5000
+    x = np.full((3, k), 127, np.int8)
+    w = np.full((5, k), -127, np.int8)
+    x[1] = -127  # and a row whose products are all +127 * 127
+    y = call(OP, variant, x, w, None, None)
+    expected = np.array([-1, 1, -1], np.float32)[:, None] * np.float32(k * 127 * 127)
+    assert np.array_equal(y, np.broadcast_to(expected, (3, 5)))
+    assert_same_bits(y, reference.gemm_s8(x, w, None, None))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zero_rows_scales_none_and_bias(variant, rng):
+    x, w, _, w_scale, bias = operands(rng, 5, 6, 40)
+    x[2] = 0
+    y = call(OP, variant, x, w, None, w_scale, bias)
+    assert np.array_equal(y[2], bias)
+    assert_same_bits(y, reference.gemm_s8(x, w, None, w_scale, bias))
+    acc = call(OP, variant, x, w, None, None)
+    assert np.array_equal(acc, (x.astype(np.int64) @ w.T.astype(np.int64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_out_is_reused(variant, rng):
+    x, w, x_scale, w_scale, bias = operands(rng, 4, 7, 50)
+    out = np.full((4, 7), np.nan, np.float32)
+    y = call(OP, variant, x, w, x_scale, w_scale, bias, out=out)
+    assert y is out
+    assert_same_bits(out, reference.gemm_s8(x, w, x_scale, w_scale, bias))
+    out_q = np.full((4, 7), 99, np.int8)
+    q = call(OP, variant, x, w, x_scale, w_scale, bias, out_scale=0.05, out=out_q)
+    assert q is out_q
+    assert_same_bits(out_q, reference.gemm_s8(x, w, x_scale, w_scale, bias, out_scale=0.05))
+    with pytest.raises(edgerun.ShapeError, match=r"out must be .*int8"):
+        call(OP, variant, x, w, x_scale, w_scale, out_scale=0.05, out=out)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_empty_shapes(variant, rng):
+    w = random_s8(rng, (3, 8))
+    y = call(OP, variant, np.zeros((0, 8), np.int8), w, None, None)
+    assert y.shape == (0, 3) and y.dtype == np.float32
+    y = call(OP, variant, random_s8(rng, (2, 8)), np.zeros((0, 8), np.int8), None, None)
+    assert y.shape == (2, 0)
+    bias = np.arange(3, dtype=np.float32)
+    y = call(OP, variant, np.zeros((2, 0), np.int8), np.zeros((3, 0), np.int8), None, None, bias)
+    assert np.array_equal(y, np.broadcast_to(bias, (2, 3)))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_k_too_large_is_refused(variant):
+    k = edgerun._backend.kernels.MAX_K_S8 + 1
+    x = np.zeros((1, k), np.int8)
+    w = np.zeros((1, k), np.int8)
+    with pytest.raises(edgerun.ShapeError, match="inner dimension"):
+        call(OP, variant, x, w, None, None)
+    with pytest.raises(edgerun.ShapeError, match="inner dimension"):
+        reference.gemm_s8(x, w, None, None)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bad_shapes_name_what_was_expected(variant, rng):
+    x = random_s8(rng, (2, 64))
+    with pytest.raises(edgerun.ShapeError, match=r"w must be int8 \[n, 64\] to match x \[m, 64\]"):
+        call(OP, variant, x, random_s8(rng, (3, 63)), None, None)
+    with pytest.raises(edgerun.ShapeError, match="x must be int8"):
+        call(OP, variant, x.astype(np.int16), random_s8(rng, (3, 64)), None, None)
+    with pytest.raises(edgerun.ShapeError, match=r"x_scale must have shape \(2,\)"):
+        call(OP, variant, x, random_s8(rng, (3, 64)), np.ones(3, np.float32), None)
+    with pytest.raises(edgerun.ShapeError, match=r"w_scale must have shape \(3,\)"):
+        call(OP, variant, x, random_s8(rng, (3, 64)), None, np.ones(2, np.float32))
+    with pytest.raises(edgerun.ShapeError, match=r"bias must have shape \(3,\)"):
+        call(OP, variant, x, random_s8(rng, (3, 64)), None, None, np.ones(4, np.float32))
+
+
+def test_every_variant_is_tested():
+    # A CPU with AVX2 (or aarch64) must exercise its SIMD variant, not only scalar.
+    import platform
+    names = [p.values[0] for p in VARIANTS]
+    if edgerun._backend.name == "c":
+        assert "scalar" in names
+        if platform.machine().lower() in ("aarch64", "arm64"):
+            assert "neon" in names
