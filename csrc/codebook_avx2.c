@@ -111,7 +111,7 @@ ER_INLINE __m256i s8_weights(const uint8_t *block, __m256i table, __m256i lane_s
  * so nothing saturates and the sums are exact. */
 ER_INLINE void s8_tile(const uint8_t *nib, size_t ldn, const int8_t *x, size_t ldx,
                        size_t blocks, __m256i table, const int mr, const int nr,
-                       int32_t out[2][4]) {
+                       const uint8_t *next, int32_t out[2][4]) {
     const __m256i lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -119,6 +119,11 @@ ER_INLINE void s8_tile(const uint8_t *nib, size_t ldn, const int8_t *x, size_t l
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_si256();
     for (size_t b = 0; b < blocks; b++) {
+        /* The 4 rows of a tile are 64 * blocks contiguous bytes, and so is
+         * the next tile: fetching one of its lines per block keeps the
+         * stream ahead of the lookups, which the hardware prefetcher alone
+         * does not (measured at batch 1, 4096 x 4096). */
+        if (next) _mm_prefetch((const char *)(next + 64 * b), _MM_HINT_T0);
         __m256i xs[2], xa[2];
         for (int i = 0; i < mr; i++) {
             xs[i] = _mm256_loadu_si256((const __m256i *)(x + i * ldx + 32 * b));
@@ -139,14 +144,14 @@ ER_INLINE void s8_tile(const uint8_t *nib, size_t ldn, const int8_t *x, size_t l
 /* Output columns [j0, j0 + nr) for every row of x. */
 ER_INLINE void s8_columns(const uint8_t *nib, size_t ldn, const int8_t *table8,
                           __m256i table, const int8_t *x, size_t m, size_t k, size_t j0,
-                          const int nr, const er_epilogue *ep) {
+                          const int nr, const uint8_t *next, const er_epilogue *ep) {
     const size_t blocks = k / 32, done = blocks * 32;
     int32_t out[2][4];
     size_t i = 0;
     /* Two x rows share each decoded weight vector; the nr weight rows (a few
      * KB) stay in L1 while every x row passes over them. */
     for (; i + 2 <= m; i += 2) {
-        s8_tile(nib, ldn, x + i * k, k, blocks, table, 2, nr, out);
+        s8_tile(nib, ldn, x + i * k, k, blocks, table, 2, nr, i == 0 ? next : NULL, out);
         for (int a = 0; a < 2; a++)
             for (int j = 0; j < nr; j++)
                 er_store_s32(ep, i + a, j0 + j,
@@ -154,7 +159,7 @@ ER_INLINE void s8_columns(const uint8_t *nib, size_t ldn, const int8_t *table8,
                                                             x + (i + a) * k, done, k));
     }
     if (i < m) {
-        s8_tile(nib, ldn, x + i * k, k, blocks, table, 1, nr, out);
+        s8_tile(nib, ldn, x + i * k, k, blocks, table, 1, nr, i == 0 ? next : NULL, out);
         for (int j = 0; j < nr; j++)
             er_store_s32(ep, i, j0 + j,
                          out[0][j] + er_codebook_s8_dot(nib + j * ldn, table8, x + i * k, done, k));
@@ -169,8 +174,11 @@ er_status er_codebook_s8__avx2(const uint8_t *nibbles, const int8_t *table,
     const size_t ldn = er_nibble32_row_bytes(k);
     const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
     size_t j = 0;
-    for (; j + 4 <= n; j += 4) s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 4, ep);
-    for (; j < n; j++) s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 1, ep);
+    for (; j + 4 <= n; j += 4) {
+        const uint8_t *next = j + 8 <= n ? nibbles + (j + 4) * ldn : NULL;
+        s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 4, next, ep);
+    }
+    for (; j < n; j++) s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 1, NULL, ep);
     return ER_OK;
 }
 #endif /* __x86_64__ */
