@@ -138,5 +138,12 @@ void test_codebook(void) {
                 s8_case(s8, ns8, ms[c], ns[b], ks[a], (a + b + c) % 3 == 0, style);
                 f32_case(f32, nf32, ms[c], ns[b], ks[a], 1 + (unsigned)((a + b + c) % 8), style);
             }
+    /* Batch 1 rearranges x in chunks of 4096: one chunk, several, odd blocks. */
+    static const size_t long_ks[] = {4096, 4133, 8192 + 64 + 33, 3 * 4096 + 31};
+    for (size_t a = 0; a < sizeof long_ks / sizeof long_ks[0]; a++)
+        for (size_t m = 1; m <= 2; m++) {
+            s8_case(s8, ns8, m, 9, long_ks[a], (int)a & 1, (int)(a + m) & 15);
+            f32_case(f32, nf32, m, 5, long_ks[a], 4 + (unsigned)a, (int)a);
+        }
     errors(s8, ns8, f32, nf32);
 }
