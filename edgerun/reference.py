@@ -76,4 +76,27 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     if k > MAX_K_S8:
         raise ShapeError(f"gemm_s8: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
     acc = x.astype(np.int32) @ w.T.astype(np.int32)
+
+def codebook_f32(packed, bits, centroids, x, bias=None, relu=False, out=None):
+    """Weight-shared layer: w[j, p] = centroids[index(j, p)] with b-bit indices
+    packed by packing.pack_bits; y = x @ w.T (+ bias, relu), float32."""
+    from edgerun import packing
+
+    x = np.asarray(x, dtype=np.float32)
+    centroids = np.asarray(centroids, dtype=np.float32)
+    w = centroids[packing.unpack_bits(packed, bits, x.shape[1]).astype(np.intp)]
+    acc = (x @ w.T).astype(np.float32)
+    return epilogue(acc, None, None, bias, relu, None, out)
+
+
+def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None):
+    """The int8 codebook path: w[j, p] = table[index(j, p)] with 4-bit indices in
+    the nibble32 layout; int32 sums of x * w, then the epilogue."""
+    from edgerun import packing
+
+    x = np.asarray(x, dtype=np.int8)
+    table = np.asarray(table, dtype=np.int8)
+    w = table[packing.unpack_nibble32(nibbles, x.shape[1]).astype(np.intp)]
+    # int64 products summed exactly, then int32 as every kernel holds them
+    acc = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
     return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)

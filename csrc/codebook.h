@@ -1,0 +1,96 @@
+/* Shared by the variants of codebook_f32 and codebook_s8: the scalar pieces
+ * every SIMD body hands its leftovers to, so all variants decode the index
+ * layouts (edgerun/packing.py) in exactly one way. */
+#ifndef EDGERUN_CODEBOOK_H
+#define EDGERUN_CODEBOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgerun.h"
+
+/* codebook_f32 decodes this many weight rows into scratch at a time, so a SIMD
+ * tile can reuse each x load across several output columns. */
+#define ER_CODEBOOK_F32_ROWS 4
+
+/* Bytes of one packed row: ceil(k * bits / 8). */
+static inline size_t er_codebook_row_bytes(size_t k, unsigned bits) {
+    return (k * bits + 7) / 8;
+}
+
+/* Index p of a row packed LSB-first at `bits` bits (the generic path). */
+static inline unsigned er_codebook_index(const uint8_t *row, unsigned bits, size_t p) {
+    size_t bit = p * bits;
+    unsigned shift = (unsigned)(bit & 7);
+    unsigned v = row[bit >> 3];
+    /* Only read the next byte when the index straddles it: the last index of
+     * a row may end exactly on the row's last byte. */
+    if (shift + bits > 8) v |= (unsigned)row[(bit >> 3) + 1] << 8;
+    return (v >> shift) & ((1u << bits) - 1u);
+}
+
+/* w[p] = centroids[index(p)] for p in [0, k).  The widths that divide a byte
+ * evenly (1, 2, 4, 8) take whole bytes at a time; the others go bit by bit. */
+static inline void er_codebook_decode_row(const uint8_t *row, unsigned bits,
+                                          const float *centroids, size_t k, float *w) {
+    size_t p = 0;
+    switch (bits) {
+    case 8:
+        for (; p < k; p++) w[p] = centroids[row[p]];
+        return;
+    case 4:
+        for (; p + 2 <= k; p += 2) {
+            unsigned b = row[p >> 1];
+            w[p] = centroids[b & 15u];
+            w[p + 1] = centroids[b >> 4];
+        }
+        break;
+    case 2:
+        for (; p + 4 <= k; p += 4) {
+            unsigned b = row[p >> 2];
+            w[p] = centroids[b & 3u];
+            w[p + 1] = centroids[(b >> 2) & 3u];
+            w[p + 2] = centroids[(b >> 4) & 3u];
+            w[p + 3] = centroids[b >> 6];
+        }
+        break;
+    case 1:
+        for (; p + 8 <= k; p += 8) {
+            unsigned b = row[p >> 3];
+            for (unsigned t = 0; t < 8; t++) w[p + t] = centroids[(b >> t) & 1u];
+        }
+        break;
+    default:
+        break;
+    }
+    for (; p < k; p++) w[p] = centroids[er_codebook_index(row, bits, p)];
+}
+
+/* Sequential float dot product: the scalar order the SIMD variants approximate. */
+static inline float er_codebook_dot_f32(const float *x, const float *w, size_t k) {
+    float acc = 0.0f;
+    for (size_t p = 0; p < k; p++) acc += x[p] * w[p];
+    return acc;
+}
+
+/* Bytes of one nibble32 row: ceil(k / 32) blocks of 16 bytes. */
+static inline size_t er_nibble32_row_bytes(size_t k) { return (k + 31) / 32 * 16; }
+
+/* Index p of a nibble32 row: block p/32, byte p%16, low nibble for the first
+ * 16 indices of the block and high nibble for the next 16. */
+static inline unsigned er_nibble32_index(const uint8_t *row, size_t p) {
+    unsigned b = row[(p >> 5) * 16 + (p & 15)];
+    return (p & 16) ? b >> 4 : b & 15u;
+}
+
+/* sum_{p in [begin, end)} table[index(p)] * x[p] for one nibble32 row: the
+ * whole scalar kernel, and the tail block of every SIMD variant. */
+static inline int32_t er_codebook_s8_dot(const uint8_t *row, const int8_t *table,
+                                         const int8_t *x, size_t begin, size_t end) {
+    int32_t acc = 0;
+    for (size_t p = begin; p < end; p++)
+        acc += (int32_t)table[er_nibble32_index(row, p)] * (int32_t)x[p];
+    return acc;
+}
+
+#endif

@@ -1,0 +1,283 @@
+/* codebook_f32 and codebook_s8 for x86-64 AVX2.
+ *
+ * codebook_s8 turns 16 bytes of nibbles into 32 int8 weights with one
+ * vpshufb against the 16-entry table (held in both 128-bit lanes), then runs
+ * the int8 dot product of an int8 GEMM.  At batch 1 the kernel is bound by
+ * the bytes of weights it reads, and 4-bit indices are half of int8 weights. */
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+#include <string.h>
+
+#include "codebook.h"
+#include "edgerun.h"
+#include "epilogue.h"
+
+/* The tile bodies take their shape as constant arguments and are inlined into
+ * each call site, so the compiler unrolls the small loops and keeps the
+ * accumulator arrays in registers. */
+#define ER_INLINE static inline __attribute__((always_inline))
+
+/* Sums of four int32 vectors, one per output lane. */
+ER_INLINE __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+}
+
+ER_INLINE __m128 hsum4_ps(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+/* ---- codebook_f32 ----------------------------------------------------------- */
+
+/* acc[i][j] = x row i . decoded row j, for mr x rows and nr decoded rows. */
+ER_INLINE void f32_tile(const float *x, const float *w, size_t k, const int mr,
+                        const int nr, float out[2][ER_CODEBOOK_F32_ROWS]) {
+    __m256 acc[2][ER_CODEBOOK_F32_ROWS];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < ER_CODEBOOK_F32_ROWS; j++) acc[i][j] = _mm256_setzero_ps();
+    size_t p = 0;
+    for (; p + 8 <= k; p += 8) {
+        __m256 xv[2];
+        for (int i = 0; i < mr; i++) xv[i] = _mm256_loadu_ps(x + i * k + p);
+        for (int j = 0; j < nr; j++) {
+            __m256 wv = _mm256_loadu_ps(w + j * k + p);
+            for (int i = 0; i < mr; i++) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float lanes[4];
+        _mm_storeu_ps(lanes, hsum4_ps(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+        for (int j = 0; j < nr; j++)
+            out[i][j] = lanes[j] + er_codebook_dot_f32(x + i * k + p, w + j * k + p, k - p);
+    }
+}
+
+/* Rows [j0, j0 + nr) of the output, already decoded in w. */
+ER_INLINE void f32_columns(const float *x, const float *w, size_t m, size_t k, size_t j0,
+                           const int nr, const er_epilogue *ep) {
+    float out[2][ER_CODEBOOK_F32_ROWS];
+    size_t i = 0;
+    for (; i + 2 <= m; i += 2) {
+        f32_tile(x + i * k, w, k, 2, nr, out);
+        for (int a = 0; a < 2; a++)
+            for (int j = 0; j < nr; j++) er_store(ep, i + a, j0 + j, out[a][j]);
+    }
+    if (i < m) {
+        f32_tile(x + i * k, w, k, 1, nr, out);
+        for (int j = 0; j < nr; j++) er_store(ep, i, j0 + j, out[0][j]);
+    }
+}
+
+er_status er_codebook_f32__avx2(const uint8_t *packed, unsigned bits,
+                                const float *centroids, const float *x, size_t m,
+                                size_t n, size_t k, const er_epilogue *ep,
+                                void *scratch) {
+    if (!packed || !centroids || !x || !er_epilogue_ok(ep, n) || (k && !scratch))
+        return ER_ERR_ARGUMENT;
+    if (bits < 1 || bits > 8) return ER_ERR_ARGUMENT;
+    const size_t stride = er_codebook_row_bytes(k, bits);
+    float *w = scratch;
+    size_t j = 0;
+    for (; j + ER_CODEBOOK_F32_ROWS <= n; j += ER_CODEBOOK_F32_ROWS) {
+        for (int r = 0; r < ER_CODEBOOK_F32_ROWS; r++)
+            er_codebook_decode_row(packed + (j + r) * stride, bits, centroids, k, w + r * k);
+        f32_columns(x, w, m, k, j, ER_CODEBOOK_F32_ROWS, ep);
+    }
+    for (; j < n; j++) {
+        er_codebook_decode_row(packed + j * stride, bits, centroids, k, w);
+        f32_columns(x, w, m, k, j, 1, ep);
+    }
+    return ER_OK;
+}
+
+/* ---- codebook_s8 ------------------------------------------------------------ */
+
+/* 32 int8 weights of one nibble32 block in k order: the 16 bytes go to both
+ * lanes, the high lane is shifted right by 4 so that it holds the high nibbles,
+ * and one table lookup per byte does the rest (vpshufb reads the low 4 bits;
+ * the mask clears bit 7, which would otherwise select zero). */
+ER_INLINE __m256i s8_weights(const uint8_t *block, __m256i table, __m256i lane_shift,
+                             __m256i low4) {
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)block));
+    v = _mm256_and_si256(_mm256_srlv_epi64(v, lane_shift), low4);
+    return _mm256_shuffle_epi8(table, v);
+}
+
+/* Int32 dot products of mr rows of x with nr nibble32 rows over `blocks` full
+ * blocks of 32.  vpmaddubsw multiplies unsigned by signed bytes and adds pairs
+ * into saturating int16: with |x| as the unsigned operand and x's sign moved
+ * onto w (vpsignb), both are within 127 and a pair stays <= 2*127*127 = 32258,
+ * so nothing saturates and the sums are exact. */
+ER_INLINE void s8_tile(const uint8_t *nib, size_t ldn, const int8_t *x, size_t ldx,
+                       size_t blocks, __m256i table, const int mr, const int nr,
+                       const uint8_t *next, int32_t out[2][4]) {
+    const __m256i lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[2][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_si256();
+    for (size_t b = 0; b < blocks; b++) {
+        /* The 4 rows of a tile are 64 * blocks contiguous bytes, and so is
+         * the next tile: fetching one of its lines per block keeps the
+         * stream ahead of the lookups, which the hardware prefetcher alone
+         * does not (measured at batch 1, 4096 x 4096). */
+        if (next) _mm_prefetch((const char *)(next + 64 * b), _MM_HINT_T0);
+        __m256i xs[2], xa[2];
+        for (int i = 0; i < mr; i++) {
+            xs[i] = _mm256_loadu_si256((const __m256i *)(x + i * ldx + 32 * b));
+            xa[i] = _mm256_abs_epi8(xs[i]);
+        }
+        for (int j = 0; j < nr; j++) {
+            __m256i w = s8_weights(nib + j * ldn + 16 * b, table, lane_shift, low4);
+            for (int i = 0; i < mr; i++) {
+                __m256i pairs = _mm256_maddubs_epi16(xa[i], _mm256_sign_epi8(w, xs[i]));
+                acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        _mm_storeu_si128((__m128i *)out[i], hsum4_epi32(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+}
+
+/* Output columns [j0, j0 + nr) for every row of x. */
+ER_INLINE void s8_columns(const uint8_t *nib, size_t ldn, const int8_t *table8,
+                          __m256i table, const int8_t *x, size_t m, size_t k, size_t j0,
+                          const int nr, const uint8_t *next, const er_epilogue *ep) {
+    const size_t blocks = k / 32, done = blocks * 32;
+    int32_t out[2][4];
+    size_t i = 0;
+    /* Two x rows share each decoded weight vector; the nr weight rows (a few
+     * KB) stay in L1 while every x row passes over them. */
+    for (; i + 2 <= m; i += 2) {
+        s8_tile(nib, ldn, x + i * k, k, blocks, table, 2, nr, i == 0 ? next : NULL, out);
+        for (int a = 0; a < 2; a++)
+            for (int j = 0; j < nr; j++)
+                er_store_s32(ep, i + a, j0 + j,
+                             out[a][j] + er_codebook_s8_dot(nib + j * ldn, table8,
+                                                            x + (i + a) * k, done, k));
+    }
+    if (i < m) {
+        s8_tile(nib, ldn, x + i * k, k, blocks, table, 1, nr, i == 0 ? next : NULL, out);
+        for (int j = 0; j < nr; j++)
+            er_store_s32(ep, i, j0 + j,
+                         out[0][j] + er_codebook_s8_dot(nib + j * ldn, table8, x + i * k, done, k));
+    }
+}
+
+/* ---- codebook_s8 at batch 1 --------------------------------------------------
+ * m = 1 is the case that matters (a layer applied to one input), and there
+ * every vector op counts: the kernel runs from cache at about 3 ops a cycle.
+ * So it takes two blocks per step: one 32-byte load holds blocks b and b+1,
+ * its low nibbles are p = 0..15 of both and its high nibbles p = 16..31 of
+ * both, and x is rearranged once per call into that order (with |x| beside
+ * it).  That is 6.5 vector ops per weight row and block instead of 7.25. */
+
+/* x values per stack chunk: 4096 (8 KB of rearranged x). */
+#define ER_CB_M1_PAIRS 64
+
+/* For each pair q of blocks: x in lookup order (low-nibble half, high-nibble
+ * half of both blocks), then the absolute values of both: 128 bytes. */
+static void m1_prepare_x(const int8_t *x, size_t pairs, int8_t *buf) {
+    for (size_t q = 0; q < pairs; q++) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(x + 64 * q));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(x + 64 * q + 32));
+        __m256i lo = _mm256_permute2x128_si256(a, b, 0x20);
+        __m256i hi = _mm256_permute2x128_si256(a, b, 0x31);
+        __m256i *dst = (__m256i *)(buf + 128 * q);
+        _mm256_store_si256(dst, lo);
+        _mm256_store_si256(dst + 1, hi);
+        _mm256_store_si256(dst + 2, _mm256_abs_epi8(lo));
+        _mm256_store_si256(dst + 3, _mm256_abs_epi8(hi));
+    }
+}
+
+/* acc[j] += x . row j over `pairs` block pairs (the same exact vpmaddubsw
+ * step as s8_tile). */
+ER_INLINE void m1_tile(const uint8_t *nib, size_t ldn, const int8_t *buf, size_t pairs,
+                       __m256i table, const int nr, const uint8_t *next, __m256i acc[4]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t q = 0; q < pairs; q++) {
+        if (next) { /* 128 bytes of the next tile per 128 bytes of this one */
+            _mm_prefetch((const char *)(next + 128 * q), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + 128 * q + 64), _MM_HINT_T0);
+        }
+        const __m256i *xq = (const __m256i *)(buf + 128 * q);
+        const __m256i xl = _mm256_load_si256(xq), xh = _mm256_load_si256(xq + 1);
+        const __m256i al = _mm256_load_si256(xq + 2), ah = _mm256_load_si256(xq + 3);
+        for (int j = 0; j < nr; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(nib + j * ldn + 32 * q));
+            __m256i wl = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low4));
+            __m256i wh = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(al, _mm256_sign_epi8(wl, xl)), ones));
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(ah, _mm256_sign_epi8(wh, xh)), ones));
+        }
+    }
+}
+
+/* Output columns [j0, j0 + nr) at m = 1. */
+ER_INLINE void m1_columns(const uint8_t *nib, size_t ldn, const int8_t *table8, __m256i table,
+                          const int8_t *x, size_t k, int8_t *buf, int prepared, size_t j0,
+                          const int nr, const uint8_t *next, const er_epilogue *ep) {
+    const size_t blocks = k / 32, pairs = blocks / 2;
+    __m256i acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm256_setzero_si256();
+    for (size_t c = 0; c < pairs; c += ER_CB_M1_PAIRS) {
+        size_t np = pairs - c < ER_CB_M1_PAIRS ? pairs - c : ER_CB_M1_PAIRS;
+        if (!prepared) m1_prepare_x(x + 64 * c, np, buf);
+        m1_tile(nib + 32 * c, ldn, buf, np, table, nr, next ? next + 128 * c : NULL, acc);
+    }
+    int32_t out[2][4];
+    size_t done = 64 * pairs;
+    if (blocks & 1) { /* the odd last full block, one block at a time */
+        s8_tile(nib + 16 * (blocks - 1), ldn, x + done, k, 1, table, 1, nr, NULL, out);
+        done += 32;
+    } else {
+        memset(out, 0, sizeof out);
+    }
+    int32_t sums[4];
+    _mm_storeu_si128((__m128i *)sums, hsum4_epi32(acc[0], acc[1], acc[2], acc[3]));
+    for (int j = 0; j < nr; j++)
+        er_store_s32(ep, 0, j0 + j,
+                     sums[j] + out[0][j] + er_codebook_s8_dot(nib + j * ldn, table8, x, done, k));
+}
+
+static void m1_all(const uint8_t *nibbles, size_t ldn, const int8_t *table8, __m256i table,
+                   const int8_t *x, size_t n, size_t k, const er_epilogue *ep) {
+    _Alignas(32) int8_t buf[ER_CB_M1_PAIRS * 128];
+    const size_t pairs = k / 64;
+    /* One chunk: rearrange x once for all rows; more: once per tile and chunk. */
+    const int prepared = pairs <= ER_CB_M1_PAIRS;
+    if (prepared) m1_prepare_x(x, pairs, buf);
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint8_t *next = j + 8 <= n ? nibbles + (j + 4) * ldn : NULL;
+        m1_columns(nibbles + j * ldn, ldn, table8, table, x, k, buf, prepared, j, 4, next, ep);
+    }
+    for (; j < n; j++)
+        m1_columns(nibbles + j * ldn, ldn, table8, table, x, k, buf, prepared, j, 1, NULL, ep);
+}
+
+er_status er_codebook_s8__avx2(const uint8_t *nibbles, const int8_t *table,
+                               const int8_t *x, size_t m, size_t n, size_t k,
+                               const er_epilogue *ep) {
+    if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
+    if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
+    const size_t ldn = er_nibble32_row_bytes(k);
+    const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
+    if (m == 1) {
+        m1_all(nibbles, ldn, table, tab, x, n, k, ep);
+        return ER_OK;
+    }
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint8_t *next = j + 8 <= n ? nibbles + (j + 4) * ldn : NULL;
+        s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 4, next, ep);
+    }
+    for (; j < n; j++) s8_columns(nibbles + j * ldn, ldn, table, tab, x, m, k, j, 1, NULL, ep);
+    return ER_OK;
+}
+#endif /* __x86_64__ */
