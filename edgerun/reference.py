@@ -76,6 +76,8 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     if k > MAX_K_S8:
         raise ShapeError(f"gemm_s8: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
     acc = x.astype(np.int32) @ w.T.astype(np.int32)
+    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
+
 
 def codebook_f32(packed, bits, centroids, x, bias=None, relu=False, out=None):
     """Weight-shared layer: w[j, p] = centroids[index(j, p)] with b-bit indices
