@@ -102,3 +102,47 @@ def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_
     # int64 products summed exactly, then int32 as every kernel holds them
     acc = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
     return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
+
+
+def _csr_rows(indptr):
+    """(first entry, entry count) of each row of an absolute indptr, as int64."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    if indptr.ndim != 1 or indptr.shape[0] < 1:
+        raise ShapeError(f"indptr must be 1-D with rows + 1 items, got shape {indptr.shape}")
+    return indptr[:-1], indptr[1:] - indptr[:-1]
+
+
+def spmm_csr_f32(indptr, indices, values, x, bias=None, relu=False, out=None):
+    """y [m, n] = x [m, k] @ W.T for a CSR W [n, k], then the epilogue.
+
+    Each output sums values[e] * x[i, indices[e]] over its row's entries in entry
+    order, in float32 (product rounded, then added), as the C kernels do.  The
+    loop runs over entry position t and handles every row that has a t-th entry
+    at once, so its length is the longest row, not the number of entries."""
+    x = np.asarray(x, dtype=np.float32)
+    start, length = _csr_rows(indptr)
+    indices = np.asarray(indices).astype(np.int64)
+    values = np.asarray(values, dtype=np.float32)
+    acc = np.zeros((x.shape[0], start.shape[0]), dtype=np.float32)
+    for t in range(int(length.max()) if length.size else 0):
+        rows = np.nonzero(length > t)[0]
+        e = start[rows] + t
+        acc[:, rows] += values[e][None, :] * x[:, indices[e]]
+    return epilogue(acc, bias=bias, relu=relu, out=out)
+
+
+def spmm_csr_s8(indptr, indices, values, x, x_scale, w_scale, bias=None, relu=False,
+                out_scale=None, out=None):
+    """int8 CSR W [n, k] times int8 x [m, k]: int32 sums (exact, in int64 here),
+    then the epilogue with x_scale [m] and w_scale [n]."""
+    x = np.asarray(x)
+    start, length = _csr_rows(indptr)
+    n, k = start.shape[0], x.shape[1]
+    indices = np.asarray(indices).astype(np.int64)
+    values = np.asarray(values).astype(np.int64)
+    row_of_entry = np.repeat(np.arange(n), length)
+    entries = np.arange(start[0], start[0] + length.sum()) if n else np.zeros(0, np.int64)
+    dense = np.zeros((n, k), dtype=np.int64)
+    np.add.at(dense, (row_of_entry, indices[entries]), values[entries])  # repeats add up
+    acc = (x.astype(np.int64) @ dense.T).astype(np.int32)
+    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)

@@ -1,0 +1,307 @@
+/* spmm_csr_f32 / spmm_csr_s8 for x86-64 AVX2.
+ *
+ * m == 1: a gather per row, 16 entries per step (two 8-lane gathers) into two
+ *   accumulators.  The float sum is reordered (within tolerance of the scalar);
+ *   the int32 sum is exact in any order.
+ * m > 1: x is transposed once into scratch ([k, m]), so a nonzero scales a
+ *   contiguous vector of the batch and each output is still summed in entry order
+ *   (float: mul then add, never FMA), which keeps the batch path bit-exact with
+ *   the scalar C.  Leftover batch lanes go to the scalar helper of spmm_csr.h. */
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "edgerun.h"
+#include "epilogue.h"
+#include "spmm_csr.h"
+
+/* Eight consecutive indices as int32 lanes (indices < 2^31: k is a size_t but
+ * a u32 index into x must also be a valid gather offset; the loader caps k). */
+static inline __m256i load_idx8_u16(const uint16_t *p) {
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+static inline __m256i load_idx8_u32(const uint32_t *p) {
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Store 8 float accumulators of row j, batch lanes i .. i+7. */
+static inline void store8_f32(const er_epilogue *ep, size_t i, size_t j, __m256 acc) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    for (int l = 0; l < 8; l++) er_store(ep, i + l, j, lanes[l]);
+}
+
+/* The products of the int8 path, in 16-bit lanes: a pair of entries (p0, v0),
+ * (p1, v1) is interleaved so that one vpmaddwd gives x[p0]*v0 + x[p1]*v1 per
+ * batch lane, exactly (|x|, |v| <= 128: no int16 overflow, no saturation).
+ * vpunpck{l,h}wd work within 128-bit halves, so accumulator `lo` holds batch
+ * lanes {0-3, 8-11} and `hi` holds {4-7, 12-15}; store16 puts them back. */
+static inline void store16_s32(const er_epilogue *ep, size_t i, size_t j, __m256i lo,
+                               __m256i hi) {
+    int32_t lanes[16];
+    _mm256_storeu_si256((__m256i *)lanes, _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256((__m256i *)(lanes + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    for (int l = 0; l < 16; l++) er_store_s32(ep, i + l, j, lanes[l]);
+}
+
+static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, __m128i lo,
+                              __m128i hi) {
+    int32_t lanes[8];
+    _mm_storeu_si128((__m128i *)lanes, lo);
+    _mm_storeu_si128((__m128i *)(lanes + 4), hi);
+    for (int l = 0; l < 8; l++) er_store_s32(ep, i + l, j, lanes[l]);
+}
+
+/* Broadcast of a pair of int8 weights as the int16 pair (v0, v1) of every lane. */
+static inline int32_t pair16(int8_t v0, int8_t v1) {
+    return (int32_t)((uint32_t)(uint16_t)(int16_t)v0 | ((uint32_t)(uint16_t)(int16_t)v1 << 16));
+}
+
+#define ER_SPMM_CSR_AVX2(IDX, idx_t)                                                         \
+    /* ---- float, m == 1: gather x per row. */                                              \
+    static void f32_gather_##IDX(const er_csr *w, const float *x, const er_epilogue *ep) {  \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const float *values = (const float *)w->values;                                      \
+        for (size_t j = 0; j < w->rows; j++) {                                               \
+            size_t e = w->indptr[j], end = w->indptr[j + 1];                                 \
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                       \
+            for (; e + 16 <= end; e += 16) {                                                 \
+                __m256 g0 = _mm256_i32gather_ps(x, load_idx8_##IDX(indices + e), 4);         \
+                __m256 g1 = _mm256_i32gather_ps(x, load_idx8_##IDX(indices + e + 8), 4);     \
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(values + e), g0, a0);                   \
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(values + e + 8), g1, a1);               \
+            }                                                                                \
+            if (e + 8 <= end) {                                                              \
+                __m256 g0 = _mm256_i32gather_ps(x, load_idx8_##IDX(indices + e), 4);         \
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(values + e), g0, a0);                   \
+                e += 8;                                                                      \
+            }                                                                                \
+            float acc = hsum_ps(_mm256_add_ps(a0, a1));                                      \
+            acc += er_spmm_dot_f32_##IDX(indices, values, e, end, x);                        \
+            er_store(ep, 0, j, acc);                                                         \
+        }                                                                                    \
+    }                                                                                        \
+    /* ---- float, m > 1: 32 batch lanes of one row per pass over its entries. */           \
+    static void f32_row_chunk32_##IDX(const er_csr *w, size_t j, const float *xt, size_t m, \
+                                      size_t i, const er_epilogue *ep) {                     \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const float *values = (const float *)w->values;                                      \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++) {                           \
+            const float *col = xt + (size_t)indices[e] * m + i;                              \
+            __m256 v = _mm256_set1_ps(values[e]);                                            \
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(v, _mm256_loadu_ps(col)));                  \
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(v, _mm256_loadu_ps(col + 8)));              \
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(v, _mm256_loadu_ps(col + 16)));             \
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(v, _mm256_loadu_ps(col + 24)));             \
+        }                                                                                    \
+        store8_f32(ep, i, j, a0);                                                            \
+        store8_f32(ep, i + 8, j, a1);                                                        \
+        store8_f32(ep, i + 16, j, a2);                                                       \
+        store8_f32(ep, i + 24, j, a3);                                                       \
+    }                                                                                        \
+    /* 8 batch lanes of four rows at once: one row alone would wait on the latency   */    \
+    /* of each add (its sum is a chain in entry order); four rows hide it.           */    \
+    static void f32_rows4_chunk8_##IDX(const er_csr *w, size_t j, const float *xt,          \
+                                       size_t m, size_t i, const er_epilogue *ep) {          \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const float *values = (const float *)w->values;                                      \
+        const uint32_t *ptr = w->indptr + j;                                                 \
+        size_t b0 = ptr[0], b1 = ptr[1], b2 = ptr[2], b3 = ptr[3];                           \
+        size_t n0 = ptr[1] - b0, n1 = ptr[2] - b1, n2 = ptr[3] - b2, n3 = ptr[4] - b3;       \
+        size_t common = n0 < n1 ? n0 : n1;                                                   \
+        common = common < n2 ? common : n2;                                                  \
+        common = common < n3 ? common : n3;                                                  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        for (size_t t = 0; t < common; t++) {                                                \
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_set1_ps(values[b0 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b0 + t] * m + i)));                    \
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_set1_ps(values[b1 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b1 + t] * m + i)));                    \
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_set1_ps(values[b2 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b2 + t] * m + i)));                    \
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(_mm256_set1_ps(values[b3 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b3 + t] * m + i)));                    \
+        }                                                                                    \
+        /* The rows' remaining entries, still in order after the common part. */            \
+        for (size_t t = common; t < n0; t++)                                                 \
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_set1_ps(values[b0 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b0 + t] * m + i)));                    \
+        for (size_t t = common; t < n1; t++)                                                 \
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_set1_ps(values[b1 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b1 + t] * m + i)));                    \
+        for (size_t t = common; t < n2; t++)                                                 \
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_set1_ps(values[b2 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b2 + t] * m + i)));                    \
+        for (size_t t = common; t < n3; t++)                                                 \
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(_mm256_set1_ps(values[b3 + t]),             \
+                 _mm256_loadu_ps(xt + (size_t)indices[b3 + t] * m + i)));                    \
+        store8_f32(ep, i, j, a0);                                                            \
+        store8_f32(ep, i, j + 1, a1);                                                        \
+        store8_f32(ep, i, j + 2, a2);                                                        \
+        store8_f32(ep, i, j + 3, a3);                                                        \
+    }                                                                                        \
+    static void f32_row_chunk8_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,  \
+                                     size_t i, const er_epilogue *ep) {                      \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const float *values = (const float *)w->values;                                      \
+        __m256 a0 = _mm256_setzero_ps();                                                     \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++)                             \
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_set1_ps(values[e]),                  \
+                 _mm256_loadu_ps(xt + (size_t)indices[e] * m + i)));                         \
+        store8_f32(ep, i, j, a0);                                                            \
+    }                                                                                        \
+    static void f32_batch_##IDX(const er_csr *w, const float *xt, size_t m,                 \
+                                const er_epilogue *ep) {                                     \
+        size_t m32 = m / 32 * 32, m8 = m / 8 * 8;                                            \
+        size_t j = 0;                                                                        \
+        for (; j + 4 <= w->rows; j += 4) {                                                   \
+            for (size_t r = 0; r < 4; r++)                                                   \
+                for (size_t i = 0; i < m32; i += 32)                                         \
+                    f32_row_chunk32_##IDX(w, j + r, xt, m, i, ep);                           \
+            for (size_t i = m32; i < m8; i += 8) f32_rows4_chunk8_##IDX(w, j, xt, m, i, ep); \
+            for (size_t r = 0; r < 4; r++)                                                   \
+                er_spmm_batch_tail_f32_##IDX(w, j + r, xt, m, m8, ep);                       \
+        }                                                                                    \
+        for (; j < w->rows; j++) {                                                           \
+            for (size_t i = 0; i < m32; i += 32) f32_row_chunk32_##IDX(w, j, xt, m, i, ep);  \
+            for (size_t i = m32; i < m8; i += 8) f32_row_chunk8_##IDX(w, j, xt, m, i, ep);   \
+            er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m8, ep);                               \
+        }                                                                                    \
+    }                                                                                        \
+    /* ---- int8, m == 1: gather from x widened to 32-bit lanes (xw, in scratch). */        \
+    static void s8_gather_##IDX(const er_csr *w, const int8_t *x, const int32_t *xw,        \
+                                const er_epilogue *ep) {                                     \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const int8_t *values = (const int8_t *)w->values;                                    \
+        for (size_t j = 0; j < w->rows; j++) {                                               \
+            size_t e = w->indptr[j], end = w->indptr[j + 1];                                 \
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                    \
+            for (; e + 16 <= end; e += 16) {                                                 \
+                __m256i g0 = _mm256_i32gather_epi32((const int *)xw,                         \
+                                                    load_idx8_##IDX(indices + e), 4);        \
+                __m256i g1 = _mm256_i32gather_epi32((const int *)xw,                         \
+                                                    load_idx8_##IDX(indices + e + 8), 4);    \
+                __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(values + e))); \
+                /* weights as int32 lanes (v, 0): int16 v in the low half, zero above */     \
+                __m256i v0 = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(v));               \
+                __m256i v1 = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1));          \
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(g0, v0));                        \
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(g1, v1));                        \
+            }                                                                                \
+            int32_t acc = hsum_epi32(_mm256_add_epi32(a0, a1));                              \
+            acc += er_spmm_dot_s8_##IDX(indices, values, e, end, x);                         \
+            er_store_s32(ep, 0, j, acc);                                                     \
+        }                                                                                    \
+    }                                                                                        \
+    /* ---- int8, m > 1: pairs of entries through vpmaddwd, 16 then 8 batch lanes. */      \
+    static void s8_row_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,        \
+                             const er_epilogue *ep) {                                        \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const int8_t *values = (const int8_t *)w->values;                                    \
+        size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
+        size_t pairs_end = begin + (end - begin) / 2 * 2;                                    \
+        size_t i = 0;                                                                        \
+        for (; i + 16 <= m; i += 16) {                                                       \
+            __m256i lo = _mm256_setzero_si256(), hi = lo;                                    \
+            for (size_t e = begin; e < pairs_end; e += 2) {                                  \
+                __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e] * m + i)); \
+                __m256i b = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e + 1] * m + i)); \
+                __m256i v = _mm256_set1_epi32(pair16(values[e], values[e + 1]));             \
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v)); \
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v)); \
+            }                                                                                \
+            if (pairs_end < end) { /* an odd last entry, paired with a zero weight */        \
+                __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[pairs_end] * m + i)); \
+                __m256i v = _mm256_set1_epi32(pair16(values[pairs_end], 0));                 \
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, a), v)); \
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, a), v)); \
+            }                                                                                \
+            store16_s32(ep, i, j, lo, hi);                                                   \
+        }                                                                                    \
+        for (; i + 8 <= m; i += 8) {                                                         \
+            __m128i lo = _mm_setzero_si128(), hi = lo;                                       \
+            for (size_t e = begin; e < pairs_end; e += 2) {                                  \
+                __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e] * m + i)); \
+                __m128i b = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e + 1] * m + i)); \
+                __m128i v = _mm_set1_epi32(pair16(values[e], values[e + 1]));                \
+                lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), v));          \
+                hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), v));          \
+            }                                                                                \
+            if (pairs_end < end) {                                                           \
+                __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[pairs_end] * m + i)); \
+                __m128i v = _mm_set1_epi32(pair16(values[pairs_end], 0));                    \
+                lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, a), v));          \
+                hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, a), v));          \
+            }                                                                                \
+            store8_s32(ep, i, j, lo, hi);                                                    \
+        }                                                                                    \
+        er_spmm_batch_tail_s8_##IDX(w, j, xt, m, i, ep);                                     \
+    }
+
+ER_SPMM_CSR_AVX2(u16, uint16_t)
+ER_SPMM_CSR_AVX2(u32, uint32_t)
+
+er_status er_spmm_csr_f32__avx2(const er_csr *w, const float *x, size_t m,
+                                const er_epilogue *ep, void *scratch) {
+    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, m > 1);
+    if (st != ER_OK || m == 0 || w->rows == 0) return st;
+    int u16 = w->index_bytes == 2;
+    if (m == 1) {
+        if (u16)
+            f32_gather_u16(w, x, ep);
+        else
+            f32_gather_u32(w, x, ep);
+        return ER_OK;
+    }
+    float *xt = (float *)scratch;
+    er_spmm_transpose_f32(x, m, w->cols, xt);
+    if (u16)
+        f32_batch_u16(w, xt, m, ep);
+    else
+        f32_batch_u32(w, xt, m, ep);
+    return ER_OK;
+}
+
+er_status er_spmm_csr_s8__avx2(const er_csr *w, const int8_t *x, size_t m,
+                               const er_epilogue *ep, void *scratch) {
+    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, 1);
+    if (st != ER_OK || m == 0 || w->rows == 0) return st;
+    if ((st = er_spmm_csr_check_s8_rows(w)) != ER_OK) return st;
+    int u16 = w->index_bytes == 2;
+    if (m == 1) {
+        /* x[p] in the low 16 bits of a 32-bit lane, zero above: vpmaddwd of that
+         * lane with a sign-extended weight is x * v + 0 * (sign bits) = x * v. */
+        int32_t *xw = (int32_t *)scratch;
+        for (size_t p = 0; p < w->cols; p++) xw[p] = (int32_t)(uint16_t)(int16_t)x[p];
+        if (u16)
+            s8_gather_u16(w, x, xw, ep);
+        else
+            s8_gather_u32(w, x, xw, ep);
+        return ER_OK;
+    }
+    int16_t *xt = (int16_t *)scratch;
+    er_spmm_transpose_s8(x, m, w->cols, xt);
+    for (size_t j = 0; j < w->rows; j++) {
+        if (u16)
+            s8_row_u16(w, j, xt, m, ep);
+        else
+            s8_row_u32(w, j, xt, m, ep);
+    }
+    return ER_OK;
+}
+#endif /* __x86_64__ */
