@@ -175,6 +175,9 @@ def _check_streams(where, shape, encoding, bits, declared):
             expected["values"] = (VALUE_DTYPES, (nnz,))
             if need("values") == "int8":
                 expected["scale"] = (("float32",), (rows,))
+    missing = set(expected) - set(declared)
+    if missing:
+        _fail(where, f"missing stream(s) {sorted(missing)} for this {encoding} encoding")
     unknown = set(declared) - set(expected)
     if unknown:
         _fail(where, f"unexpected stream(s) {sorted(unknown)} for this {encoding} encoding")
