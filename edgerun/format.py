@@ -160,7 +160,8 @@ def _check_streams(where, shape, encoding, bits, declared):
     else:  # csr
         rows, cols = shape
         need("indptr")
-        index_dtype, index_shape = declared["indices"] if "indices" in declared else (need("indices"), ())
+        index_dtype = need("indices")
+        index_shape = declared["indices"][1]
         if len(index_shape) != 1:
             _fail(where, f"stream 'indices' must be 1-D, got shape {list(index_shape)}")
         nnz = index_shape[0]
