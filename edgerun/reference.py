@@ -106,7 +106,7 @@ def huffman_decode(code_lengths, data, n_out):
     Works on chunks of bits so memory stays bounded."""
     lengths = np.asarray(code_lengths).astype(np.int64)
     codes = huffman_codes(code_lengths)
-    data = np.frombuffer(np.ascontiguousarray(data, dtype=np.uint8).tobytes(), dtype=np.uint8)
+    data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
     n_out = int(n_out)
     if n_out < 0:
         raise ShapeError(f"n_out must be >= 0, got {n_out}")
@@ -122,7 +122,6 @@ def huffman_decode(code_lengths, data, n_out):
         symbol_of[start:start + span] = symbol
         length_of[start:start + span] = lengths[symbol]
     n_bits = data.size * 8
-    bits = np.concatenate([np.unpackbits(data), np.zeros(HUFFMAN_MAX_BITS, np.uint8)]).astype(np.int64)
     chunk = 1 << 18
     start, done = 0, 0
     while done < n_out:
@@ -130,9 +129,13 @@ def huffman_decode(code_lengths, data, n_out):
             raise FormatError("huffman stream ends before all symbols are decoded")
         end = min(start + chunk, n_bits)
         size = end - start
+        # the chunk's bits plus 16 bits of look-ahead (zeros past the end)
+        first = start // 8
+        bits = np.unpackbits(data[first:(end + HUFFMAN_MAX_BITS + 7) // 8]).astype(np.int64)
+        bits = np.concatenate([bits, np.zeros(HUFFMAN_MAX_BITS + 8, np.int64)])[start - 8 * first:]
         windows = np.zeros(size, dtype=np.int64)
         for j in range(HUFFMAN_MAX_BITS):
-            windows |= bits[start + j:end + j] << (HUFFMAN_MAX_BITS - 1 - j)
+            windows |= bits[j:size + j] << (HUFFMAN_MAX_BITS - 1 - j)
         step = length_of[windows]
         nxt = np.arange(start, end) + step
         bad = (step == 0) | (nxt > n_bits)
