@@ -365,6 +365,7 @@ def save(graph, path) -> None:
         raise FormatError(f"graph or metadata cannot be stored as JSON: {error}") from None
     if len(text) > MAX_HEADER_BYTES:
         raise FormatError(f"JSON header is {len(text)} bytes, more than the {MAX_HEADER_BYTES} allowed")
+    _check_header(json.loads(text), True, end)  # never write what load would refuse
     data_start = _align(PREAMBLE.size + len(text))
 
     path = os.fspath(path)
@@ -541,18 +542,24 @@ def _parse_tensor(name, value, strict):
     return {"shape": shape, "encoding": encoding, "bits": bits, "huffman": huffman, "streams": streams}
 
 
-def _parse(buf, size):
-    """Everything that can be checked without decoding the streams."""
-    header, version, header_length, data_start = _read_header(buf, size)
-    strict = version[1] <= MINOR  # a newer minor may add keys we do not know
+def _check_header(header, strict, data_length):
+    """Everything in the JSON header that can be checked without the data."""
     _dict(header, "header", ("graph", "tensors", "metadata"), strict=strict)
     inputs, outputs, nodes = _parse_graph(header["graph"], strict)
     tensors = {name: _parse_tensor(name, t, strict)
                for name, t in _dict(header["tensors"], "header 'tensors'", strict=False).items()}
     metadata = _dict(header["metadata"], "header 'metadata'", strict=False)
-    _check_layout(tensors, size - data_start)
-    return {"version": version, "header_length": header_length, "data_start": data_start, "inputs": inputs, "outputs": outputs,
-            "nodes": nodes, "tensors": tensors, "metadata": metadata}
+    _check_layout(tensors, data_length)
+    return {"inputs": inputs, "outputs": outputs, "nodes": nodes, "tensors": tensors, "metadata": metadata}
+
+
+def _parse(buf, size):
+    """Everything that can be checked without decoding the streams."""
+    header, version, header_length, data_start = _read_header(buf, size)
+    strict = version[1] <= MINOR  # a newer minor may add keys we do not know
+    parsed = _check_header(header, strict, size - data_start)
+    parsed.update(version=version, header_length=header_length, data_start=data_start)
+    return parsed
 
 
 def _check_layout(tensors, data_length):

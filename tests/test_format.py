@@ -12,7 +12,7 @@ import pytest
 import edgerun
 from edgerun import _backend, format as fmt, reference
 from edgerun.graph import Graph, GraphBuilder, Node, Tensor, ValueInfo
-from edgerun.packing import pack_bits, row_bytes
+from edgerun.packing import pack_bits
 
 
 # ---------------------------------------------------------------------------
@@ -612,3 +612,16 @@ def test_corrupt_huffman_payload_without_crc(rng, tmp_path):
         except edgerun.FormatError:
             outcomes.add("refused")
     assert "refused" in outcomes
+
+
+def test_save_refuses_what_load_would_refuse(rng, tmp_path):
+    path = tmp_path / "m.edgerun"
+    g = linear_graph(dense_tensor(rng, "float32"))
+    g.inputs[0].dtype = "complex128"
+    with pytest.raises(edgerun.FormatError, match="dtype"):
+        fmt.save(g, path)
+    g = linear_graph(dense_tensor(rng, "float32"))
+    g.metadata = ["not", "an", "object"]
+    with pytest.raises(edgerun.FormatError, match="metadata"):
+        fmt.save(g, path)
+    assert not path.exists()
