@@ -161,9 +161,10 @@ def _output(out, Py_ssize_t m, Py_ssize_t n, dtype):
     return out
 
 
-cdef float *_f32_ptr(v):
-    """Pointer into a contiguous float32 array (or NULL for None); the caller keeps v alive."""
-    cdef float[::1] view
+cdef const float *_f32_ptr(v):
+    """Pointer into a contiguous float32 array (or NULL for None); the caller keeps v alive.
+    Read-only arrays (views of a memory-mapped model file) are fine."""
+    cdef const float[::1] view
     if v is None:
         return NULL
     view = v

@@ -1,0 +1,691 @@
+"""Read and write .edgerun files: the only code that touches model bytes on disk.
+
+The layout is specified in docs/FORMAT.md.  In short: a 20-byte preamble
+(magic, version, header length), a JSON header, then 64-byte aligned
+little-endian streams.  Nothing in a file is executable and nothing is trusted:
+`load` validates every key, type, offset, length, CRC, Huffman stream and
+encoding invariant before a kernel can see the arrays, and raises FormatError
+naming the tensor and stream at fault.
+
+    save(graph, "model.edgerun")           # atomic: temp file + os.replace
+    graph = load("model.edgerun")          # mmap; plain streams are zero-copy views
+    info = inspect("model.edgerun")        # header and per-stream storage, CRC status
+"""
+import json
+import mmap
+import numbers
+import os
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from edgerun.errors import EdgerunError, FormatError
+from edgerun.graph import ENCODINGS, OPS, Graph, Node, Tensor, ValueInfo
+from edgerun.packing import row_bytes
+
+MAGIC = b"EDGERUN\0"
+MAJOR = 1
+MINOR = 0
+PREAMBLE = struct.Struct("<8sHHQ")  # magic, major, minor, header length: 20 bytes
+ALIGN = 64
+MAX_HEADER_BYTES = 16 << 20
+MAX_DIM = 2**31 - 1       # every dimension fits an int32 / size_t on any board
+MAX_NDIM = 8
+MAX_ELEMENTS = 2**40      # per stream; real bounds come from the file size
+MAX_NAME = 4096
+
+# The only dtypes a stream may have; all little-endian, none can hold objects.
+DTYPES = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "int8": np.dtype("i1"),
+    "uint8": np.dtype("u1"),
+    "uint16": np.dtype("<u2"),
+    "uint32": np.dtype("<u4"),
+}
+VALUE_DTYPES = ("float32", "float16", "int8")
+CENTROID_DTYPES = ("float32", "float16", "int8")
+VALUE_INFO_DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "float64")
+
+# Which stream may carry which transform (docs/FORMAT.md, "Transforms").
+TRANSFORMS = {("csr", "indptr"): "delta", ("csr", "indices"): "delta-rows"}
+# Integer streams worth Huffman coding when Tensor.huffman is set.
+HUFFMAN_CANDIDATES = {"codes", "indices", "indptr", "values"}
+HUFFMAN_TABLE_BYTES = 256  # what the code lengths cost, counted against Huffman
+
+
+# ---------------------------------------------------------------------------
+# small checked readers of JSON values
+
+def _fail(where, what):
+    raise FormatError(f"{where}: {what}")
+
+
+def _int(value, where, lo=0, hi=None):
+    if type(value) is not int:  # bool is an int subclass: refused too
+        _fail(where, f"expected an integer, got {type(value).__name__}")
+    if value < lo or (hi is not None and value > hi):
+        _fail(where, f"{value} is outside {lo}..{hi if hi is not None else 'inf'}")
+    return value
+
+
+def _str(value, where):
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
+        _fail(where, f"expected a non-empty string of at most {MAX_NAME} characters, got {value!r:.80}")
+    return value
+
+
+def _list(value, where):
+    if not isinstance(value, list):
+        _fail(where, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _dict(value, where, required=(), optional=(), strict=True):
+    """value as a dict with every required key; with strict, no unknown key.
+    A file of a newer minor version may add keys an older reader ignores."""
+    if not isinstance(value, dict):
+        _fail(where, f"expected an object, got {type(value).__name__}")
+    for key in required:
+        if key not in value:
+            _fail(where, f"missing key {key!r}")
+    if strict:
+        unknown = set(value) - set(required) - set(optional)
+        if unknown:
+            _fail(where, f"unknown key(s) {sorted(unknown)}")
+    return value
+
+
+def _shape(value, where):
+    """A shape: at most MAX_NDIM dims, each 0..MAX_DIM, product <= MAX_ELEMENTS
+    (computed with Python ints: no wrapping np.prod)."""
+    _list(value, where)
+    if len(value) > MAX_NDIM:
+        _fail(where, f"{len(value)} dimensions, at most {MAX_NDIM} allowed")
+    count = 1
+    for d in value:
+        count *= _int(d, f"{where} dimension", 0, MAX_DIM)
+    if count > MAX_ELEMENTS:
+        _fail(where, f"{count} elements, at most {MAX_ELEMENTS} allowed")
+    return tuple(value)
+
+
+def _elements(shape):
+    count = 1
+    for d in shape:
+        count *= d
+    return count
+
+
+def _align(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# ---------------------------------------------------------------------------
+# encodings: which streams, dtypes and shapes each one has, and its invariants
+
+def _check_streams(where, shape, encoding, bits, declared):
+    """declared {array: (dtype name, shape)} against what encoding requires
+    (graph.py): every required stream present, none unknown, each dtype allowed
+    and each shape exact."""
+    expected = {}  # array -> (allowed dtypes, shape)
+
+    def need(name):
+        if name not in declared:
+            _fail(where, f"{encoding} encoding needs a {name!r} stream")
+        return declared[name][0]
+
+    def centroids():
+        if bits is None:
+            _fail(where, "codes need 'bits'")
+        expected["centroids"] = (CENTROID_DTYPES, (1 << bits,))
+        if need("centroids") == "int8":
+            expected["scale"] = (("float32",), (1,))
+
+    if encoding == "dense":
+        expected["values"] = (VALUE_DTYPES, shape)
+        if need("values") == "int8":
+            if not shape:
+                _fail(where, "an int8 dense tensor needs a first dimension for its per-row scale")
+            expected["scale"] = (("float32",), (shape[0],))
+    elif len(shape) != 2:
+        _fail(where, f"a {encoding} tensor must be 2-D, got shape {list(shape)}")
+    elif encoding == "codebook":
+        rows, cols = shape
+        centroids()
+        need("codes")
+        expected["codes"] = (("uint8",), (rows, row_bytes(cols, bits)))
+    else:  # csr
+        rows, cols = shape
+        need("indptr")
+        index_dtype = need("indices")
+        index_shape = declared["indices"][1]
+        if len(index_shape) != 1:
+            _fail(where, f"stream 'indices' must be 1-D, got shape {list(index_shape)}")
+        nnz = index_shape[0]
+        expected["indptr"] = (("uint32",), (rows + 1,))
+        if index_dtype == "uint16" and cols > 65536:
+            _fail(where, f"stream 'indices' is uint16 but cols = {cols} > 65536 needs uint32")
+        expected["indices"] = (("uint16", "uint32"), (nnz,))
+        if "codes" in declared:
+            centroids()
+            expected["codes"] = (("uint8",), (nnz,))
+        else:
+            expected["values"] = (VALUE_DTYPES, (nnz,))
+            if need("values") == "int8":
+                expected["scale"] = (("float32",), (rows,))
+    missing = set(expected) - set(declared)
+    if missing:
+        _fail(where, f"missing stream(s) {sorted(missing)} for this {encoding} encoding")
+    unknown = set(declared) - set(expected)
+    if unknown:
+        _fail(where, f"unexpected stream(s) {sorted(unknown)} for this {encoding} encoding")
+    for name, (dtypes, want) in expected.items():
+        dtype, got = declared[name]
+        if dtype not in dtypes:
+            _fail(f"{where} stream {name!r}", f"dtype {dtype} not allowed here, expected one of {list(dtypes)}")
+        if tuple(got) != tuple(want):
+            _fail(f"{where} stream {name!r}", f"shape {list(got)} does not match the tensor, expected {list(want)}")
+
+
+def _check_indptr(where, indptr, nnz):
+    if indptr[0] != 0:
+        _fail(f"{where} stream 'indptr'", f"must start at 0, starts at {int(indptr[0])}")
+    if indptr.size > 1 and (np.diff(indptr.astype(np.int64)) < 0).any():
+        _fail(f"{where} stream 'indptr'", "must be non-decreasing")
+    if int(indptr[-1]) != nnz:
+        _fail(f"{where} stream 'indptr'", f"ends at {int(indptr[-1])}, expected nnz = {nnz}")
+
+
+def _check_no_minus_128(where, name, array):
+    if array.size and int(array.min()) == -128:
+        _fail(f"{where} stream {name!r}", "int8 values must be in [-127, 127], found -128")
+
+
+def _check_finite(where, name, array):
+    if not np.isfinite(array).all():
+        _fail(f"{where} stream {name!r}", "scale contains NaN or Inf")
+
+
+def _check_content(where, shape, encoding, bits, a):
+    """The invariants the kernels trust (csrc/edgerun.h), on arrays whose
+    dtypes and shapes _check_streams accepted."""
+    if encoding == "csr":
+        rows, cols = shape
+        _check_indptr(where, a["indptr"], a["indices"].shape[0])
+        if a["indices"].size and int(a["indices"].max()) >= cols:
+            _fail(f"{where} stream 'indices'", f"index {int(a['indices'].max())} >= cols = {cols}")
+        if "codes" in a and a["codes"].size and int(a["codes"].max()) >= 1 << bits:
+            _fail(f"{where} stream 'codes'", f"code {int(a['codes'].max())} >= 2**bits = {1 << bits}")
+    if encoding == "codebook":
+        rows, cols = shape
+        width = row_bytes(cols, bits)
+        used = cols * bits - 8 * (width - 1)  # bits of the last byte of a row in use
+        if width and used < 8 and (a["codes"][:, -1] >> used).any():
+            _fail(f"{where} stream 'codes'", "padding bits after the last code of a row must be zero")
+    for name in ("values", "centroids"):
+        if name in a and a[name].dtype == np.int8:
+            _check_no_minus_128(where, name, a[name])
+    if "scale" in a:
+        _check_finite(where, "scale", a["scale"])
+
+
+# ---------------------------------------------------------------------------
+# transforms that make integer streams Huffman-friendly
+
+def _delta(indptr):
+    """indptr -> first differences (row lengths), modulo 2**32."""
+    return np.diff(indptr.astype(np.int64), prepend=0).astype(np.uint32)
+
+
+def _undo_delta(stored):
+    return (np.cumsum(stored.astype(np.uint64)) & 0xFFFFFFFF).astype(np.uint32)
+
+
+def _delta_rows(indices, indptr):
+    """Each row's indices as differences from the previous index of the row;
+    the first of a row kept as is.  Modulo 2**width, so exact for any order."""
+    d = indices.astype(np.int64)
+    d[1:] -= indices[:-1].astype(np.int64)
+    counts = np.diff(indptr.astype(np.int64))
+    starts = indptr[:-1][counts > 0].astype(np.int64)
+    d[starts] = indices[starts]
+    return (d & (1 << 8 * indices.itemsize) - 1).astype(indices.dtype)
+
+
+def _undo_delta_rows(stored, indptr):
+    total = np.cumsum(stored.astype(np.uint64))  # < nnz * 2**32: no wrap
+    before = np.concatenate([np.zeros(1, np.uint64), total])[indptr[:-1].astype(np.int64)]
+    counts = np.diff(indptr.astype(np.int64))
+    mask = np.uint64((1 << 8 * stored.itemsize) - 1)
+    return ((total - np.repeat(before, counts)) & mask).astype(stored.dtype)
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _little_endian(array, where):
+    array = np.asarray(array)
+    name = array.dtype.name
+    if name not in DTYPES:
+        _fail(where, f"dtype {array.dtype} cannot be stored, allowed: {list(DTYPES)}")
+    return np.ascontiguousarray(array, dtype=DTYPES[name])
+
+
+def _stored_form(name, encoding, arrays, huffman):
+    """(payload uint8, stream extras) for one array: plain, or Huffman-coded
+    (after a transform) when that is smaller by more than the code table."""
+    from edgerun.compress import huffman as hf  # only the writer needs the encoder
+
+    array = arrays[name]
+    plain = array.reshape(-1).view(np.uint8)
+    if not huffman or name not in HUFFMAN_CANDIDATES or array.dtype.kind not in "iu" or array.size == 0:
+        return plain, {}
+    candidates = [(None, array)]
+    transform = TRANSFORMS.get((encoding, name))
+    if transform == "delta":
+        candidates = [(transform, _delta(array))]
+    elif transform == "delta-rows":
+        candidates.append((transform, _delta_rows(array, arrays["indptr"])))
+    best_bytes, best = plain.nbytes, (plain, {})
+    for transform, stored in candidates:
+        raw = stored.reshape(-1).view(np.uint8)
+        cost = (hf.encoded_bits(raw) + 7) // 8 + HUFFMAN_TABLE_BYTES
+        if cost < best_bytes:
+            lengths, payload = hf.encode(raw)
+            extras = {"huffman": {"code_lengths": lengths.tobytes().hex(), "decoded_length": raw.nbytes}}
+            if transform:
+                extras["transform"] = transform
+            best_bytes, best = cost, (payload, extras)
+    return best
+
+
+def _graph_json(graph):
+    def infos(values):
+        return [{"name": v.name, "shape": [None if d is None else int(d) for d in v.shape],
+                 "dtype": v.dtype} for v in values]
+
+    return {"inputs": infos(graph.inputs), "outputs": infos(graph.outputs),
+            "nodes": [{"op": n.op, "name": n.name, "inputs": list(n.inputs),
+                       "outputs": list(n.outputs), "attrs": dict(n.attrs)} for n in graph.nodes]}
+
+
+def save(graph, path) -> None:
+    """Write graph to path as .edgerun, atomically (a temp file in the same
+    directory, fsync'd, then os.replace): readers see the old file or the new
+    one, never half of one.  Raises FormatError if the graph cannot be stored."""
+    if not isinstance(graph, Graph):
+        raise FormatError(f"save expects an edgerun Graph, got {type(graph).__name__}")
+    _check_graph(graph)
+    tensors, blobs, end = {}, [], 0
+    for key, tensor in graph.tensors.items():
+        where = f"tensor {key!r}"
+        if tensor.name != key:
+            _fail(where, f"is stored under the name {tensor.name!r}")
+        if tensor.encoding not in ENCODINGS:
+            _fail(where, f"unknown encoding {tensor.encoding!r}, expected one of {list(ENCODINGS)}")
+        if not all(isinstance(d, numbers.Integral) for d in tensor.shape):
+            _fail(where, f"shape {tensor.shape} must hold integers")
+        shape = _shape([int(d) for d in tensor.shape], f"{where} shape")
+        bits = tensor.bits if tensor.bits is None else _int(int(tensor.bits), f"{where} bits", 1, 8)
+        arrays = {name: _little_endian(a, f"{where} stream {name!r}") for name, a in tensor.arrays.items()}
+        _check_streams(where, shape, tensor.encoding, bits,
+                       {name: (a.dtype.name, a.shape) for name, a in arrays.items()})
+        _check_content(where, shape, tensor.encoding, bits, arrays)
+        streams = {}
+        for name, array in arrays.items():
+            payload, extras = _stored_form(name, tensor.encoding, arrays, tensor.huffman)
+            length = int(payload.nbytes)
+            offset = _align(end) if length else 0  # empty streams point at 0
+            if length:
+                blobs.append((offset, payload))
+                end = offset + length
+            streams[name] = {"dtype": array.dtype.name, "shape": list(array.shape), "offset": offset,
+                             "length": length, "crc32": zlib.crc32(payload), **extras}
+        entry = {"shape": list(shape), "encoding": tensor.encoding, "huffman": bool(tensor.huffman),
+                 "streams": streams}
+        if bits is not None:
+            entry["bits"] = bits
+        tensors[key] = entry
+    header = {"graph": _graph_json(graph), "tensors": tensors, "metadata": graph.metadata}
+    try:
+        text = json.dumps(header, separators=(",", ":"), allow_nan=False, ensure_ascii=False,
+                          default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        raise FormatError(f"graph or metadata cannot be stored as JSON: {error}") from None
+    if len(text) > MAX_HEADER_BYTES:
+        raise FormatError(f"JSON header is {len(text)} bytes, more than the {MAX_HEADER_BYTES} allowed")
+    _check_header(json.loads(text), True, end)  # never write what load would refuse
+    data_start = _align(PREAMBLE.size + len(text))
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".edgerun-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(PREAMBLE.pack(MAGIC, MAJOR, MINOR, len(text)))
+            f.write(text)
+            f.write(b"\0" * (data_start - PREAMBLE.size - len(text)))
+            position = 0
+            for offset, payload in blobs:
+                f.write(b"\0" * (offset - position))
+                f.write(memoryview(payload))
+                position = offset + payload.nbytes
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+def _unique_keys(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise FormatError(f"header: duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name):
+    raise FormatError(f"header: {name} is not valid JSON")
+
+
+def _open(path):
+    """(mmap, size) of path; FormatError for what cannot be a model file.
+    A missing or unreadable path raises the usual OSError."""
+    with open(os.fspath(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < PREAMBLE.size:
+            raise FormatError(f"file is {size} bytes, shorter than the {PREAMBLE.size}-byte preamble")
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
+        except (OSError, ValueError) as error:
+            raise FormatError(f"cannot map {os.fspath(path)!r}: {error}") from None
+
+
+def _read_header(buf, size):
+    """The parsed JSON header, the file's (major, minor) and where data starts."""
+    magic, major, minor, length = PREAMBLE.unpack_from(buf, 0)
+    if magic != MAGIC:
+        raise FormatError(f"not an edgerun file: magic {magic!r}, expected {MAGIC!r}")
+    if major != MAJOR:
+        raise FormatError(f"format version {major}.{minor} is not supported: this reader knows {MAJOR}.x")
+    if length > MAX_HEADER_BYTES:
+        raise FormatError(f"header length {length} exceeds the {MAX_HEADER_BYTES}-byte limit")
+    if PREAMBLE.size + length > size:
+        raise FormatError(f"header length {length} runs past the end of the {size}-byte file")
+    try:
+        text = bytes(buf[PREAMBLE.size:PREAMBLE.size + length]).decode("utf-8")
+        header = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except FormatError:
+        raise
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError, JSONDecodeError
+        raise FormatError(f"header is not valid UTF-8 JSON: {error}") from None
+    data_start = _align(PREAMBLE.size + length)
+    if data_start > size:
+        raise FormatError(f"file is {size} bytes, ends inside the header padding (data starts at {data_start})")
+    return header, (major, minor), length, data_start
+
+
+def _parse_value_infos(value, where):
+    infos = []
+    for i, v in enumerate(_list(value, where)):
+        w = f"{where}[{i}]"
+        _dict(v, w, ("name", "shape", "dtype"))
+        shape = _list(v["shape"], f"{w} shape")
+        if len(shape) > MAX_NDIM:
+            _fail(w, f"{len(shape)} dimensions, at most {MAX_NDIM} allowed")
+        dims = tuple(None if d is None else _int(d, f"{w} shape", 0, MAX_DIM) for d in shape)
+        if v["dtype"] not in VALUE_INFO_DTYPES:
+            _fail(w, f"dtype {v['dtype']!r:.40} not one of {list(VALUE_INFO_DTYPES)}")
+        infos.append(ValueInfo(_str(v["name"], f"{w} name"), dims, v["dtype"]))
+    return infos
+
+
+def _parse_graph(value, strict):
+    _dict(value, "header 'graph'", ("inputs", "outputs", "nodes"), strict=strict)
+    nodes = []
+    for i, n in enumerate(_list(value["nodes"], "graph nodes")):
+        w = f"graph node [{i}]"
+        _dict(n, w, ("op", "name", "inputs", "outputs", "attrs"), strict=strict)
+        name = _str(n["name"], f"{w} name")
+        w = f"graph node {name!r}"
+        if n["op"] not in OPS:
+            _fail(w, f"unknown op {n['op']!r:.40}, expected one of {list(OPS)}")
+        inputs = [_str(x, f"{w} input") for x in _list(n["inputs"], f"{w} inputs")]
+        outputs = [_str(x, f"{w} output") for x in _list(n["outputs"], f"{w} outputs")]
+        nodes.append(Node(n["op"], name, inputs, outputs, _dict(n["attrs"], f"{w} attrs", strict=False)))
+    return (_parse_value_infos(value["inputs"], "graph inputs"),
+            _parse_value_infos(value["outputs"], "graph outputs"), nodes)
+
+
+def _parse_code_lengths(value, where):
+    from edgerun.reference import huffman_codes
+
+    if not isinstance(value, str) or len(value) != 512:
+        _fail(where, "huffman code_lengths must be 512 hex digits (256 bytes)")
+    try:
+        lengths = np.frombuffer(bytes.fromhex(value), dtype=np.uint8)
+    except ValueError:
+        _fail(where, "huffman code_lengths is not hex")
+    try:
+        huffman_codes(lengths)  # lengths <= 16 and not over-subscribed
+    except FormatError as error:
+        _fail(where, str(error))
+    return lengths
+
+
+def _parse_tensor(name, value, strict):
+    """The checked description of one tensor: shape, encoding, bits, huffman
+    flag and {stream: description}.  No data is read here."""
+    where = f"tensor {name!r}"
+    _str(name, "tensor name")
+    _dict(value, where, ("shape", "encoding", "streams"), ("bits", "huffman"), strict)
+    shape = _shape(value["shape"], f"{where} shape")
+    encoding = value["encoding"]
+    if encoding not in ENCODINGS:
+        _fail(where, f"unknown encoding {encoding!r:.40}, expected one of {list(ENCODINGS)}")
+    bits = value.get("bits")
+    if bits is not None:
+        _int(bits, f"{where} bits", 1, 8)
+    huffman = value.get("huffman", False)
+    if not isinstance(huffman, bool):
+        _fail(where, "'huffman' must be true or false")
+    streams = {}
+    for sname, s in _dict(value["streams"], f"{where} streams", strict=False).items():
+        w = f"{where} stream {sname!r}"
+        _dict(s, w, ("dtype", "shape", "offset", "length", "crc32"), ("transform", "huffman"), strict)
+        if s["dtype"] not in DTYPES:
+            _fail(w, f"dtype {s['dtype']!r:.40} not allowed, expected one of {list(DTYPES)}")
+        sshape = _shape(s["shape"], f"{w} shape")
+        stream = {"dtype": s["dtype"], "shape": sshape, "offset": _int(s["offset"], f"{w} offset"),
+                  "length": _int(s["length"], f"{w} length"), "crc32": _int(s["crc32"], f"{w} crc32", 0, 2**32 - 1),
+                  "transform": s.get("transform"), "huffman": None}
+        if stream["offset"] % ALIGN:
+            _fail(w, f"offset {stream['offset']} is not a multiple of {ALIGN}")
+        expected = _elements(sshape) * DTYPES[s["dtype"]].itemsize
+        if stream["transform"] is not None and TRANSFORMS.get((encoding, sname)) != stream["transform"]:
+            _fail(w, f"transform {stream['transform']!r:.40} is not allowed on this stream")
+        if "huffman" in s:
+            h = _dict(s["huffman"], f"{w} huffman", ("code_lengths", "decoded_length"), strict=strict)
+            decoded = _int(h["decoded_length"], f"{w} huffman decoded_length")
+            if decoded != expected:
+                _fail(w, f"huffman decoded_length {decoded} != {expected} bytes of {s['dtype']} {list(sshape)}")
+            if decoded > 8 * stream["length"]:  # every symbol costs at least one bit
+                _fail(w, f"huffman decoded_length {decoded} cannot come from {stream['length']} bytes")
+            stream["huffman"] = (_parse_code_lengths(h["code_lengths"], w), decoded)
+        elif stream["length"] != expected:
+            _fail(w, f"length {stream['length']} != {expected} bytes of {s['dtype']} {list(sshape)}")
+        if stream["transform"] is not None and stream["huffman"] is None:
+            _fail(w, "a transform is only allowed on a Huffman-coded stream")
+        streams[sname] = stream
+    _check_streams(where, shape, encoding, bits, {n: (s["dtype"], s["shape"]) for n, s in streams.items()})
+    return {"shape": shape, "encoding": encoding, "bits": bits, "huffman": huffman, "streams": streams}
+
+
+def _check_header(header, strict, data_length):
+    """Everything in the JSON header that can be checked without the data."""
+    _dict(header, "header", ("graph", "tensors", "metadata"), strict=strict)
+    inputs, outputs, nodes = _parse_graph(header["graph"], strict)
+    tensors = {name: _parse_tensor(name, t, strict)
+               for name, t in _dict(header["tensors"], "header 'tensors'", strict=False).items()}
+    metadata = _dict(header["metadata"], "header 'metadata'", strict=False)
+    _check_layout(tensors, data_length)
+    return {"inputs": inputs, "outputs": outputs, "nodes": nodes, "tensors": tensors, "metadata": metadata}
+
+
+def _parse(buf, size):
+    """Everything that can be checked without decoding the streams."""
+    header, version, header_length, data_start = _read_header(buf, size)
+    strict = version[1] <= MINOR  # a newer minor may add keys we do not know
+    parsed = _check_header(header, strict, size - data_start)
+    parsed.update(version=version, header_length=header_length, data_start=data_start)
+    return parsed
+
+
+def _check_layout(tensors, data_length):
+    """Every stream inside the data region, no two overlapping, and the file
+    ending exactly where the last stream does (no truncation, no appended bytes)."""
+    spans = []
+    for tname, t in tensors.items():
+        for sname, s in t["streams"].items():
+            where = f"tensor {tname!r} stream {sname!r}"
+            if s["offset"] + s["length"] > data_length:
+                _fail(where, f"bytes {s['offset']}..{s['offset'] + s['length']} lie outside the "
+                             f"{data_length}-byte data region (file truncated?)")
+            if s["length"]:
+                spans.append((s["offset"], s["offset"] + s["length"], where))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise FormatError(f"{second} overlaps {first}")
+    last = spans[-1][1] if spans else 0
+    if last != data_length:
+        raise FormatError(f"data region is {data_length} bytes but its streams end at {last}")
+
+
+def _decode_huffman(where, lengths, payload, n_out):
+    from edgerun import _backend, reference
+
+    decode = getattr(_backend.kernels, "huffman_decode", reference.huffman_decode)
+    try:
+        return decode(lengths, payload, n_out)
+    except EdgerunError as error:
+        raise FormatError(f"{where}: {error}") from None
+
+
+def _read_stream(where, buf, data_start, s, verify_crc):
+    """The stream's array as stored (Huffman decoded, transform not undone).
+    Plain streams are read-only views of the mapped file: no copy."""
+    start = data_start + s["offset"]
+    dtype = DTYPES[s["dtype"]]
+    if verify_crc and zlib.crc32(memoryview(buf)[start:start + s["length"]]) != s["crc32"]:
+        _fail(where, "CRC32 mismatch: the stream is corrupted")
+    if s["huffman"] is not None:
+        lengths, decoded_length = s["huffman"]
+        payload = np.frombuffer(buf, dtype=np.uint8, count=s["length"], offset=start)
+        raw = _decode_huffman(where, lengths, payload, decoded_length)
+        array = raw.view(dtype).reshape(s["shape"])
+        array.flags.writeable = False
+        return array
+    if s["length"] == 0:
+        array = np.zeros(s["shape"], dtype=dtype)
+        array.flags.writeable = False
+        return array
+    return np.frombuffer(buf, dtype=dtype, count=_elements(s["shape"]), offset=start).reshape(s["shape"])
+
+
+def _load_tensor(name, t, buf, data_start, verify_crc):
+    where = f"tensor {name!r}"
+    arrays = {sname: _read_stream(f"{where} stream {sname!r}", buf, data_start, s, verify_crc)
+              for sname, s in t["streams"].items()}
+    transforms = {sname: s["transform"] for sname, s in t["streams"].items() if s["transform"]}
+    if transforms.get("indptr") == "delta":
+        arrays["indptr"] = _undo_delta(arrays["indptr"])
+    if transforms.get("indices") == "delta-rows":
+        _check_indptr(where, arrays["indptr"], arrays["indices"].shape[0])  # rows bound the undo
+        arrays["indices"] = _undo_delta_rows(arrays["indices"], arrays["indptr"])
+    for array in arrays.values():
+        array.flags.writeable = False
+    _check_content(where, t["shape"], t["encoding"], t["bits"], arrays)
+    return Tensor(name, t["shape"], t["encoding"], arrays, t["bits"], t["huffman"])
+
+
+def _check_graph(graph):
+    """Graph.validate plus the checks it assumes: Linear has a weight and
+    optional bias that are constants.  Every failure is a FormatError."""
+    for node in graph.nodes:
+        if node.op == "Linear":
+            if len(node.inputs) not in (2, 3):
+                raise FormatError(f"node {node.name!r}: Linear takes [x, weight, bias?], got {node.inputs}")
+            for name in node.inputs[1:]:
+                if name not in graph.tensors:
+                    raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
+    try:
+        graph.validate()
+    except EdgerunError as error:
+        raise FormatError(f"graph: {error}") from None
+
+
+def load(path, verify_crc=True) -> Graph:
+    """Read and fully validate a .edgerun file; FormatError on any defect.
+
+    Plain streams become read-only numpy views of the memory-mapped file (a
+    model loads without copying its weights); Huffman streams are decoded once
+    (in C when the extension is built) and transforms undone."""
+    buf, size = _open(path)
+    parsed = _parse(buf, size)
+    tensors = {name: _load_tensor(name, t, buf, parsed["data_start"], verify_crc)
+               for name, t in parsed["tensors"].items()}
+    graph = Graph(parsed["inputs"], parsed["outputs"], parsed["nodes"], tensors, parsed["metadata"])
+    _check_graph(graph)
+    return graph
+
+
+def inspect(path) -> dict:
+    """The header and each stream's storage, for `edgerun inspect`: checks the
+    structure like load, reports CRC status per stream, decodes nothing."""
+    buf, size = _open(path)
+    parsed = _parse(buf, size)
+    tensors = {}
+    for name, t in parsed["tensors"].items():
+        streams, stored, decoded = {}, 0, 0
+        for sname, s in t["streams"].items():
+            start = parsed["data_start"] + s["offset"]
+            crc_ok = zlib.crc32(memoryview(buf)[start:start + s["length"]]) == s["crc32"]
+            out_bytes = s["huffman"][1] if s["huffman"] else s["length"]
+            streams[sname] = {"dtype": s["dtype"], "shape": list(s["shape"]), "offset": s["offset"],
+                              "length": s["length"], "decoded_length": out_bytes,
+                              "huffman": s["huffman"] is not None, "transform": s["transform"],
+                              "crc32": s["crc32"], "crc_ok": crc_ok}
+            stored += s["length"]
+            decoded += out_bytes
+        tensors[name] = {"shape": list(t["shape"]), "encoding": t["encoding"], "bits": t["bits"],
+                         "huffman": t["huffman"], "stored_bytes": stored, "decoded_bytes": decoded,
+                         "streams": streams}
+    return {"path": os.fspath(path), "file_bytes": size, "version": "%d.%d" % parsed["version"],
+            "header_bytes": parsed["header_length"], "data_offset": parsed["data_start"],
+            "inputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in parsed["inputs"]],
+            "outputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in parsed["outputs"]],
+            "nodes": [{"op": n.op, "name": n.name} for n in parsed["nodes"]],
+            "tensors": tensors, "metadata": parsed["metadata"],
+            "crc_ok": all(s["crc_ok"] for t in tensors.values() for s in t["streams"].values())}
