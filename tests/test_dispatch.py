@@ -50,7 +50,7 @@ def test_runnable_matches_the_cpu_flags():
     flags = cpu_flags()
     for op, variant, isa, ok in variants():
         if isa in ISA_FLAGS:
-            assert ok == ISA_FLAGS[isa] <= flags, (op, variant)
+            assert ok == (ISA_FLAGS[isa] <= flags), (op, variant)
 
 
 def _cpu_info_in_subprocess(**env):
