@@ -1,0 +1,81 @@
+"""Closed-form recovery of accuracy from calibration data, no training framework.
+
+A Linear layer's output is linear in its kept weights and, once the codes are
+fixed, linear in its shared centroids.  So instead of Deep Compression's
+fine-tuning, both are refit by least squares against the layer's ORIGINAL float
+outputs on the calibration inputs.  The inputs given are the compressed model's
+own activations (error feedback, as in OBC/GPTQ), so each layer also corrects
+the error of the layers before it.
+
+Ridge regularisation pulls towards the current weights (not towards zero), so
+an under-determined row (support larger than the sample count) stays where it was.
+"""
+import numpy as np
+
+RIDGE = 1e-3  # relative to the mean diagonal of the Gram matrix
+
+
+def _gram(x):
+    x = np.asarray(x, dtype=np.float64)
+    ones = np.ones((x.shape[0], 1))
+    xa = np.hstack([x, ones])
+    return xa, xa.T @ xa
+
+
+def refit_rows(x, target, mask, weight, bias, ridge=RIDGE):
+    """Least squares per output row on its support, bias included.
+
+    x [n, cols] layer inputs, target [n, rows] wanted pre-activation outputs,
+    mask bool [rows, cols] (kept weights), weight/bias the current values.
+    Returns (weight float32 [rows, cols] zero off the mask, bias float32 [rows]).
+    """
+    rows, cols = mask.shape
+    xa, gram = _gram(x)
+    rhs = xa.T @ np.asarray(target, dtype=np.float64)           # [cols + 1, rows]
+    lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
+    start = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
+    new = np.zeros((rows, cols + 1))
+    for i in range(rows):
+        support = np.append(np.flatnonzero(mask[i]), cols)
+        g = gram[np.ix_(support, support)] + lam * np.eye(support.size)
+        new[i, support] = np.linalg.solve(g, rhs[support, i] + lam * start[i, support])
+    return new[:, :cols].astype(np.float32), new[:, cols].astype(np.float32)
+
+
+def refit_centroids(x, target, codes, centroids, bias, fixed=None, ridge=RIDGE, rounds=2):
+    """Least squares on the shared centroids with the codes fixed, then the bias.
+
+    codes int [rows, cols] with -1 where the weight is pruned (exactly zero);
+    fixed: index of a centroid that must not move (the pinned zero), or None.
+    The design matrix [samples * rows, k] is never built: its normal equations
+    come from the inputs' Gram matrix, A_k^T A_l = sum_i m_ki^T G m_li.
+    Returns (centroids float64 [k], bias float32 [rows]).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    k = centroids.size
+    gram = x.T @ x
+    valid = codes >= 0
+    flat_codes = codes[valid]
+    centroids = np.asarray(centroids, dtype=np.float64).copy()
+    bias = np.asarray(bias, dtype=np.float64).copy()
+    ata = np.zeros((k, k))
+    for c in range(k):
+        member = (codes == c).astype(np.float64)
+        if not member.any():
+            continue
+        ata[c] = np.bincount(flat_codes, weights=(member @ gram)[valid], minlength=k)
+    free = np.array([c for c in range(k) if c != fixed and ata[c, c] > 0], dtype=np.intp)
+    lam = ridge * max(float(np.trace(ata)) / max(k, 1), 1e-12)
+    for _ in range(rounds):
+        residual_target = (target - bias[None, :]).T @ x        # [rows, cols]
+        aty = np.bincount(flat_codes, weights=residual_target[valid], minlength=k)
+        if free.size:
+            # fixed centroids (and empty ones) move to the right-hand side
+            rest = np.setdiff1d(np.arange(k), free)
+            b = aty[free] - ata[np.ix_(free, rest)] @ centroids[rest]
+            g = ata[np.ix_(free, free)] + lam * np.eye(free.size)
+            centroids[free] = np.linalg.solve(g, b + lam * centroids[free])
+        weight = np.where(valid, centroids[np.maximum(codes, 0)], 0.0)
+        bias = (target - x @ weight.T).mean(axis=0)
+    return centroids, bias.astype(np.float32)
