@@ -36,6 +36,7 @@ from edgerun.compress.share import kmeans_1d
 from edgerun.packing import pack_bits
 
 QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
+PRUNE_STEPS = 4  # gradual pruning steps when refitting
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 
 
@@ -188,10 +189,12 @@ def _remove_dead_neurons(work, feeds, layers, prune_plan):
         return {}
     seen = evaluate(work, feeds, capture=set(candidates))
     removed = {}
+    kept_inputs = {}  # a successor already shrunk: which of its captured input columns remain
     for name, (node, successor) in candidates.items():
         weight = work.tensors[node.inputs[1]].to_dense()
         bias = work.tensors[node.inputs[2]].to_dense() if len(node.inputs) > 2 else 0
-        pre = seen[name] @ weight.T + bias
+        x = seen[name][:, kept_inputs[name]] if name in kept_inputs else seen[name]
+        pre = x @ weight.T + bias
         dead = pruning.dead_neurons(pre)
         if dead.all():
             dead[int(np.argmax(pre.max(axis=0)))] = False  # keep a layer of width >= 1
@@ -203,6 +206,7 @@ def _remove_dead_neurons(work, feeds, layers, prune_plan):
             work.tensors[node.inputs[2]] = Tensor.dense(node.inputs[2], bias[keep])
         following = work.tensors[successor.inputs[1]].to_dense()
         work.tensors[successor.inputs[1]] = Tensor.dense(successor.inputs[1], following[:, keep])
+        kept_inputs[successor.name] = keep
         removed[name] = int(dead.sum())
     return removed
 
@@ -270,16 +274,6 @@ def _shared_tensor(name, shape, codes, centroid_arrays, bits, layout):
     return Tensor(name, tuple(shape), layout, arrays, bits=bits)
 
 
-def _shared_layout(mask, bits):
-    """csr (codes u8 + indices) or a dense codebook with a pinned zero centroid: fewer bytes."""
-    rows, cols = mask.shape
-    nnz = int(mask.sum())
-    csr = 4 * (rows + 1) + nnz * (1 + np.dtype(_index_dtype(cols)).itemsize)
-    codebook = rows * ((cols * bits + 7) // 8)
-    # a pinned zero takes one of the 2**bits centroids: only worth it with >= 2 left
-    return "codebook" if codebook < csr and bits >= 2 else "csr"
-
-
 # -- one layer ---------------------------------------------------------------------------------
 
 def _refit_bias(x, target, weight, bias):
@@ -289,7 +283,37 @@ def _refit_bias(x, target, weight, bias):
             ).mean(axis=0).astype(np.float32)
 
 
-def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, pruned_count):
+def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias, layout, huffman):
+    """k-means on the kept weights (+ centroid refit) stored as layout -> (tensor, bias).
+
+    "codebook" for a pruned matrix pins one centroid at exactly 0 for the pruned
+    weights: it costs a centroid but no indices, and with Huffman coding the long
+    runs of the zero code shrink to about a bit per pair of weights.
+    """
+    k = 1 << bits
+    energy = None if x is None else (x.astype(np.float64) ** 2).sum(axis=0)
+    # weights on inputs with more energy matter more to the output: weight the means
+    importance = None if energy is None else np.broadcast_to(energy[None, :], mask.shape)[mask]
+    fixed_zero = layout == "codebook" and not mask.all()
+    centroids, kept_codes = kmeans_1d(weight[mask], k, weights=importance, fixed_zero=fixed_zero)
+    zero_at = int(np.flatnonzero(centroids == 0)[0]) if fixed_zero else None
+    codes = np.full(mask.shape, -1, dtype=np.int64)
+    codes[mask] = kept_codes
+    if use_refit:
+        centroids, refit_bias = refitting.refit_centroids(x, target, codes, centroids, bias,
+                                                          fixed=zero_at, rounds=2 if has_bias else 1)
+        if has_bias:
+            bias = refit_bias
+    if fixed_zero:
+        codes[~mask] = zero_at
+    tensor = _shared_tensor(name, mask.shape, codes, _centroid_arrays(centroids, mode, name),
+                            bits, layout)
+    tensor.huffman = huffman
+    return tensor, bias
+
+
+def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, pruned_count,
+                    relu=False, huffman=False):
     """-> (weight Tensor, float32 bias, effective dense weight)."""
     rows, cols = weight.shape
     has_bias = bias is not None
@@ -298,45 +322,55 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
     # 1. prune
     mask = np.ones((rows, cols), dtype=bool)
     if isinstance(sparsity, dict):
-        mask = pruning.mask_by_threshold(weight, sparsity["threshold"])
+        schedule = [None]
+    elif pruned_count and use_refit:
+        # Gradual pruning (Zhu & Gupta 2017's cubic schedule), a refit after each step:
+        # later steps rank the weights that the refit has already moved.
+        schedule = [int(round(pruned_count * (1 - (1 - k / PRUNE_STEPS) ** 3)))
+                    for k in range(1, PRUNE_STEPS + 1)]
     elif pruned_count:
-        mask = pruning.mask_by_count(pruning.scores(weight, x), pruned_count)
-    pruned = not mask.all()
-    if pruned:
+        schedule = [pruned_count]
+    else:
+        schedule = []
+    for count in schedule:
+        if count is None:
+            mask = pruning.mask_by_threshold(weight, sparsity["threshold"])
+        else:
+            score = np.where(mask, pruning.scores(weight, x), -1.0)  # once pruned, stays pruned
+            mask = pruning.mask_by_count(score, count)
         weight = np.where(mask, weight, np.float32(0))
-        if use_refit:
-            weight, refit_bias = refitting.refit_rows(x, target, mask, weight, bias)
+        if use_refit and not mask.all():
+            weight, refit_bias = refitting.refit_rows(x, target, mask, weight, bias, relu=relu,
+                                                      fit_bias=has_bias)
             if has_bias:
                 bias = refit_bias
-    # 2. share
+    pruned = not mask.all()
+    # 2. share, or quantize the kept values; then keep the cheapest encoding
     if bits:
-        layout = _shared_layout(mask, bits) if pruned else "codebook"
-        k = 1 << bits
-        energy = None if x is None else (x.astype(np.float64) ** 2).sum(axis=0)
-        importance = None if energy is None else np.broadcast_to(energy[None, :], mask.shape)[mask]
-        fixed_zero = pruned and layout == "codebook"
-        centroids, kept_codes = kmeans_1d(weight[mask], k, weights=importance, fixed_zero=fixed_zero)
-        zero_at = int(np.flatnonzero(centroids == 0)[0]) if fixed_zero else None
-        codes = np.full(mask.shape, -1, dtype=np.int64)
-        codes[mask] = kept_codes
-        if use_refit and has_bias:
-            centroids, bias = refitting.refit_centroids(x, target, codes, centroids, bias, fixed=zero_at)
-        elif use_refit:
-            centroids, _ = refitting.refit_centroids(x, target, codes, centroids, bias,
-                                                     fixed=zero_at, rounds=1)
-        if layout == "codebook" and fixed_zero:
-            codes[~mask] = zero_at
-        arrays = _centroid_arrays(centroids, mode, name)
-        tensor = _shared_tensor(name, (rows, cols), codes, arrays, bits, layout)
+        layouts = ("csr", "codebook") if pruned and bits >= 2 else ("csr",) if pruned else ("codebook",)
+        options = [_share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias,
+                          layout, huffman) for layout in layouts]
+        tensor, bias = min(options, key=lambda option: stored_bytes(option[0]))
     else:
         candidates = [_dense_tensor(name, weight, mode)]
         if pruned:
             candidates.append(_csr_tensor(name, weight, mask, mode))
+        for candidate in candidates:
+            candidate.huffman = huffman
         tensor = min(candidates, key=stored_bytes)
     effective = tensor.to_dense()
     if use_refit and has_bias and (bits or mode is not None):
         bias = _refit_bias(x, target, effective, bias)  # absorb the rounding's mean shift
     return tensor, (bias if has_bias else None), effective
+
+
+def _feeds_relu(graph, node):
+    """True when node's output only matters through a ReLU."""
+    if node.attrs.get("activation") == "relu":
+        return True
+    readers = [n for n in graph.nodes if node.outputs[0] in n.inputs]
+    outputs = {o.name for o in graph.outputs}
+    return bool(readers) and all(r.op == "Relu" for r in readers) and node.outputs[0] not in outputs
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -402,7 +436,8 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
         x = evaluate(work, feeds, capture={n})[n] if feeds is not None else None
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
-            x, targets.get(n), refit, counts.get(n, 0))
+            x, targets.get(n), refit, counts.get(n, 0), relu=_feeds_relu(work, node),
+            huffman=huffman)
         tensor.huffman = huffman
         work.tensors[node.inputs[1]] = tensor
         bias_tensor = None

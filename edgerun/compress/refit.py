@@ -22,23 +22,39 @@ def _gram(x):
     return xa, xa.T @ xa
 
 
-def refit_rows(x, target, mask, weight, bias, ridge=RIDGE):
+def refit_rows(x, target, mask, weight, bias, ridge=RIDGE, relu=False, fit_bias=True):
     """Least squares per output row on its support, bias included.
 
     x [n, cols] layer inputs, target [n, rows] wanted pre-activation outputs,
     mask bool [rows, cols] (kept weights), weight/bias the current values.
+    relu=True: the layer's output goes through a ReLU, so samples where both the
+    target and the current prediction are <= 0 cost nothing after it; each row is
+    fit only on the samples where either is positive (one active-set step).
+    fit_bias=False keeps the bias at zero (a layer without one).
     Returns (weight float32 [rows, cols] zero off the mask, bias float32 [rows]).
     """
     rows, cols = mask.shape
     xa, gram = _gram(x)
-    rhs = xa.T @ np.asarray(target, dtype=np.float64)           # [cols + 1, rows]
+    target = np.asarray(target, dtype=np.float64)
+    rhs = xa.T @ target                                         # [cols + 1, rows]
     lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
     start = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
+    if relu:
+        active = (target > 0) | (xa @ (start * np.append(mask, np.ones((rows, 1), bool), axis=1)).T > 0)
     new = np.zeros((rows, cols + 1))
     for i in range(rows):
-        support = np.append(np.flatnonzero(mask[i]), cols)
-        g = gram[np.ix_(support, support)] + lam * np.eye(support.size)
-        new[i, support] = np.linalg.solve(g, rhs[support, i] + lam * start[i, support])
+        support = np.flatnonzero(mask[i])
+        if fit_bias:
+            support = np.append(support, cols)
+        if support.size == 0:
+            continue
+        if relu and active[:, i].sum() > support.size and not active[:, i].all():
+            xs = xa[:, support][active[:, i]]
+            g, r = xs.T @ xs, xs.T @ target[active[:, i], i]
+        else:
+            g, r = gram[np.ix_(support, support)], rhs[support, i]
+        g = g + lam * np.eye(support.size)
+        new[i, support] = np.linalg.solve(g, r + lam * start[i, support])
     return new[:, :cols].astype(np.float32), new[:, cols].astype(np.float32)
 
 

@@ -5,9 +5,9 @@ bytes "after" are the estimated stored bytes of the encoded tensors: the raw
 arrays, or, with huffman=True, each integer stream at its Huffman-coded size
 (plus its code-length table) when that is smaller -- the same per-stream choice
 format.py makes.  Without edgerun.compress.huffman the coded size is estimated
-from the byte entropy.
+with an optimal Huffman code of the same bytes.
 """
-import math
+import heapq
 
 import numpy as np
 
@@ -15,13 +15,19 @@ import numpy as np
 HUFFMAN_TABLE_BYTES = 256
 
 
-def _entropy_bits(data):
-    counts = np.bincount(data, minlength=256).astype(np.float64)
-    counts = counts[counts > 0]
-    if counts.size <= 1:
-        return int(data.size)  # one symbol still costs one bit each in a Huffman code
-    p = counts / counts.sum()
-    return int(math.ceil(-(counts * np.log2(p)).sum()))
+def _huffman_bits(data):
+    """Bits of data under an optimal (unlimited-length) Huffman code of its bytes:
+    the sum of the weights of all merged nodes."""
+    counts = [int(c) for c in np.bincount(data, minlength=256) if c]
+    if len(counts) == 1:
+        return counts[0]  # one symbol still costs one bit each
+    heapq.heapify(counts)
+    bits = 0
+    while len(counts) > 1:
+        merged = heapq.heappop(counts) + heapq.heappop(counts)
+        bits += merged
+        heapq.heappush(counts, merged)
+    return bits
 
 
 def huffman_bytes(array):
@@ -33,20 +39,41 @@ def huffman_bytes(array):
         from edgerun.compress.huffman import encoded_bits
         bits = int(encoded_bits(data))
     except ImportError:
-        bits = _entropy_bits(data)
+        bits = _huffman_bits(data)
     return (bits + 7) // 8 + HUFFMAN_TABLE_BYTES
+
+
+# The streams format.py may Huffman-code, and the transforms it tries first: the
+# same per-stream rule, so the estimate is what the file will hold.
+HUFFMAN_STREAMS = ("codes", "indices", "indptr", "values")
+
+
+def _row_deltas(indices, indptr):
+    """Each row's indices as differences from the previous one in the row (modulo width)."""
+    d = indices.astype(np.int64)
+    d[1:] -= indices[:-1].astype(np.int64)
+    counts = np.diff(indptr.astype(np.int64))
+    starts = indptr[:-1][counts > 0].astype(np.int64)
+    d[starts] = indices[starts]
+    return (d & ((1 << 8 * indices.itemsize) - 1)).astype(indices.dtype)
+
+
+def _stream_bytes(tensor, name, array, huffman):
+    size = int(array.nbytes)
+    if not huffman or name not in HUFFMAN_STREAMS or array.dtype.kind not in "iu" or not array.size:
+        return size
+    candidates = [array]
+    if tensor.encoding == "csr" and name == "indptr":
+        candidates = [np.diff(array.astype(np.int64), prepend=0).astype(array.dtype)]
+    elif tensor.encoding == "csr" and name == "indices":
+        candidates.append(_row_deltas(array, tensor.arrays["indptr"]))
+    return min([size] + [huffman_bytes(c) for c in candidates])
 
 
 def stored_bytes(tensor, huffman=None):
     """Estimated bytes of tensor on disk.  huffman defaults to tensor.huffman."""
     huffman = tensor.huffman if huffman is None else huffman
-    total = 0
-    for array in tensor.arrays.values():
-        size = int(array.nbytes)
-        if huffman and array.dtype.kind in "iu":
-            size = min(size, huffman_bytes(array))
-        total += size
-    return total
+    return sum(_stream_bytes(tensor, name, array, huffman) for name, array in tensor.arrays.items())
 
 
 class Report:
