@@ -395,3 +395,35 @@ def test_compress_is_callable_after_importing_the_package(mlp):
     import edgerun.compress.pipeline  # binds edgerun.compress to the package
 
     assert isinstance(edgerun.compress(mlp, quantize="fp16"), edgerun.compress.CompressedModel)
+
+
+def test_layers_without_bias_flatten_inputs_and_dict_calibration(rng):
+    b = GraphBuilder("image", shape=(None, 4, 6))
+    b.graph.nodes.append(edgerun.Node("Flatten", "flatten_0", ["image"], ["flat"], {"axis": 1}))
+    b.current, b._features = "flat", 24
+    b.linear(rng.normal(size=(16, 24)).astype(np.float32) / 5, activation="relu")
+    b.linear(rng.normal(size=(5, 16)).astype(np.float32) / 4)
+    graph = b.build()
+    x = rng.normal(size=(300, 4, 6)).astype(np.float32)
+    with_refit = edgerun.compress(graph, prune=0.7, share_bits=4, calibration={"image": x})
+    without = edgerun.compress(graph, prune=0.7, share_bits=4, calibration={"image": x}, refit=False)
+    assert "linear_2.bias" not in with_refit.graph.tensors
+    assert with_refit.report().error < without.report().error
+    assert with_refit.report().rows[0]["bytes_before"] == 4 * 16 * 24
+    with pytest.raises(OptionError, match="image"):
+        edgerun.compress(graph, prune=0.5, calibration={"input": x})
+
+
+def test_degenerate_layers_compress(rng):
+    # an all-zero layer, a codebook larger than the layer, a threshold that empties rows
+    b = GraphBuilder("x", features=3)
+    b.linear(np.zeros((4, 3), np.float32), np.zeros(4, np.float32), activation="relu")
+    b.linear(rng.normal(size=(2, 4)).astype(np.float32))
+    graph = b.build()
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    for options in (dict(share_bits=8, quantize="int8"), dict(prune={"threshold": 10.0}),
+                    dict(prune=0.5, share_bits=8, calibration=x)):
+        cm = edgerun.compress(graph, **options)
+        cm.graph.validate()
+        assert np.isfinite(output(cm.graph, x)).all()
+    assert (weight(cm.graph, "linear_1").to_dense() == 0).all()

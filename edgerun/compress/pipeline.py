@@ -36,6 +36,9 @@ from edgerun.compress.share import kmeans_1d
 from edgerun.packing import pack_bits
 
 QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
+# Each layer is fit on the inputs the already-compressed layers give it (OBC/GPTQ
+# style), so it also absorbs their error; False fits on the float model's inputs.
+ERROR_FEEDBACK = True
 PRUNE_STEPS = 4  # gradual pruning steps when refitting
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 
@@ -433,7 +436,9 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
     for node in layers:
         n = node.name
         mode = quantize_plan[n]
-        x = evaluate(work, feeds, capture={n})[n] if feeds is not None else None
+        x = None
+        if feeds is not None:
+            x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
             x, targets.get(n), refit, counts.get(n, 0), relu=_feeds_relu(work, node),

@@ -13,6 +13,7 @@ an under-determined row (support larger than the sample count) stays where it wa
 import numpy as np
 
 RIDGE = 1e-3  # relative to the mean diagonal of the Gram matrix
+CENTROID_SAMPLES = 1024
 
 
 def _gram(x):
@@ -58,29 +59,41 @@ def refit_rows(x, target, mask, weight, bias, ridge=RIDGE, relu=False, fit_bias=
     return new[:, :cols].astype(np.float32), new[:, cols].astype(np.float32)
 
 
+def _code_gram(codes, x, k):
+    """A^T A of the centroid design, row by row: A_i = x summed over the columns that
+    share each code (sorted, reduceat), then A_i^T A_i by BLAS.  The cost is
+    samples * (cols + distinct_codes^2) per row, linear in the layer's width."""
+    ata = np.zeros((k, k))
+    for row in codes:
+        kept = np.flatnonzero(row >= 0)
+        if kept.size == 0:
+            continue
+        kept = kept[np.argsort(row[kept], kind="stable")]
+        labels, starts = np.unique(row[kept], return_index=True)
+        a = np.add.reduceat(x[:, kept], starts, axis=1)
+        ata[np.ix_(labels, labels)] += a.T @ a
+    return ata
+
+
 def refit_centroids(x, target, codes, centroids, bias, fixed=None, ridge=RIDGE, rounds=2):
     """Least squares on the shared centroids with the codes fixed, then the bias.
 
     codes int [rows, cols] with -1 where the weight is pruned (exactly zero);
     fixed: index of a centroid that must not move (the pinned zero), or None.
-    The design matrix [samples * rows, k] is never built: its normal equations
-    come from the inputs' Gram matrix, A_k^T A_l = sum_i m_ki^T G m_li.
+    The design matrix [samples * rows, k] is never held whole: its normal equations
+    are summed row by row (_code_gram), on at most CENTROID_SAMPLES evenly spaced
+    samples, scaled up to the full set (k unknowns need far fewer equations).
     Returns (centroids float64 [k], bias float32 [rows]).
     """
     x = np.asarray(x, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     k = centroids.size
-    gram = x.T @ x
     valid = codes >= 0
     flat_codes = codes[valid]
     centroids = np.asarray(centroids, dtype=np.float64).copy()
     bias = np.asarray(bias, dtype=np.float64).copy()
-    ata = np.zeros((k, k))
-    for c in range(k):
-        member = (codes == c).astype(np.float64)
-        if not member.any():
-            continue
-        ata[c] = np.bincount(flat_codes, weights=(member @ gram)[valid], minlength=k)
+    step = -(-x.shape[0] // CENTROID_SAMPLES)
+    ata = _code_gram(codes, x[::step], k) * (x.shape[0] / x[::step].shape[0])
     free = np.array([c for c in range(k) if c != fixed and ata[c, c] > 0], dtype=np.intp)
     lam = ridge * max(float(np.trace(ata)) / max(k, 1), 1e-12)
     for _ in range(rounds):
