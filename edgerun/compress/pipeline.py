@@ -1,0 +1,497 @@
+"""edgerun.compress: float Graph in, encoded Graph out, with a report.
+
+    cm = edgerun.compress(graph, prune=0.9, quantize="int8", share_bits=4,
+                          huffman=True, calibration=x_calib)
+    print(cm.report()); cm.save("model.edgerun")
+
+Order of work (ARCHITECTURE.md section 5):
+
+1. With calibration data and pruning, ReLU neurons that never activate on the
+   calibration inputs are removed when the next layer is a Linear: their rows of
+   W_l and b_l and the matching columns of W_{l+1} go, which leaves every output
+   on those inputs unchanged and shrinks both layers.
+2. Layer by layer, in graph order, on the inputs the COMPRESSED model feeds that
+   layer (error feedback): prune (|w|, or |w|*||x|| with calibration), refit the
+   kept weights by least squares to the layer's original outputs, share weights
+   by k-means, refit the centroids, quantize, and encode in the cheapest form
+   the options allow.
+
+quantize="int8-static" stores each Linear's calibrated input scale in the node's
+attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
+a runtime that does not use static scales quantizes activations per row at run time.
+"""
+import copy
+import numbers
+
+import numpy as np
+
+from edgerun.errors import OptionError
+from edgerun.evaluate import evaluate
+from edgerun.graph import Tensor
+from edgerun.compress import prune as pruning
+from edgerun.compress import quantize as quant
+from edgerun.compress import refit as refitting
+from edgerun.compress.report import Report, stored_bytes
+from edgerun.compress.share import kmeans_1d
+from edgerun.packing import pack_bits
+
+QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
+# Each layer is fit on the inputs the already-compressed layers give it (OBC/GPTQ
+# style), so it also absorbs their error; False fits on the float model's inputs.
+ERROR_FEEDBACK = True
+PRUNE_STEPS = 4  # gradual pruning steps when refitting
+MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
+
+
+class CompressedModel:
+    """The encoded graph and the report of how it was made."""
+
+    def __init__(self, graph, report):
+        self.graph = graph
+        self._report = report
+
+    def report(self):
+        return self._report
+
+    def save(self, path):
+        from edgerun import format as edgerun_format
+
+        edgerun_format.save(self.graph, path)
+
+    def __repr__(self):
+        return f"<CompressedModel {len(self._report.rows)} layers, {self._report.ratio:.2f}x smaller>"
+
+
+# -- options -----------------------------------------------------------------------------------
+
+def _per_layer(option, value, names):
+    """{layer: value} for every layer: a dict names some layers, anything else names all."""
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise OptionError(f"{option}: unknown layer name(s) {unknown}; "
+                              f"the Linear layers are {list(names)}")
+        return {n: value.get(n) for n in names}
+    return {n: value for n in names}
+
+
+def _check_sparsity(option, value):
+    if isinstance(value, dict):
+        if set(value) != {"threshold"}:
+            raise OptionError(f"{option}: a dict value must be {{'threshold': t}}, got {value!r}")
+        t = value["threshold"]
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t >= 0 or not np.isfinite(t):
+            raise OptionError(f"{option}: threshold must be a finite number >= 0, got {t!r}")
+        return {"threshold": float(t)}
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise OptionError(f"{option}: sparsity must be a number with 0 <= s < 1, got {value!r}")
+    return float(value)
+
+
+def _prune_plan(prune, names):
+    """{layer: None | sparsity | {"threshold": t}}; {"threshold": t} alone applies to all."""
+    if prune is None:
+        return {n: None for n in names}
+    if isinstance(prune, dict) and set(prune) == {"threshold"} and "threshold" not in names:
+        return {n: _check_sparsity("prune", prune) for n in names}
+    plan = _per_layer("prune", prune, names)
+    where = (lambda n: f"prune[{n!r}]") if isinstance(prune, dict) else (lambda n: "prune")
+    return {n: None if v is None else _check_sparsity(where(n), v) for n, v in plan.items()}
+
+
+def _quantize_plan(quantize, names):
+    plan = _per_layer("quantize", quantize, names)
+    for n, mode in plan.items():
+        if mode not in QUANTIZE_MODES:
+            raise OptionError(f"quantize for layer {n!r} must be one of {QUANTIZE_MODES}, got {mode!r}")
+    return plan
+
+
+def _bits_plan(share_bits, names):
+    plan = _per_layer("share_bits", share_bits, names)
+    for n, bits in plan.items():
+        if bits is None:
+            continue
+        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 1 <= bits <= 8:
+            raise OptionError(f"share_bits for layer {n!r} must be an integer in 1..8, got {bits!r}")
+        plan[n] = int(bits)
+    return plan
+
+
+def _calibration_feeds(graph, calibration):
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict):
+        if len(graph.inputs) != 1:
+            raise OptionError(f"calibration: the graph has {len(graph.inputs)} inputs; "
+                              "pass a dict {input name: array}")
+        calibration = {graph.inputs[0].name: calibration}
+    feeds = {}
+    for info in graph.inputs:
+        if info.name not in calibration:
+            raise OptionError(f"calibration: missing input {info.name!r} ({info.describe()})")
+        x = np.asarray(calibration[info.name], dtype=np.float32)
+        if x.ndim != len(info.shape) or any(d is not None and d != s for d, s in zip(info.shape, x.shape)):
+            raise OptionError(f"calibration for input {info.name!r} must be {info.describe()}, "
+                              f"got shape {x.shape}")
+        if x.shape[0] == 0 or not np.isfinite(x).all():
+            raise OptionError(f"calibration for input {info.name!r} must be non-empty and finite")
+        feeds[info.name] = x
+    extra = set(calibration) - set(feeds)
+    if extra:
+        raise OptionError(f"calibration names unknown inputs {sorted(extra)}")
+    return feeds
+
+
+def _subsample(feeds, seed):
+    n = next(iter(feeds.values())).shape[0]
+    if n <= MAX_CALIBRATION_SAMPLES:
+        return feeds
+    pick = np.sort(np.random.default_rng(seed).choice(n, MAX_CALIBRATION_SAMPLES, replace=False))
+    return {k: v[pick] for k, v in feeds.items()}
+
+
+# -- graph surgery -----------------------------------------------------------------------------
+
+def _float_copy(graph):
+    """A deep copy whose tensors are all dense float32."""
+    work = copy.deepcopy(graph)
+    for name, tensor in work.tensors.items():
+        work.tensors[name] = Tensor.dense(name, tensor.to_dense())
+    return work
+
+
+def _relu_successor(graph, node):
+    """The Linear that reads node's output through a ReLU, when it is its only reader."""
+    outputs = {o.name for o in graph.outputs}
+
+    def only_reader(value):
+        readers = [n for n in graph.nodes if value in n.inputs]
+        return readers[0] if len(readers) == 1 and value not in outputs else None
+
+    value = node.outputs[0]
+    if node.attrs.get("activation") != "relu":
+        relu = only_reader(value)
+        if relu is None or relu.op != "Relu":
+            return None
+        value = relu.outputs[0]
+    successor = only_reader(value)
+    if successor is None or successor.op != "Linear" or successor.inputs[0] != value:
+        return None
+    return successor
+
+
+def _remove_dead_neurons(work, feeds, layers, prune_plan):
+    """Drop ReLU neurons that never activate on the calibration inputs: {layer: removed}."""
+    candidates = {}
+    for node in layers:
+        successor = _relu_successor(work, node)
+        if prune_plan[node.name] is not None and successor is not None:
+            candidates[node.name] = (node, successor)
+    if not candidates:
+        return {}
+    seen = evaluate(work, feeds, capture=set(candidates))
+    removed = {}
+    kept_inputs = {}  # a successor already shrunk: which of its captured input columns remain
+    for name, (node, successor) in candidates.items():
+        weight = work.tensors[node.inputs[1]].to_dense()
+        bias = work.tensors[node.inputs[2]].to_dense() if len(node.inputs) > 2 else 0
+        x = seen[name][:, kept_inputs[name]] if name in kept_inputs else seen[name]
+        pre = x @ weight.T + bias
+        dead = pruning.dead_neurons(pre)
+        if dead.all():
+            dead[int(np.argmax(pre.max(axis=0)))] = False  # keep a layer of width >= 1
+        if not dead.any():
+            continue
+        keep = ~dead
+        work.tensors[node.inputs[1]] = Tensor.dense(node.inputs[1], weight[keep])
+        if len(node.inputs) > 2:
+            work.tensors[node.inputs[2]] = Tensor.dense(node.inputs[2], bias[keep])
+        following = work.tensors[successor.inputs[1]].to_dense()
+        work.tensors[successor.inputs[1]] = Tensor.dense(successor.inputs[1], following[:, keep])
+        kept_inputs[successor.name] = keep
+        removed[name] = int(dead.sum())
+    return removed
+
+
+# -- encodings ---------------------------------------------------------------------------------
+
+def _index_dtype(cols):
+    return np.uint16 if cols <= 65536 else np.uint32
+
+
+def _indptr(mask):
+    return np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.uint32)
+
+
+def _csr_structure(mask):
+    rows, cols = np.nonzero(mask)  # row-major order, columns ascending within a row
+    return _indptr(mask), cols.astype(_index_dtype(mask.shape[1]))
+
+
+def _values(weight, mode, name):
+    """Quantized values of a dense matrix: (values, per-row scale or None)."""
+    if mode in ("int8", "int8-static"):
+        return quant.int8_rows(weight)
+    if mode == "fp16":
+        return quant.to_fp16(weight, name), None
+    return weight.astype(np.float32), None
+
+
+def _dense_tensor(name, weight, mode):
+    values, scale = _values(weight, mode, name)
+    arrays = {"values": values}
+    if scale is not None:
+        arrays["scale"] = scale.astype(np.float32)
+    return Tensor(name, tuple(weight.shape), "dense", arrays)
+
+
+def _csr_tensor(name, weight, mask, mode):
+    values, scale = _values(weight, mode, name)
+    indptr, indices = _csr_structure(mask)
+    arrays = {"indptr": indptr, "indices": indices, "values": np.ascontiguousarray(values[mask])}
+    if scale is not None:
+        arrays["scale"] = scale.astype(np.float32)
+    return Tensor(name, tuple(weight.shape), "csr", arrays)
+
+
+def _centroid_arrays(centroids, mode, name):
+    if mode in ("int8", "int8-static"):
+        q, scale = quant.int8_vector(centroids)
+        return {"centroids": q, "scale": scale}
+    if mode == "fp16":
+        return {"centroids": quant.to_fp16(centroids, name)}
+    return {"centroids": centroids.astype(np.float32)}
+
+
+def _shared_tensor(name, shape, codes, centroid_arrays, bits, layout):
+    """codes int [rows, cols], -1 where pruned (only for csr)."""
+    if layout == "csr":
+        mask = codes >= 0
+        indptr, indices = _csr_structure(mask)
+        arrays = {"indptr": indptr, "indices": indices,
+                  "codes": codes[mask].astype(np.uint8)}
+    else:
+        arrays = {"codes": pack_bits(codes.astype(np.uint8), bits)}
+    arrays.update(centroid_arrays)
+    return Tensor(name, tuple(shape), layout, arrays, bits=bits)
+
+
+# -- one layer ---------------------------------------------------------------------------------
+
+def _refit_bias(x, target, weight, bias):
+    if x is None:
+        return bias
+    return (np.asarray(target, np.float64) - x.astype(np.float64) @ weight.T.astype(np.float64)
+            ).mean(axis=0).astype(np.float32)
+
+
+def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias, layout, huffman):
+    """k-means on the kept weights (+ centroid refit) stored as layout -> (tensor, bias).
+
+    "codebook" for a pruned matrix pins one centroid at exactly 0 for the pruned
+    weights: it costs a centroid but no indices, and with Huffman coding the long
+    runs of the zero code shrink to about a bit per pair of weights.
+    """
+    k = 1 << bits
+    energy = None if x is None else (x.astype(np.float64) ** 2).sum(axis=0)
+    # weights on inputs with more energy matter more to the output: weight the means
+    importance = None if energy is None else np.broadcast_to(energy[None, :], mask.shape)[mask]
+    fixed_zero = layout == "codebook" and not mask.all()
+    centroids, kept_codes = kmeans_1d(weight[mask], k, weights=importance, fixed_zero=fixed_zero)
+    zero_at = int(np.flatnonzero(centroids == 0)[0]) if fixed_zero else None
+    codes = np.full(mask.shape, -1, dtype=np.int64)
+    codes[mask] = kept_codes
+    if use_refit:
+        centroids, refit_bias = refitting.refit_centroids(x, target, codes, centroids, bias,
+                                                          fixed=zero_at, rounds=2 if has_bias else 1)
+        if has_bias:
+            bias = refit_bias
+    if fixed_zero:
+        codes[~mask] = zero_at
+    tensor = _shared_tensor(name, mask.shape, codes, _centroid_arrays(centroids, mode, name),
+                            bits, layout)
+    tensor.huffman = huffman
+    return tensor, bias
+
+
+def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, pruned_count,
+                    relu=False, huffman=False):
+    """-> (weight Tensor, float32 bias, effective dense weight)."""
+    rows, cols = weight.shape
+    has_bias = bias is not None
+    bias = np.zeros(rows, np.float32) if bias is None else bias
+    use_refit = refit and x is not None
+    # 1. prune
+    mask = np.ones((rows, cols), dtype=bool)
+    if isinstance(sparsity, dict):
+        schedule = [None]
+    elif pruned_count and use_refit:
+        # Gradual pruning (Zhu & Gupta 2017's cubic schedule), a refit after each step:
+        # later steps rank the weights that the refit has already moved.
+        schedule = [int(round(pruned_count * (1 - (1 - k / PRUNE_STEPS) ** 3)))
+                    for k in range(1, PRUNE_STEPS + 1)]
+    elif pruned_count:
+        schedule = [pruned_count]
+    else:
+        schedule = []
+    for count in schedule:
+        if count is None:
+            mask = pruning.mask_by_threshold(weight, sparsity["threshold"])
+        else:
+            score = np.where(mask, pruning.scores(weight, x), -1.0)  # once pruned, stays pruned
+            mask = pruning.mask_by_count(score, count)
+        weight = np.where(mask, weight, np.float32(0))
+        if use_refit and not mask.all():
+            weight, refit_bias = refitting.refit_rows(x, target, mask, weight, bias, relu=relu,
+                                                      fit_bias=has_bias)
+            if has_bias:
+                bias = refit_bias
+    pruned = not mask.all()
+    # 2. share, or quantize the kept values; then keep the cheapest encoding
+    if bits:
+        layouts = ("csr", "codebook") if pruned and bits >= 2 else ("csr",) if pruned else ("codebook",)
+        options = [_share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias,
+                          layout, huffman) for layout in layouts]
+        tensor, bias = min(options, key=lambda option: stored_bytes(option[0]))
+    else:
+        candidates = [_dense_tensor(name, weight, mode)]
+        if pruned:
+            candidates.append(_csr_tensor(name, weight, mask, mode))
+        for candidate in candidates:
+            candidate.huffman = huffman
+        tensor = min(candidates, key=stored_bytes)
+    effective = tensor.to_dense()
+    if use_refit and has_bias and (bits or mode is not None):
+        bias = _refit_bias(x, target, effective, bias)  # absorb the rounding's mean shift
+    return tensor, (bias if has_bias else None), effective
+
+
+def _feeds_relu(graph, node):
+    """True when node's output only matters through a ReLU."""
+    if node.attrs.get("activation") == "relu":
+        return True
+    readers = [n for n in graph.nodes if node.outputs[0] in n.inputs]
+    outputs = {o.name for o in graph.outputs}
+    return bool(readers) and all(r.op == "Relu" for r in readers) and node.outputs[0] not in outputs
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, calibration=None,
+             prune_scope="layer", refit=True, seed=0):
+    """Compress every Linear layer of graph; see the module doc for the order of work.
+
+    prune: None | 0 <= s < 1 | {"threshold": t} | {layer: s or {"threshold": t}}
+    quantize: None | "fp16" | "int8" | "int8-static" (or {layer: mode})
+    share_bits: None | 1..8 (or {layer: bits}); huffman: mark weight streams for Huffman coding
+    calibration: float32 model inputs (or {input name: array}): Wanda scores, dead-neuron
+    removal, least-squares refits (refit=True), static scales and the report's errors.
+    prune_scope: "layer" (each layer reaches its sparsity) or "global" (one ranking).
+    """
+    layers = [node for node in graph.nodes if node.op == "Linear"]
+    names = [node.name for node in layers]
+    prune_plan = _prune_plan(prune, names)
+    quantize_plan = _quantize_plan(quantize, names)
+    bits_plan = _bits_plan(share_bits, names)
+    if prune_scope not in ("layer", "global"):
+        raise OptionError(f"prune_scope must be 'layer' or 'global', got {prune_scope!r}")
+    if prune_scope == "global" and not isinstance(prune, numbers.Real):
+        raise OptionError(f"prune_scope='global' needs one sparsity number for prune, got {prune!r}")
+    if not isinstance(huffman, bool):
+        raise OptionError(f"huffman must be True or False, got {huffman!r}")
+    feeds = _calibration_feeds(graph, calibration)
+    static = [n for n, m in quantize_plan.items() if m == "int8-static"]
+    if static and feeds is None:
+        raise OptionError(f"quantize='int8-static' needs calibration data (layers {static})")
+    if feeds is not None:
+        feeds = _subsample(feeds, seed)
+
+    work = _float_copy(graph)
+    layers = [node for node in work.nodes if node.op == "Linear"]
+    original_shapes = {n.name: graph.tensors[n.inputs[1]].shape for n in layers}
+    original_bias = {n.name: (graph.tensors[n.inputs[2]].shape[0] if len(n.inputs) > 2 else 0)
+                     for n in layers}
+    removed = {}
+    if feeds is not None:
+        removed = _remove_dead_neurons(work, feeds, layers, prune_plan)
+
+    reference = evaluate(work, feeds, capture=set(names)) if feeds is not None else {}
+    weights = {n.name: work.tensors[n.inputs[1]].to_dense() for n in layers}
+    biases = {n.name: (work.tensors[n.inputs[2]].to_dense() if len(n.inputs) > 2 else None)
+              for n in layers}
+    targets = {n: reference[n] @ weights[n].T + (0 if biases[n] is None else biases[n])
+               for n in names} if feeds is not None else {}
+
+    counts = {}
+    for n in names:
+        s = prune_plan[n]
+        if isinstance(s, float):
+            counts[n] = int(round(s * weights[n].size))
+    if prune_scope == "global" and prune:
+        scores = {n: pruning.scores(weights[n], reference.get(n)) for n in names}
+        counts = pruning.global_counts(scores, float(prune))
+
+    rows = []
+    for node in layers:
+        n = node.name
+        mode = quantize_plan[n]
+        x = None
+        if feeds is not None:
+            x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
+        tensor, bias, effective = _compress_layer(
+            node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
+            x, targets.get(n), refit, counts.get(n, 0), relu=_feeds_relu(work, node),
+            huffman=huffman)
+        tensor.huffman = huffman
+        work.tensors[node.inputs[1]] = tensor
+        bias_tensor = None
+        if bias is not None:
+            bias_values = quant.to_fp16(bias, node.inputs[2]) if mode == "fp16" else bias
+            bias_tensor = Tensor.dense(node.inputs[2], bias_values, bias_values.dtype)
+            work.tensors[node.inputs[2]] = bias_tensor
+        if mode == "int8-static":
+            node.attrs["input_scale"] = quant.activation_scale(x)
+        error = None
+        if x is not None:
+            out = x @ effective.T + (0 if bias_tensor is None else bias_tensor.to_dense())
+            ref = targets[n]
+            error = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+        before_shape = original_shapes[n]
+        before = 4 * (before_shape[0] * before_shape[1] + original_bias[n])
+        weight_bytes = stored_bytes(tensor)
+        after = weight_bytes + (stored_bytes(bias_tensor) if bias_tensor is not None else 0)
+        rows.append({
+            "layer": n, "shape": tuple(tensor.shape), "original_shape": tuple(before_shape),
+            "removed_neurons": removed.get(n, 0), "encoding": _describe(tensor),
+            "sparsity": float((effective == 0).mean()) if effective.size else 0.0,
+            "bits_per_weight": 8.0 * weight_bytes / max(before_shape[0] * before_shape[1], 1),
+            "bytes_before": before, "bytes_after": after, "error": error,
+        })
+
+    settings = {"prune": prune, "quantize": quantize, "share_bits": share_bits,
+                "huffman": huffman, "prune_scope": prune_scope,
+                "calibration": feeds is not None, "refit": refit}
+    work.metadata = dict(work.metadata)
+    work.metadata["compression"] = {k: (v if not isinstance(v, dict) else dict(v))
+                                    for k, v in settings.items()}
+    model_error = None
+    if feeds is not None:
+        original = evaluate(graph, feeds)
+        compressed = evaluate(work, feeds)
+        num = sum(float(np.sum((compressed[k] - original[k]) ** 2)) for k in original)
+        den = sum(float(np.sum(original[k] ** 2)) for k in original)
+        model_error = (num / den) ** 0.5 if den else 0.0
+    work.validate()
+    return CompressedModel(work, Report(rows, model_error, settings))
+
+
+def _describe(tensor):
+    arrays = tensor.arrays
+    if tensor.encoding == "dense":
+        kind = arrays["values"].dtype.name
+    elif "codes" in arrays:
+        kind = f"{tensor.bits}b {arrays['centroids'].dtype.name}"
+    else:
+        kind = arrays["values"].dtype.name
+    return f"{tensor.encoding} {kind}" + (" +huff" if tensor.huffman else "")

@@ -1,0 +1,110 @@
+"""Closed-form recovery of accuracy from calibration data, no training framework.
+
+A Linear layer's output is linear in its kept weights and, once the codes are
+fixed, linear in its shared centroids.  So instead of Deep Compression's
+fine-tuning, both are refit by least squares against the layer's ORIGINAL float
+outputs on the calibration inputs.  The inputs given are the compressed model's
+own activations (error feedback, as in OBC/GPTQ), so each layer also corrects
+the error of the layers before it.
+
+Ridge regularisation pulls towards the current weights (not towards zero), so
+an under-determined row (support larger than the sample count) stays where it was.
+"""
+import numpy as np
+
+RIDGE = 1e-3  # relative to the mean diagonal of the Gram matrix
+CENTROID_SAMPLES = 1024
+
+
+def _gram(x):
+    x = np.asarray(x, dtype=np.float64)
+    ones = np.ones((x.shape[0], 1))
+    xa = np.hstack([x, ones])
+    return xa, xa.T @ xa
+
+
+def refit_rows(x, target, mask, weight, bias, ridge=RIDGE, relu=False, fit_bias=True):
+    """Least squares per output row on its support, bias included.
+
+    x [n, cols] layer inputs, target [n, rows] wanted pre-activation outputs,
+    mask bool [rows, cols] (kept weights), weight/bias the current values.
+    relu=True: the layer's output goes through a ReLU, so samples where both the
+    target and the current prediction are <= 0 cost nothing after it; each row is
+    fit only on the samples where either is positive (one active-set step).
+    fit_bias=False keeps the bias at zero (a layer without one).
+    Returns (weight float32 [rows, cols] zero off the mask, bias float32 [rows]).
+    """
+    rows, cols = mask.shape
+    xa, gram = _gram(x)
+    target = np.asarray(target, dtype=np.float64)
+    rhs = xa.T @ target                                         # [cols + 1, rows]
+    lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
+    start = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
+    if relu:
+        active = (target > 0) | (xa @ (start * np.append(mask, np.ones((rows, 1), bool), axis=1)).T > 0)
+    new = np.zeros((rows, cols + 1))
+    for i in range(rows):
+        support = np.flatnonzero(mask[i])
+        if fit_bias:
+            support = np.append(support, cols)
+        if support.size == 0:
+            continue
+        if relu and active[:, i].sum() > support.size and not active[:, i].all():
+            xs = xa[:, support][active[:, i]]
+            g, r = xs.T @ xs, xs.T @ target[active[:, i], i]
+        else:
+            g, r = gram[np.ix_(support, support)], rhs[support, i]
+        g = g + lam * np.eye(support.size)
+        new[i, support] = np.linalg.solve(g, r + lam * start[i, support])
+    return new[:, :cols].astype(np.float32), new[:, cols].astype(np.float32)
+
+
+def _code_gram(codes, x, k):
+    """A^T A of the centroid design, row by row: A_i = x summed over the columns that
+    share each code (sorted, reduceat), then A_i^T A_i by BLAS.  The cost is
+    samples * (cols + distinct_codes^2) per row, linear in the layer's width."""
+    ata = np.zeros((k, k))
+    for row in codes:
+        kept = np.flatnonzero(row >= 0)
+        if kept.size == 0:
+            continue
+        kept = kept[np.argsort(row[kept], kind="stable")]
+        labels, starts = np.unique(row[kept], return_index=True)
+        a = np.add.reduceat(x[:, kept], starts, axis=1)
+        ata[np.ix_(labels, labels)] += a.T @ a
+    return ata
+
+
+def refit_centroids(x, target, codes, centroids, bias, fixed=None, ridge=RIDGE, rounds=2):
+    """Least squares on the shared centroids with the codes fixed, then the bias.
+
+    codes int [rows, cols] with -1 where the weight is pruned (exactly zero);
+    fixed: index of a centroid that must not move (the pinned zero), or None.
+    The design matrix [samples * rows, k] is never held whole: its normal equations
+    are summed row by row (_code_gram), on at most CENTROID_SAMPLES evenly spaced
+    samples, scaled up to the full set (k unknowns need far fewer equations).
+    Returns (centroids float64 [k], bias float32 [rows]).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    k = centroids.size
+    valid = codes >= 0
+    flat_codes = codes[valid]
+    centroids = np.asarray(centroids, dtype=np.float64).copy()
+    bias = np.asarray(bias, dtype=np.float64).copy()
+    step = -(-x.shape[0] // CENTROID_SAMPLES)
+    ata = _code_gram(codes, x[::step], k) * (x.shape[0] / x[::step].shape[0])
+    free = np.array([c for c in range(k) if c != fixed and ata[c, c] > 0], dtype=np.intp)
+    lam = ridge * max(float(np.trace(ata)) / max(k, 1), 1e-12)
+    for _ in range(rounds):
+        residual_target = (target - bias[None, :]).T @ x        # [rows, cols]
+        aty = np.bincount(flat_codes, weights=residual_target[valid], minlength=k)
+        if free.size:
+            # fixed centroids (and empty ones) move to the right-hand side
+            rest = np.setdiff1d(np.arange(k), free)
+            b = aty[free] - ata[np.ix_(free, rest)] @ centroids[rest]
+            g = ata[np.ix_(free, free)] + lam * np.eye(free.size)
+            centroids[free] = np.linalg.solve(g, b + lam * centroids[free])
+        weight = np.where(valid, centroids[np.maximum(codes, 0)], 0.0)
+        bias = (target - x @ weight.T).mean(axis=0)
+    return centroids, bias.astype(np.float32)
