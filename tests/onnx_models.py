@@ -100,7 +100,7 @@ def pytorch_style_cnn_head(seed=2):
                       [("fc1.weight", w1), ("fc1.bias", b1), ("fc2.weight", w2), ("fc2.bias", b2)])
 
 
-def view_flatten(seed=3, use_constant_nodes=True):
+def view_flatten(seed=3, use_constant_nodes=True, opset=17):
     """x.view(x.size(0), -1) as exporters write it: Shape -> Gather(0) -> Unsqueeze -> Concat(-1)
     -> Reshape, then a Linear; plus a Reshape to a constant shape initializer."""
     rng = np.random.default_rng(seed)
@@ -122,7 +122,9 @@ def view_flatten(seed=3, use_constant_nodes=True):
                   ("axes", np.array([0], dtype=np.int64))]
     nodes += [
         helper.make_node("Gather", ["shape", "zero"], ["batch"], name="/Gather", axis=0),
-        helper.make_node("Unsqueeze", ["batch", "axes"], ["batch_1d"], name="/Unsqueeze"),
+        # Unsqueeze took its axes as an attribute before opset 13.
+        helper.make_node("Unsqueeze", ["batch", "axes"], ["batch_1d"], name="/Unsqueeze") if opset >= 13
+        else helper.make_node("Unsqueeze", ["batch"], ["batch_1d"], name="/Unsqueeze", axes=[0]),
         helper.make_node("Concat", ["batch_1d", "minus_one"], ["target"], name="/Concat", axis=0),
         helper.make_node("Reshape", ["x", "target"], ["flat"], name="/Reshape"),
         helper.make_node("MatMul", ["flat", "w"], ["mm"], name="/fc/MatMul"),
@@ -131,7 +133,7 @@ def view_flatten(seed=3, use_constant_nodes=True):
     ]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 2])]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 2, 3])]
-    return make_model(nodes, inputs, outputs, inits)
+    return make_model(nodes, inputs, outputs, inits, opset=opset)
 
 
 def elementwise_mix(seed=4):

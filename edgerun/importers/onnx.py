@@ -203,9 +203,11 @@ class _Importer:
         return name
 
     def _resolve(self, name):
-        while name in self.alias:
+        for _ in range(len(self.alias) + 1):      # bounded: an alias cycle would be our bug
+            if name not in self.alias:
+                return name
             name = self.alias[name]
-        return name
+        raise EdgerunError(f"internal error: value {name!r} is an alias of itself")
 
     def _inputs(self, node):
         """The node's inputs resolved, with '' (an omitted optional input) as None."""
@@ -348,8 +350,6 @@ class _Importer:
             return
         # Before opset 13 Softmax normalises over all dims from `axis` on, as if the input were
         # flattened to 2-D there: do exactly that, then restore the shape.
-        if not all(isinstance(d, int) for d in shape[axis:]):
-            raise self._unsupported(f" (legacy semantics, axis={axis}) over symbolic dims {shape[axis:]}")
         symbolic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
         if len(symbolic) > 1:
             raise self._unsupported(f" (legacy semantics, axis={axis}) with several symbolic dims {shape}")
@@ -636,6 +636,7 @@ class _Importer:
             node.inputs = [new if v == old else v for v in node.inputs]
             node.outputs = [new if v == old else v for v in node.outputs]
         self.shapes[new] = self.shapes[old]
+        self.alias.pop(new, None)           # new was an alias of old; now it is the real value
         self.alias[old] = new
 
     def _prune_dead(self):
