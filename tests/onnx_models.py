@@ -189,3 +189,34 @@ def lstm_model():
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "N", features])]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 1, "N", hidden])]
     return make_model(nodes, inputs, outputs, inits)
+
+
+def batchnorm_mlp(seed=8):
+    """torch nn.Sequential(Linear, BatchNorm1d, ReLU, Linear) in eval mode, and a BatchNorm2d on
+    the image-shaped input before Flatten (which cannot fold into a Linear: it stays Mul + Add)."""
+    rng = np.random.default_rng(seed)
+
+    def bn_params(prefix, channels):
+        return [(f"{prefix}.weight", (rng.random(channels) + 0.5).astype(np.float32)),
+                (f"{prefix}.bias", (rng.standard_normal(channels) * 0.1).astype(np.float32)),
+                (f"{prefix}.running_mean", (rng.standard_normal(channels) * 0.3).astype(np.float32)),
+                (f"{prefix}.running_var", (rng.random(channels) + 0.2).astype(np.float32))]
+
+    def bn_node(prefix, x, y):
+        return helper.make_node("BatchNormalization", [x] + [f"{prefix}.{p}" for p in
+                                ("weight", "bias", "running_mean", "running_var")], [y],
+                                name=f"/{prefix}/BatchNormalization", epsilon=1e-5)
+
+    inits = bn_params("bn0", 2) + bn_params("bn1", 16) + [
+        ("fc1.weight", weights(rng, 16, 24)), ("fc1.bias", (rng.standard_normal(16) * 0.1).astype(np.float32)),
+        ("fc2.weight", weights(rng, 5, 16)), ("fc2.bias", (rng.standard_normal(5) * 0.1).astype(np.float32))]
+    nodes = [
+        bn_node("bn0", "input", "normed"),
+        helper.make_node("Flatten", ["normed"], ["flat"], name="/flatten/Flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["h"], name="/fc1/Gemm", transB=1),
+        bn_node("bn1", "h", "hn"),
+        helper.make_node("Relu", ["hn"], ["r"], name="/relu/Relu"),
+        helper.make_node("Gemm", ["r", "fc2.weight", "fc2.bias"], ["output"], name="/fc2/Gemm", transB=1),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2, 3, 4])]
+    return make_model(nodes, inputs, [float_output("output", 5)], inits, opset=15)

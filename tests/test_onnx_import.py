@@ -106,6 +106,7 @@ MODELS = {
     "view_flatten_initializers": lambda: models.view_flatten(use_constant_nodes=False),
     "view_flatten_opset11": lambda: models.view_flatten(opset=11),
     "elementwise_mix": models.elementwise_mix,
+    "batchnorm": models.batchnorm_mlp,
     "softmax_axis1_opset13": lambda: models.softmax_3d(axis=1, opset=13),
     "softmax_axis1_opset11": lambda: models.softmax_3d(axis=1, opset=11),
     "softmax_axis2_opset11": lambda: models.softmax_3d(axis=2, opset=11),
@@ -206,6 +207,34 @@ def test_shape_gather_unsqueeze_concat_folds_into_reshape_copying_the_batch(use_
     assert set(graph.tensors) == {"w", "b"}                        # shape constants are folded away
 
 
+def test_batchnorm_after_linear_folds_into_it():
+    graph = edgerun.import_onnx(models.batchnorm_mlp())
+    # BatchNorm2d on the input has no Linear before it: it stays a per-channel Mul + Add.
+    assert ops(graph) == ["Mul", "Add", "Flatten", "Linear", "Linear"]
+    assert graph.tensors[graph.nodes[0].inputs[1]].shape == (2, 1, 1)
+    assert graph.nodes[3].attrs["activation"] == "relu"
+    assert "fc1.weight" not in graph.tensors        # replaced by the BatchNorm-scaled copy
+    assert set(graph.tensors) >= {"fc2.weight", "fc2.bias"}
+
+
+def test_linear_followed_by_scale_and_shift_folds_into_weight_and_bias():
+    rng = np.random.default_rng(15)
+    w, b = models.weights(rng, 3, 4), np.array([0.1, -0.2, 0.3], np.float32)
+    scale = np.array([2.0, -1.0, 0.5], np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Mul", ["h", "scale"], ["s"], name="scale"),
+             helper.make_node("Add", ["s", "shift"], ["t"], name="shift"),
+             helper.make_node("Relu", ["t"], ["y"], name="relu")]
+    model = models.make_model(nodes, [models.float_input("x", 4)], [models.float_output("y", 3)],
+                              [("w", w), ("b", b), ("scale", scale.reshape(1, 3)),
+                               ("shift", np.array(0.5, np.float32))])
+    graph = assert_matches_onnxruntime(model)
+    assert ops(graph) == ["Linear"] and graph.nodes[0].attrs["activation"] == "relu"
+    linear = graph.nodes[0]
+    np.testing.assert_allclose(graph.tensors[linear.inputs[1]].to_dense(), w * scale[:, None])
+    np.testing.assert_allclose(graph.tensors[linear.inputs[2]].to_dense(), b * scale + 0.5)
+
+
 def test_legacy_softmax_is_imported_with_flattening_semantics():
     graph = edgerun.import_onnx(models.softmax_3d(axis=1, opset=11))
     assert ops(graph) == ["Linear", "Flatten", "Softmax", "Reshape"]
@@ -271,6 +300,14 @@ def test_metadata_records_producer_opset_and_source_hash(tmp_path):
 def test_conv_is_unsupported_and_named():
     with pytest.raises(UnsupportedOpError, match=r"node 'conv1' uses Conv \(opset 17\), which edgerun cannot import"):
         edgerun.import_onnx(models.conv_model())
+
+
+def test_every_unsupported_op_is_listed_at_once():
+    model = models.conv_model()
+    model.graph.node.extend([helper.make_node("MaxPool", ["y"], ["p"], name="pool", kernel_shape=[2, 2]),
+                             helper.make_node("LSTM", ["p", "k", "k"], ["q"], name="rnn")])
+    with pytest.raises(UnsupportedOpError, match=r"'conv1' uses Conv .*also uses LSTM, MaxPool"):
+        edgerun.import_onnx(model)
 
 
 def test_lstm_is_unsupported_and_named():

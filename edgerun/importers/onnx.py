@@ -11,7 +11,10 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
                                  when that Linear's output feeds nothing else; Relu otherwise
     Sigmoid, Tanh, Softmax    -> the same op (Softmax before opset 13 works on the input flattened
                                  to 2-D at `axis`: imported as Flatten -> Softmax -> Reshape)
-    Add, Mul, Sub, Div        -> Add / Mul (x - c becomes x + (-c), x / c becomes x * (1/c))
+    Add, Mul, Sub, Div        -> Add / Mul (x - c becomes x + (-c), x / c becomes x * (1/c));
+                                 a per-feature constant Mul / Add right after a Linear is folded
+                                 into its weight rows / bias
+    BatchNormalization        -> (inference) Mul + Add per channel, so after a Linear it folds away
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
     Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Transpose, ConstantOfShape
@@ -34,7 +37,7 @@ from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 
 SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
-             "Flatten", "Reshape", "Identity", "Dropout", "Cast", "Constant", "Shape", "Gather",
+             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant", "Shape", "Gather",
              "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
@@ -116,6 +119,7 @@ class _Importer:
                 self.consumers[name] = self.consumers.get(name, 0) + 1
         for value in g.output:
             self.consumers[value.name] = self.consumers.get(value.name, 0) + 1
+        self._check_ops(g)
         for index, node in enumerate(g.node):
             self._import_node(node, index)
         self._fuse()
@@ -163,6 +167,23 @@ class _Importer:
         self.shapes[value.name] = tuple(dims)
         self.graph.inputs.append(ValueInfo(value.name, _public_shape(dims)))
 
+    def _check_ops(self, g):
+        """Refuse an unsupported op before importing anything, naming every other one too,
+        so one attempt tells the user the whole list of what is missing."""
+        missing = [(i, node) for i, node in enumerate(g.node)
+                   if node.domain not in ("", "ai.onnx") or not hasattr(self, "_op_" + node.op_type)]
+        if not missing:
+            return
+        index, node = missing[0]
+        self.node, self.node_name = node, node.name or f"{node.op_type}_{index}"
+        others = sorted({n.op_type for _, n in missing[1:]} - {node.op_type})
+        also = f"; the model also uses {', '.join(others)}" if others else ""
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"node {self.node_name!r} uses {node.op_type} from operator domain "
+                                     f"{node.domain!r}, which edgerun cannot import{also}")
+        error = self._unsupported()
+        raise UnsupportedOpError(str(error) + also)
+
     def _import_node(self, node, index):
         name = node.name or f"{node.op_type}_{index}"
         if name in self.node_names:
@@ -188,7 +209,7 @@ class _Importer:
         node = self.node
         return UnsupportedOpError(
             f"node {self.node_name!r} uses {node.op_type} (opset {self.opset}){detail}, which edgerun "
-            f"cannot import yet (it imports fully-connected networks: {', '.join(SUPPORTED[:12])}, ...)")
+            f"cannot import yet (it imports fully-connected networks: {', '.join(SUPPORTED[:13])}, ...)")
 
     def _fresh_symbol(self):
         self.symbols += 1
@@ -244,7 +265,7 @@ class _Importer:
             values = existing.arrays["values"]
             if values.shape == array.shape and np.array_equal(values, array):
                 return preferred        # tied weights stay one tensor
-            name = self._unique(f"{self.node_name}.{preferred}")
+            name = self._unique(preferred)
         elif preferred in self.consts:  # an initializer's own name: never an activation's
             name = preferred
         else:
@@ -436,6 +457,33 @@ class _Importer:
         self._emit("Mul", [a, self._add_tensor(f"{b}.reciprocal", value)], node.output[0],
                    _broadcast(self.shapes[a], value.shape, self._fresh_symbol))
 
+    def _op_BatchNormalization(self, node):
+        x, scale, shift, mean, var = self._inputs(node)[:5]
+        attrs = self._attrs(node)
+        if attrs.get("training_mode", 0) or any(self.consumers.get(o) for o in node.output[1:] if o):
+            raise self._unsupported(" in training mode (running statistics as outputs)")
+        if self._is_const(x) or not all(self._is_const(v) for v in (scale, shift, mean, var)):
+            raise self._unsupported(" whose scale, bias, mean and variance are not all initializers")
+        shape = self.shapes[x]
+        if len(shape) < 2:
+            raise ShapeError(f"node {self.node_name!r}: BatchNormalization input {x!r} must be at least 2-D")
+        # Inference BatchNormalization is a per-channel affine map (channels on axis 1):
+        # y = x * s + t with s = scale / sqrt(var + eps), t = bias - mean * s.  Computed in
+        # float64 so the folded constants carry no more rounding than one float32 store.
+        epsilon = float(attrs.get("epsilon", 1e-5))
+        s = self.consts[scale].astype(np.float64) / np.sqrt(self.consts[var].astype(np.float64) + epsilon)
+        t = self.consts[shift].astype(np.float64) - self.consts[mean].astype(np.float64) * s
+        channels = s.shape[0] if s.ndim == 1 else -1
+        if s.ndim != 1 or t.shape != s.shape or (isinstance(shape[1], int) and shape[1] != channels):
+            raise ShapeError(f"node {self.node_name!r}: BatchNormalization of {x!r} {shape} has "
+                             f"parameters of shape {s.shape} and {t.shape}; expected [{shape[1]}]")
+        per_channel = (channels,) + (1,) * (len(shape) - 2)
+        scaled = self._unique(f"{node.output[0]}/scaled")
+        self._emit("Mul", [x, self._add_tensor(f"{self.node_name}.scale", s.reshape(per_channel))],
+                   scaled, shape, name=f"{self.node_name}/scale")
+        self._emit("Add", [scaled, self._add_tensor(f"{self.node_name}.shift", t.reshape(per_channel))],
+                   node.output[0], shape, name=f"{self.node_name}/shift")
+
     # ---------------------------------------------------------------- shape ops
 
     def _axis(self, axis, rank, extra=0):
@@ -557,7 +605,9 @@ class _Importer:
     # ---------------------------------------------------------------- after all nodes
 
     def _fuse(self):
-        """Fold a following bias Add and Relu into each Linear whose output feeds nothing else."""
+        """Fold what follows a Linear into it while the Linear's output feeds nothing else:
+        a per-feature Mul (a scale, e.g. from BatchNormalization) into the weight rows and
+        bias, a per-feature Add into the bias, then a Relu into attrs["activation"]."""
         uses = {}
         for node in self.graph.nodes:
             for name in node.inputs:
@@ -569,41 +619,51 @@ class _Importer:
         for node in self.graph.nodes:
             linear = producer.get(node.inputs[0]) if node.inputs else None
             if (linear is not None and linear.op == "Linear" and uses.get(node.inputs[0]) == 1
-                    and linear.attrs.get("activation") is None):
-                if node.op == "Relu":
-                    linear.attrs["activation"] = "relu"
-                    self._move_output(linear, node, producer)
-                    continue
-                if node.op == "Add" and len(linear.inputs) == 2 and node.inputs[1] in self.graph.tensors:
-                    bias = self._as_bias(self.graph.tensors[node.inputs[1]], linear, node.inputs[0])
-                    if bias is not None:
-                        linear.inputs.append(bias)
-                        self._move_output(linear, node, producer)
-                        continue
+                    and linear.attrs.get("activation") is None and self._absorb(linear, node)):
+                linear.outputs = list(node.outputs)
+                producer[node.outputs[0]] = linear
+                continue
             kept.append(node)
             for name in node.outputs:
                 producer[name] = node
         self.graph.nodes = kept
 
-    def _as_bias(self, tensor, linear, value):
-        """The tensor's name (or a reshaped copy's) if adding it is a per-output-feature bias."""
+    def _absorb(self, linear, node):
+        """Fold node (which reads linear's output) into linear; False when it cannot."""
+        if node.op == "Relu":
+            linear.attrs["activation"] = "relu"
+            return True
+        if node.op not in ("Add", "Mul") or node.inputs[1] not in self.graph.tensors:
+            return False
+        vector = self._feature_vector(self.graph.tensors[node.inputs[1]], linear, node.inputs[0])
+        if vector is None:
+            return False
+        bias = self.graph.tensors[linear.inputs[2]].to_dense() if len(linear.inputs) > 2 else None
+        if node.op == "Add":
+            if bias is None and self.graph.tensors[node.inputs[1]].shape == vector.shape:
+                linear.inputs.append(node.inputs[1])        # the exporter's own bias tensor
+                return True
+            bias = vector if bias is None else bias + vector
+            linear.inputs[2:] = [self._add_tensor(f"{linear.name}.bias", bias)]
+            return True
+        weight = self.graph.tensors[linear.inputs[1]].to_dense() * vector[:, None]
+        linear.inputs[1] = self._add_tensor(f"{linear.name}.weight", weight)
+        if bias is not None:
+            linear.inputs[2] = self._add_tensor(f"{linear.name}.bias", bias * vector)
+        return True
+
+    def _feature_vector(self, tensor, linear, value):
+        """The constant as a float32 [out_features] vector when it acts on the last axis of
+        linear's output alone (a scalar, [out] or [1, ..., out] that adds no dims); else None."""
         out_features = self.graph.tensors[linear.inputs[1]].shape[0]
         array = tensor.arrays["values"]
         if array.ndim > self._rank(value):
             return None
         if array.size == 1:
-            array = np.full(out_features, array.reshape(-1)[0], dtype=np.float32)
-        elif array.size == out_features and array.shape[-1] == out_features:
-            array = array.reshape(out_features)
-        else:
-            return None
-        if tensor.shape == (out_features,):
-            return tensor.name
-        return self._add_tensor(f"{linear.name}.bias", array)
-
-    def _move_output(self, linear, absorbed, producer):
-        linear.outputs = list(absorbed.outputs)
-        producer[absorbed.outputs[0]] = linear
+            return np.full(out_features, array.reshape(-1)[0], dtype=np.float32)
+        if array.size == out_features and array.shape[-1] == out_features:
+            return array.reshape(out_features).astype(np.float32)
+        return None
 
     def _set_outputs(self):
         produced = {o for node in self.graph.nodes for o in node.outputs}
