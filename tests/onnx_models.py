@@ -100,7 +100,7 @@ def pytorch_style_cnn_head(seed=2):
                       [("fc1.weight", w1), ("fc1.bias", b1), ("fc2.weight", w2), ("fc2.bias", b2)])
 
 
-def view_flatten(seed=3, use_constant_nodes=True, opset=17):
+def view_flatten(seed=3, use_constant_nodes=True, opset=17, cast=False):
     """x.view(x.size(0), -1) as exporters write it: Shape -> Gather(0) -> Unsqueeze -> Concat(-1)
     -> Reshape, then a Linear; plus a Reshape to a constant shape initializer."""
     rng = np.random.default_rng(seed)
@@ -121,7 +121,9 @@ def view_flatten(seed=3, use_constant_nodes=True, opset=17):
         inits += [("zero", np.array(0, dtype=np.int64)), ("minus_one", np.array([-1], dtype=np.int64)),
                   ("axes", np.array([0], dtype=np.int64))]
     nodes += [
-        helper.make_node("Gather", ["shape", "zero"], ["batch"], name="/Gather", axis=0),
+        helper.make_node("Gather", ["shape", "zero"], ["batch_gathered" if cast else "batch"], name="/Gather", axis=0),
+        *([helper.make_node("Cast", ["batch_gathered"], ["batch"], name="/Cast", to=TensorProto.INT64)]
+          if cast else []),
         # Unsqueeze took its axes as an attribute before opset 13.
         helper.make_node("Unsqueeze", ["batch", "axes"], ["batch_1d"], name="/Unsqueeze") if opset >= 13
         else helper.make_node("Unsqueeze", ["batch"], ["batch_1d"], name="/Unsqueeze", axes=[0]),

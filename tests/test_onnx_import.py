@@ -105,6 +105,7 @@ MODELS = {
     "view_flatten_constants": lambda: models.view_flatten(use_constant_nodes=True),
     "view_flatten_initializers": lambda: models.view_flatten(use_constant_nodes=False),
     "view_flatten_opset11": lambda: models.view_flatten(opset=11),
+    "view_flatten_cast": lambda: models.view_flatten(cast=True),
     "elementwise_mix": models.elementwise_mix,
     "batchnorm": models.batchnorm_mlp,
     "softmax_axis1_opset13": lambda: models.softmax_3d(axis=1, opset=13),
@@ -205,6 +206,24 @@ def test_shape_gather_unsqueeze_concat_folds_into_reshape_copying_the_batch(use_
     assert graph.nodes[0].attrs["shape"] == [0, -1]
     assert graph.nodes[2].attrs["shape"] == [-1, 2, 3]
     assert set(graph.tensors) == {"w", "b"}                        # shape constants are folded away
+
+
+def test_view_with_batch_and_static_dims_keeps_every_entry():
+    """x.view(x.size(0), 4, -1): the batch entry is symbolic, the others plain integers."""
+    rng = np.random.default_rng(16)
+    nodes = [helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+             helper.make_node("Gather", ["shape", "zero"], ["batch"], name="gather", axis=0),
+             helper.make_node("Unsqueeze", ["batch", "axes"], ["batch_1d"], name="unsqueeze"),
+             helper.make_node("Concat", ["batch_1d", "rest"], ["target"], name="concat", axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["v"], name="view"),
+             helper.make_node("MatMul", ["v", "w"], ["y"], name="fc")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 2])]
+    model = models.make_model(nodes, inputs, [models.float_output("y", 4, 5)],
+                              [("zero", np.array(0, np.int64)), ("axes", np.array([0], np.int64)),
+                               ("rest", np.array([4, -1], np.int64)), ("w", models.weights(rng, 6, 5))])
+    graph = assert_matches_onnxruntime(model)
+    assert graph.nodes[0].attrs["shape"] == [0, 4, -1]
+    assert graph.outputs[0].shape == (None, 4, 5)
 
 
 def test_batchnorm_after_linear_folds_into_it():

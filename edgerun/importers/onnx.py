@@ -462,6 +462,8 @@ class _Importer:
         attrs = self._attrs(node)
         if attrs.get("training_mode", 0) or any(self.consumers.get(o) for o in node.output[1:] if o):
             raise self._unsupported(" in training mode (running statistics as outputs)")
+        if attrs.get("spatial", 1) == 0:
+            raise self._unsupported(" with spatial=0 (statistics per element, not per channel)")
         if self._is_const(x) or not all(self._is_const(v) for v in (scale, shift, mean, var)):
             raise self._unsupported(" whose scale, bias, mean and variance are not all initializers")
         shape = self.shapes[x]
@@ -529,6 +531,9 @@ class _Importer:
                 raise ShapeError(f"node {self.node_name!r}: Reshape shape {target_values} has entry {entry}")
             if entry == 0 and attrs.get("allowzero", 0):
                 raise self._unsupported(" with allowzero=1 and a 0 in the shape (an empty tensor)")
+            if entry == 0 and i >= len(in_shape):
+                raise ShapeError(f"node {self.node_name!r}: Reshape shape {target_values} copies dim {i} "
+                                 f"(a 0) of {x!r}, which has only {len(in_shape)} dims")
             attr_shape.append(entry)
             out_shape.append(in_shape[i] if entry == 0 and i < len(in_shape) else entry)
         if _count(attr_shape, -1) > 1:
@@ -787,6 +792,8 @@ def _infer_dim(in_shape, other_dims, fresh, node_name):
 
 def _settle(array):
     """Object arrays become int64 once no symbolic dim is left in them."""
+    if array.dtype.kind == "U":     # numpy made a lone symbolic dim (e.g. Gather's scalar) a str array
+        array = array.astype(object)
     if array.dtype == object and not any(isinstance(v, str) for v in array.reshape(-1)):
         return array.astype(np.int64)
     return array
@@ -862,6 +869,8 @@ def _fold_flatten(importer, values, attrs):
 
 def _fold_cast(importer, values, attrs):
     dtype = importer.onnx.helper.tensor_dtype_to_np_dtype(int(attrs["to"]))
+    if values[0].dtype == object and np.issubdtype(dtype, np.integer):
+        return values[0]        # a shape with symbolic dims stays symbolic (exporters cast shapes)
     return values[0].astype(dtype)
 
 
