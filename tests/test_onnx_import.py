@@ -382,6 +382,19 @@ def test_bad_paths_raise_edgerun_error(tmp_path):
         edgerun.import_onnx(12345)
 
 
+def test_truncated_model_raises_edgerun_error():
+    data = models.gemm_mlp().SerializeToString()
+    with pytest.raises(EdgerunError):
+        edgerun.import_onnx(data[: len(data) // 2])
+
+
+def test_initializer_whose_data_does_not_match_its_dims_raises_edgerun_error():
+    model = models.gemm_mlp()
+    model.graph.initializer[0].dims[0] = 1000
+    with pytest.raises(EdgerunError, match=r"tensor 'fc0.weight'.*cannot be read"):
+        edgerun.import_onnx(model)
+
+
 def test_integer_input_raises_edgerun_error():
     model = models.gemm_mlp()
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64

@@ -75,10 +75,11 @@ def _read_model(onnx, model):
     try:
         proto.ParseFromString(data)
     except Exception as error:  # protobuf's DecodeError, whose module path varies by version
-        raise EdgerunError(f"{where} is not an ONNX model (protobuf could not parse it: {error})") from error
+        raise EdgerunError(f"{where}: not an ONNX model, or a truncated one "
+                           f"(protobuf could not parse it: {error})") from error
     # Protobuf parses many byte strings "successfully" into an empty message: demand a graph.
     if proto.ir_version <= 0 or not proto.HasField("graph") or not proto.opset_import:
-        raise EdgerunError(f"{where} is not an ONNX model (no ir_version, graph or opset_import)")
+        raise EdgerunError(f"{where}: not an ONNX model (no ir_version, graph or opset_import)")
     return proto, where, data
 
 
@@ -247,7 +248,11 @@ class _Importer:
                 f"initializer {proto.name!r} keeps its data in the external file {location!r}; edgerun "
                 "imports self-contained models: onnx.load() the model from its folder (which reads the "
                 "external data) and pass the ModelProto, or re-save it with save_as_external_data=False")
-        return self.onnx.numpy_helper.to_array(proto)
+        try:
+            return self.onnx.numpy_helper.to_array(proto)
+        except Exception as error:     # e.g. dims that do not match the stored data
+            raise EdgerunError(f"tensor {proto.name!r} in {self.where} cannot be read "
+                               f"(dims {list(proto.dims)}): {error}") from error
 
     def _float(self, name, what):
         """A constant as float32, refusing integer data (only shapes may be integers)."""
