@@ -65,6 +65,28 @@ def linear(x, weight, bias=None, activation=None):
     return y.astype(np.float32, copy=False)
 
 
+def op_function(node):
+    """The numpy function computing node's output from its input arrays, in order.
+
+    The runtime binds every op but Linear (which has kernels of its own) to these."""
+    op, attrs = node.op, node.attrs
+    if op == "Linear":
+        return lambda x, weight, bias=None: linear(x, weight, bias, attrs.get("activation"))
+    if op in ("Relu", "Sigmoid", "Tanh"):
+        return {"Relu": relu, "Sigmoid": sigmoid, "Tanh": tanh}[op]
+    if op == "Softmax":
+        return lambda x: softmax(x, attrs.get("axis", -1))
+    if op == "Add":
+        return lambda a, b: (a + b).astype(np.float32, copy=False)
+    if op == "Mul":
+        return lambda a, b: (a * b).astype(np.float32, copy=False)
+    if op == "Flatten":
+        return lambda x: flatten(x, attrs.get("axis", 1))
+    if op == "Reshape":
+        return lambda x: reshape(x, attrs["shape"])
+    raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
+
+
 def _dense(graph, name, cache):
     if name not in cache:
         cache[name] = graph.tensors[name].to_dense().astype(np.float32, copy=False)
@@ -101,32 +123,10 @@ def evaluate(graph, feeds, capture=None):
         raise EdgerunError(f"value {name!r} is used before it is produced")
 
     for node in graph.nodes:
-        x = read(node.inputs[0])
+        args = [read(name) for name in node.inputs]
         if node.name in capture:
-            captured[node.name] = x
-        op, attrs = node.op, node.attrs
-        if op == "Linear":
-            bias = read(node.inputs[2]) if len(node.inputs) > 2 else None
-            y = linear(x, read(node.inputs[1]), bias, attrs.get("activation"))
-        elif op == "Relu":
-            y = relu(x)
-        elif op == "Sigmoid":
-            y = sigmoid(x)
-        elif op == "Tanh":
-            y = tanh(x)
-        elif op == "Softmax":
-            y = softmax(x, attrs.get("axis", -1))
-        elif op == "Add":
-            y = (x + read(node.inputs[1])).astype(np.float32, copy=False)
-        elif op == "Mul":
-            y = (x * read(node.inputs[1])).astype(np.float32, copy=False)
-        elif op == "Flatten":
-            y = flatten(x, attrs.get("axis", 1))
-        elif op == "Reshape":
-            y = reshape(x, attrs["shape"])
-        else:
-            raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
-        values[node.outputs[0]] = y
+            captured[node.name] = args[0]
+        values[node.outputs[0]] = op_function(node)(*args)
     result = {out.name: values[out.name] for out in graph.outputs}
     result.update(captured)
     return result
