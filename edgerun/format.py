@@ -53,7 +53,6 @@ VALUE_INFO_DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "f
 TRANSFORMS = {("csr", "indptr"): "delta", ("csr", "indices"): "delta-rows"}
 # Integer streams worth Huffman coding when Tensor.huffman is set.
 HUFFMAN_CANDIDATES = {"codes", "indices", "indptr", "values"}
-HUFFMAN_TABLE_BYTES = 256  # what the code lengths cost, counted against Huffman
 
 
 # ---------------------------------------------------------------------------
@@ -300,10 +299,13 @@ def _stored_form(name, encoding, arrays, huffman):
     best_bytes, best = plain.nbytes, (plain, {})
     for transform, stored in candidates:
         raw = stored.reshape(-1).view(np.uint8)
-        cost = (hf.encoded_bits(raw) + 7) // 8 + HUFFMAN_TABLE_BYTES
+        lengths = hf.code_lengths(raw)
+        table = _code_lengths_hex(lengths)
+        # the table is stored in the JSON header as hex: it costs len(table) bytes
+        cost = (hf.encoded_bits(raw) + 7) // 8 + len(table)
         if cost < best_bytes:
             lengths, payload = hf.encode(raw)
-            extras = {"huffman": {"code_lengths": lengths.tobytes().hex(), "decoded_length": raw.nbytes}}
+            extras = {"huffman": {"code_lengths": table, "decoded_length": raw.nbytes}}
             if transform:
                 extras["transform"] = transform
             best_bytes, best = cost, (payload, extras)
@@ -478,13 +480,24 @@ def _parse_graph(value, strict):
             _parse_value_infos(value["outputs"], "graph outputs"), nodes)
 
 
+def _code_lengths_hex(lengths):
+    """The 256 code lengths as hex, trailing zero lengths left out: index deltas
+    and codebook codes use few, small byte values, so this is usually a few dozen
+    digits instead of 512."""
+    used = np.flatnonzero(lengths)
+    end = int(used[-1]) + 1 if used.size else 0
+    return lengths[:end].tobytes().hex()
+
+
 def _parse_code_lengths(value, where):
     from edgerun.reference import huffman_codes
 
-    if not isinstance(value, str) or len(value) != 512:
-        _fail(where, "huffman code_lengths must be 512 hex digits (256 bytes)")
+    if not isinstance(value, str) or len(value) > 512 or len(value) % 2:
+        _fail(where, "huffman code_lengths must be at most 512 hex digits (256 bytes), an even count")
     try:
-        lengths = np.frombuffer(bytes.fromhex(value), dtype=np.uint8)
+        lengths = np.zeros(256, dtype=np.uint8)
+        given = bytes.fromhex(value)
+        lengths[: len(given)] = np.frombuffer(given, dtype=np.uint8)
     except ValueError:
         _fail(where, "huffman code_lengths is not hex")
     try:

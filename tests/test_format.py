@@ -181,10 +181,10 @@ def test_huffman_is_skipped_when_it_does_not_pay(rng, tmp_path):
 
 def test_csr_unsorted_and_empty(rng, tmp_path):
     """Delta-rows is modular: unsorted indices within a row survive; nnz = 0 too."""
-    indices = np.array([5, 1, 1, 65535, 0, 7] * 50, np.uint16)
-    indptr = np.array([0, 150, 150, 300], np.uint32)
+    indices = np.array([5, 1, 1, 65535, 0, 7] * 400, np.uint16)
+    indptr = np.array([0, 1200, 1200, 2400], np.uint32)
     t = Tensor("w", (3, 65536), "csr", {"indptr": indptr, "indices": indices,
-                                       "values": np.ones(300, np.float32)}, huffman=True)
+                                       "values": np.ones(2400, np.float32)}, huffman=True)
     path, _ = round_trip(linear_graph(t, bias=False), tmp_path)
     assert fmt.inspect(path)["tensors"]["w"]["streams"]["indices"]["huffman"]
     empty = Tensor("w", (4, 6), "csr", {"indptr": np.zeros(5, np.uint32),

@@ -78,11 +78,10 @@ class Session:
     @staticmethod
     def _check_input(spec, value):
         value = np.asarray(value)
-        expected = spec.describe()
-        got = f"{value.dtype} [{', '.join(map(str, value.shape))}]"
-        if value.dtype != np.dtype(spec.dtype) or value.ndim != len(spec.shape) or any(
+        if value.dtype != spec.dtype or value.ndim != len(spec.shape) or any(
                 d is not None and d != g for d, g in zip(spec.shape, value.shape)):
-            raise ShapeError(f"input {spec.name!r} expects {expected}, got {got}")
+            got = f"{value.dtype} [{', '.join(map(str, value.shape))}]"
+            raise ShapeError(f"input {spec.name!r} expects {spec.describe()}, got {got}")
         return np.ascontiguousarray(value)
 
     def run(self, x):
