@@ -61,6 +61,30 @@ static void extreme_sum(const er_variant *const *v, size_t nv, size_t m, size_t 
     free(x), free(w), free(y);
 }
 
+/* The contract's thread split: columns [0, n1) and [n1, n) computed by
+ * offsetting w, col_scale, bias and y, keeping ldy, give the full result. */
+static void column_slices(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
+                          size_t n1) {
+    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
+    h_fill_s8(x, m * k, -127, 127);
+    h_fill_s8(w, n * k, -127, 127);
+    float *sw = h_alloc(n * sizeof(float)), *bias = h_alloc(n * sizeof(float));
+    h_fill_f32(sw, n, 0.01f);
+    h_fill_f32(bias, n, 1.0f);
+    float *y_full = h_alloc(m * n * sizeof(float)), *y = h_alloc(m * n * sizeof(float));
+    for (size_t i = 0; i < nv; i++) {
+        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
+        er_epilogue full = {NULL, sw, bias, 1, y_full, NULL, 0.0f, n};
+        er_epilogue left = {NULL, sw, bias, 1, y, NULL, 0.0f, n};
+        er_epilogue right = {NULL, sw + n1, bias + n1, 1, y + n1, NULL, 0.0f, n};
+        int ok = fn(x, w, m, n, k, &full) == ER_OK && fn(x, w, m, n1, k, &left) == ER_OK &&
+                 fn(x, w + n1 * k, m, n - n1, k, &right) == ER_OK;
+        h_check(ok && h_same_bytes(y, y_full, m * n * sizeof(float)), "gemm_s8", v[i]->variant,
+                "column slices equal the whole");
+    }
+    free(x), free(w), free(sw), free(bias), free(y_full), free(y);
+}
+
 static void bad_arguments(const er_variant *const *v, size_t nv) {
     int8_t a[4] = {1, 2, 3, 4};
     float y[4];
@@ -94,6 +118,8 @@ void test_gemm_s8(void) {
     one_case(v, nv, 7, 13, 5000, 1, 0);
     one_case(v, nv, 7, 13, 5000, 1, 1);
     one_case(v, nv, 16, 16, 1027, 0, 0);
+    column_slices(v, nv, 7, 37, 70, 13);
+    column_slices(v, nv, 1, 20, 64, 9);
     extreme_sum(v, nv, 5, 9, 5000);
     extreme_sum(v, nv, 1, 1, 131072);
     bad_arguments(v, nv);
