@@ -23,11 +23,15 @@ def operands(m, k, n):
         rng.standard_normal(n).astype(np.float32)
 
 
+@pytest.mark.parametrize("activations", ["signed", "relu"])
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
-def test_edgerun_gemm_s8(benchmark, shape):
+def test_edgerun_gemm_s8(benchmark, shape, activations):
+    """relu: x >= 0, as after a ReLU, where the AVX2 kernel skips its sign step."""
     if _backend.name != "c":
         pytest.skip(f"C extension not built ({_backend.reason})")
     x, w, x_scale, w_scale, bias = operands(*shape)
+    if activations == "relu":
+        x = np.abs(x)
     out = np.empty((shape[0], shape[2]), np.float32)
     benchmark.extra_info["variant"] = _backend.kernels.selected()["gemm_s8"]
     benchmark(_backend.kernels.gemm_s8, x, w, x_scale, w_scale, bias, out=out)

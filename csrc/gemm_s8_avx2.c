@@ -31,7 +31,8 @@
 #include "gemm_s8.h"
 
 /* 3x4: 12 accumulators + 3 x + w + temporaries fit the 16 ymm registers;
- * measured on Zen 3 against 2x4, 4x2, 4x3, 2x6 at M = 64 (3x4 ~10% ahead).
+ * measured on Zen 3 against 2x4, 4x2, 4x3, 2x6 at M = 64 (3x4 ahead by 5-10%,
+ * on a noisy shared machine).
  * M = 1, 2 run 1x8 tiles: more w streams per x load,
  * which is what matters when w is read once from memory. */
 #define TILE_MR 3
