@@ -11,8 +11,10 @@ OP = "gemm_s8"
 VARIANTS = kernel_implementations(OP)
 
 
-def operands(rng, m, n, k, extreme=False):
+def operands(rng, m, n, k, extreme=False, nonneg=False):
     x = random_s8(rng, (m, k), extreme)
+    if nonneg:  # activations after a ReLU: AVX2 skips its sign step for these
+        x = np.abs(x)
     w = random_s8(rng, (n, k), extreme)
     x_scale = (rng.random(m) * 0.01).astype(np.float32)
     w_scale = (rng.random(n) * 0.01).astype(np.float32)
@@ -38,8 +40,9 @@ SHAPES = [(1, 1, 1), (1, 1, 32), (1, 8, 32), (1, 9, 33), (1, 1, 5000), (2, 3, 15
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("m,n,k", SHAPES)
 @pytest.mark.parametrize("extreme", [False, True], ids=["random", "pm127"])
-def test_float_output_matches_reference(variant, m, n, k, extreme, rng):
-    x, w, x_scale, w_scale, bias = operands(rng, m, n, k, extreme)
+@pytest.mark.parametrize("nonneg", [False, True], ids=["signed", "nonneg"])
+def test_float_output_matches_reference(variant, m, n, k, extreme, nonneg, rng):
+    x, w, x_scale, w_scale, bias = operands(rng, m, n, k, extreme, nonneg)
     y = call(OP, variant, x, w, x_scale, w_scale, bias)
     assert_same_bits(y, reference.gemm_s8(x, w, x_scale, w_scale, bias))
 
@@ -61,16 +64,16 @@ def test_relu_and_int8_output_match_reference(variant, m, n, k, rng):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_extremes_with_large_k_are_exact(variant):
-    # +127 against -127 everywhere: each output is -k * 127 * 127, far beyond int16,
-    # the case a saturating vpmaddubsw or an int16 accumulator gets wrong.
+    # +-127 against -127 everywhere: each output is +-k * 127 * 127, far beyond
+    # int16, the case a saturating vpmaddubsw or an int16 accumulator gets wrong.
     k = 5000
-    x = np.full((3, k), 127, np.int8)
     w = np.full((5, k), -127, np.int8)
-    x[1] = -127  # and a row whose products are all +127 * 127
-    y = call(OP, variant, x, w, None, None)
-    expected = np.array([-1, 1, -1], np.float32)[:, None] * np.float32(k * 127 * 127)
-    assert np.array_equal(y, np.broadcast_to(expected, (3, 5)))
-    assert_same_bits(y, reference.gemm_s8(x, w, None, None))
+    for signs in ([1, -1, 1], [1, 1, 1]):  # signed x, and x >= 0 (AVX2 skips vpsignb)
+        x = np.array(signs, np.int8)[:, None] * np.ones((3, k), np.int8) * np.int8(127)
+        y = call(OP, variant, x, w, None, None)
+        expected = -np.array(signs, np.float32)[:, None] * np.float32(k * 127 * 127)
+        assert np.array_equal(y, np.broadcast_to(expected, (3, 5)))
+        assert_same_bits(y, reference.gemm_s8(x, w, None, None))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -137,11 +140,25 @@ def test_bad_shapes_name_what_was_expected(variant, rng):
         call(OP, variant, x, random_s8(rng, (3, 64)), None, None, np.ones(4, np.float32))
 
 
-def test_every_variant_is_tested():
-    # A CPU with AVX2 (or aarch64) must exercise its SIMD variant, not only scalar.
+def test_simd_variant_runs_where_the_cpu_has_it():
+    # A silent fall back to scalar on a CPU with AVX2 (or on aarch64) fails here.
+    import os
     import platform
+
+    if edgerun._backend.name != "c":
+        pytest.skip("numpy backend: no C variants")
     names = [p.values[0] for p in VARIANTS]
-    if edgerun._backend.name == "c":
-        assert "scalar" in names
-        if platform.machine().lower() in ("aarch64", "arm64"):
-            assert "neon" in names
+    assert "scalar" in names
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        assert "neon" in names
+    elif machine in ("x86_64", "amd64"):
+        try:
+            with open("/proc/cpuinfo") as f:
+                flags = f.read().split()
+        except OSError:
+            flags = []
+        if "avx2" in flags and "fma" in flags:
+            assert "avx2" in names
+            if os.environ.get("EDGERUN_ISA", "auto") in ("", "auto"):
+                assert edgerun.cpu_info()["selected"]["gemm_s8"] == "avx2"

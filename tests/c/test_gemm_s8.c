@@ -3,7 +3,7 @@
 /* Every variant against scalar, with a float epilogue (scales, bias, relu,
  * ldy > n) and with an int8 requantized output; both must match byte for byte. */
 static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
-                     int extreme) {
+                     int extreme, int nonneg) {
     int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
     if (extreme) { /* only +-127: the vpmaddubsw saturation trap and int16 overflow */
         for (size_t p = 0; p < m * k; p++) x[p] = h_rand() & 1 ? 127 : -127;
@@ -12,6 +12,8 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, 
         h_fill_s8(x, m * k, -127, 127);
         h_fill_s8(w, n * k, -127, 127);
     }
+    if (nonneg) /* x after a ReLU: the AVX2 path without vpsignb */
+        for (size_t p = 0; p < m * k; p++) x[p] = (int8_t)(x[p] < 0 ? -x[p] : x[p]);
     if (m > 1) memset(x + k, 0, k); /* an all-zero row of x */
     float *sx = h_alloc(m * sizeof(float)), *sw = h_alloc(n * sizeof(float));
     float *bias = h_alloc(n * sizeof(float));
@@ -30,7 +32,8 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, 
     eq.y_s8 = q;
     for (size_t i = 1; i < nv; i++) {
         char what[96];
-        snprintf(what, sizeof what, "m=%zu n=%zu k=%zu extreme=%d", m, n, k, extreme);
+        snprintf(what, sizeof what, "m=%zu n=%zu k=%zu extreme=%d nonneg=%d", m, n, k, extreme,
+                 nonneg);
         er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
         memset(y, 0, m * ldy * sizeof(float));
         memset(q, 0, m * ldy);
@@ -56,6 +59,30 @@ static void extreme_sum(const er_variant *const *v, size_t nv, size_t m, size_t 
         h_check(ok, "gemm_s8", v[i]->variant, "all +127 x all -127 sums exactly");
     }
     free(x), free(w), free(y);
+}
+
+/* The contract's thread split: columns [0, n1) and [n1, n) computed by
+ * offsetting w, col_scale, bias and y, keeping ldy, give the full result. */
+static void column_slices(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
+                          size_t n1) {
+    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
+    h_fill_s8(x, m * k, -127, 127);
+    h_fill_s8(w, n * k, -127, 127);
+    float *sw = h_alloc(n * sizeof(float)), *bias = h_alloc(n * sizeof(float));
+    h_fill_f32(sw, n, 0.01f);
+    h_fill_f32(bias, n, 1.0f);
+    float *y_full = h_alloc(m * n * sizeof(float)), *y = h_alloc(m * n * sizeof(float));
+    for (size_t i = 0; i < nv; i++) {
+        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
+        er_epilogue full = {NULL, sw, bias, 1, y_full, NULL, 0.0f, n};
+        er_epilogue left = {NULL, sw, bias, 1, y, NULL, 0.0f, n};
+        er_epilogue right = {NULL, sw + n1, bias + n1, 1, y + n1, NULL, 0.0f, n};
+        int ok = fn(x, w, m, n, k, &full) == ER_OK && fn(x, w, m, n1, k, &left) == ER_OK &&
+                 fn(x, w + n1 * k, m, n - n1, k, &right) == ER_OK;
+        h_check(ok && h_same_bytes(y, y_full, m * n * sizeof(float)), "gemm_s8", v[i]->variant,
+                "column slices equal the whole");
+    }
+    free(x), free(w), free(sw), free(bias), free(y_full), free(y);
 }
 
 static void bad_arguments(const er_variant *const *v, size_t nv) {
@@ -87,9 +114,12 @@ void test_gemm_s8(void) {
     for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
             for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
-                one_case(v, nv, ms[a], ns[b], ks[c], (a + b + c) % 3 == 0);
-    one_case(v, nv, 7, 13, 5000, 1);
-    one_case(v, nv, 16, 16, 1027, 0);
+                one_case(v, nv, ms[a], ns[b], ks[c], (a + b + c) % 3 == 0, (a + b + c) % 2);
+    one_case(v, nv, 7, 13, 5000, 1, 0);
+    one_case(v, nv, 7, 13, 5000, 1, 1);
+    one_case(v, nv, 16, 16, 1027, 0, 0);
+    column_slices(v, nv, 7, 37, 70, 13);
+    column_slices(v, nv, 1, 20, 64, 9);
     extreme_sum(v, nv, 5, 9, 5000);
     extreme_sum(v, nv, 1, 1, 131072);
     bad_arguments(v, nv);
