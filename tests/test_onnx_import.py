@@ -254,6 +254,15 @@ def test_linear_followed_by_scale_and_shift_folds_into_weight_and_bias():
     np.testing.assert_allclose(graph.tensors[linear.inputs[2]].to_dense(), b * scale + 0.5)
 
 
+@pytest.mark.parametrize("axis", [-4, -3, -1, 0, 2, 4])
+def test_flatten_axis_follows_onnx_including_negative_axes(axis):
+    nodes = [helper.make_node("Flatten", ["x"], ["y"], name="flatten", axis=axis)]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])]
+    model = models.make_model(nodes, inputs, [models.float_output("y", None)])
+    graph = assert_matches_onnxruntime(model)
+    assert graph.nodes[0].attrs["axis"] == (axis + 4 if axis < 0 else axis)
+
+
 def test_legacy_softmax_is_imported_with_flattening_semantics():
     graph = edgerun.import_onnx(models.softmax_3d(axis=1, opset=11))
     assert ops(graph) == ["Linear", "Flatten", "Softmax", "Reshape"]

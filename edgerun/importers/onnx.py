@@ -494,10 +494,11 @@ class _Importer:
     # ---------------------------------------------------------------- shape ops
 
     def _axis(self, axis, rank, extra=0):
+        """axis in [-rank, rank + extra) made non-negative (Flatten allows axis == rank: extra=1)."""
         axis = int(axis)
-        if not -(rank + extra) <= axis < rank + extra:
+        if not -rank <= axis < rank + extra:
             raise ShapeError(f"node {self.node_name!r}: axis {axis} is out of range for rank {rank}")
-        return axis + rank + extra if axis < 0 else axis
+        return axis + rank if axis < 0 else axis
 
     def _op_Flatten(self, node):
         (x,) = self._inputs(node)[:1]
