@@ -68,7 +68,8 @@ def matmul_mlp(sizes=(10, 16, 16, 5), activations=("Relu", "Tanh", "Sigmoid"), s
         inits.append((f"dense{i}/kernel", weights(rng, sizes[i], sizes[i + 1])))   # [in, out]
         bias = (rng.standard_normal(sizes[i + 1]) * 0.1).astype(np.float32)
         inits.append((f"dense{i}/bias", bias.reshape((1,) * (bias_rank - 1) + (-1,))))
-        nodes.append(helper.make_node("MatMul", [current, f"dense{i}/kernel"], [f"mm{i}"], name=f"dense{i}/MatMul"))
+        nodes.append(helper.make_node("MatMul", [current, f"dense{i}/kernel"], [f"mm{i}"],
+                                      name=f"dense{i}/MatMul"))
         # The bias first, as some exporters write it: the importer must still see x + b.
         nodes.append(helper.make_node("Add", [f"dense{i}/bias", f"mm{i}"], [f"pre{i}"], name=f"dense{i}/BiasAdd"))
         current = f"pre{i}"
@@ -121,7 +122,8 @@ def view_flatten(seed=3, use_constant_nodes=True, opset=17, cast=False):
         inits += [("zero", np.array(0, dtype=np.int64)), ("minus_one", np.array([-1], dtype=np.int64)),
                   ("axes", np.array([0], dtype=np.int64))]
     nodes += [
-        helper.make_node("Gather", ["shape", "zero"], ["batch_gathered" if cast else "batch"], name="/Gather", axis=0),
+        helper.make_node("Gather", ["shape", "zero"], ["batch_gathered" if cast else "batch"],
+                         name="/Gather", axis=0),
         *([helper.make_node("Cast", ["batch_gathered"], ["batch"], name="/Cast", to=TensorProto.INT64)]
           if cast else []),
         # Unsqueeze took its axes as an attribute before opset 13.

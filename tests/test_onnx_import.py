@@ -326,7 +326,8 @@ def test_metadata_records_producer_opset_and_source_hash(tmp_path):
 # ------------------------------------------------------------------ what it refuses, and how
 
 def test_conv_is_unsupported_and_named():
-    with pytest.raises(UnsupportedOpError, match=r"node 'conv1' uses Conv \(opset 17\), which edgerun cannot import"):
+    expected = r"node 'conv1' uses Conv \(opset 17\), which edgerun cannot import"
+    with pytest.raises(UnsupportedOpError, match=expected):
         edgerun.import_onnx(models.conv_model())
 
 

@@ -37,7 +37,8 @@ from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 
 SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
-             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant", "Shape", "Gather",
+             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
+             "Shape", "Gather",
              "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
@@ -301,7 +302,8 @@ class _Importer:
             raise self._unsupported(f" whose operand B {b!r} is computed at run time, not an initializer")
         weight = self._float(b, "operand B")
         if weight.ndim != 2:
-            raise ShapeError(f"node {self.node_name!r}: Gemm operand B {b!r} must be 2-D, got shape {weight.shape}")
+            raise ShapeError(f"node {self.node_name!r}: Gemm operand B {b!r} must be 2-D, "
+                             f"got shape {weight.shape}")
         if not attrs.get("transB", 0):
             weight = weight.T          # ONNX B is [in, out]; edgerun weights are [out, in]
         if alpha != 1.0:
@@ -320,7 +322,8 @@ class _Importer:
             bias = self._float(c, "operand C")
             if bias.ndim > 2 or not (bias.size == 1 or (bias.size == out_features
                                                          and bias.shape[-1] == out_features)):
-                raise self._unsupported(f" with a bias C of shape {bias.shape} (expected a scalar or [{out_features}])")
+                raise self._unsupported(f" with a bias C of shape {bias.shape} "
+                                        f"(expected a scalar or [{out_features}])")
             bias = np.broadcast_to(bias.reshape(-1), (out_features,)) * np.float32(beta)
             inputs.append(self._add_tensor(c, bias))
         self._emit("Linear", inputs, node.output[0], (x_shape[0], out_features), {"activation": None})
@@ -542,7 +545,7 @@ class _Importer:
                                  f"(a 0) of {x!r}, which has only {len(in_shape)} dims")
             attr_shape.append(entry)
             out_shape.append(in_shape[i] if entry == 0 and i < len(in_shape) else entry)
-        if _count(attr_shape, -1) > 1:
+        if attr_shape.count(-1) > 1:
             raise self._unsupported(f" to {target_values}: more than one dim is only known at run time")
         if unresolved:
             pass  # the one unknown entry became -1 and keeps its symbol as the output dim
@@ -726,10 +729,6 @@ class _Importer:
 # A dim is an int or a str naming a symbolic size (the model's own dim_param such as "N",
 # or "?k" for one we made up).  Shape values folded at import are numpy arrays that may
 # hold such strings (dtype object) until every entry is a plain int.
-
-def _count(values, item):
-    return sum(1 for v in values if v == item)
-
 
 def _product(dims):
     total = 1
