@@ -263,9 +263,49 @@ def test_flatten_axis_follows_onnx_including_negative_axes(axis):
     assert graph.nodes[0].attrs["axis"] == (axis + 4 if axis < 0 else axis)
 
 
+@pytest.mark.parametrize("opset", [11, 17])
+def test_squeeze_and_unsqueeze_of_activations_become_reshapes(opset):
+    rng = np.random.default_rng(17)
+    if opset >= 13:
+        nodes = [helper.make_node("Unsqueeze", ["x", "axis1"], ["u"], name="unsqueeze"),
+                 helper.make_node("MatMul", ["u", "w"], ["h"], name="fc"),
+                 helper.make_node("Squeeze", ["h", "axis_minus2"], ["y"], name="squeeze")]
+    else:
+        nodes = [helper.make_node("Unsqueeze", ["x"], ["u"], name="unsqueeze", axes=[1]),
+                 helper.make_node("MatMul", ["u", "w"], ["h"], name="fc"),
+                 helper.make_node("Squeeze", ["h"], ["y"], name="squeeze", axes=[-2])]
+    model = models.make_model(nodes, [models.float_input("x", 6)], [models.float_output("y", 4)],
+                              [("w", models.weights(rng, 6, 4)), ("axis1", np.array([1], np.int64)),
+                               ("axis_minus2", np.array([-2], np.int64))], opset=opset)
+    graph = assert_matches_onnxruntime(model)
+    assert ops(graph) == ["Reshape", "Linear", "Reshape"]
+    assert graph.nodes[0].attrs["shape"] == [0, 1, 6] and graph.nodes[2].attrs["shape"] == [0, 4]
+    assert graph.outputs[0].shape == (None, 4)
+
+
+def test_squeezing_a_dim_that_is_not_one_raises_shape_error():
+    nodes = [helper.make_node("Squeeze", ["x", "axes"], ["y"], name="squeeze")]
+    model = models.make_model(nodes, [models.float_input("x", 6)], [models.float_output("y", None)],
+                              [("axes", np.array([1], np.int64))])
+    with pytest.raises(edgerun.ShapeError, match="'squeeze'.*must be 1"):
+        edgerun.import_onnx(model)
+
+
+def test_weights_from_constant_nodes_become_tensors():
+    rng = np.random.default_rng(18)
+    w = models.weights(rng, 3, 5)
+    nodes = [helper.make_node("Constant", [], ["w"], name="weight", value=numpy_helper.from_array(w)),
+             helper.make_node("Constant", [], ["b"], name="bias", value_floats=[0.5, -0.5, 1.0]),
+             helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    model = models.make_model(nodes, [models.float_input("x", 5)], [models.float_output("y", 3)])
+    graph = assert_matches_onnxruntime(model)
+    assert ops(graph) == ["Linear"] and set(graph.tensors) == {"w", "b"}
+
+
 def test_legacy_softmax_is_imported_with_flattening_semantics():
     graph = edgerun.import_onnx(models.softmax_3d(axis=1, opset=11))
     assert ops(graph) == ["Linear", "Flatten", "Softmax", "Reshape"]
+    assert graph.nodes[-1].attrs["shape"] == [0, 3, 4]
     assert edgerun.import_onnx(models.softmax_3d(axis=1, opset=13)).nodes[-1].attrs == {"axis": 1}
 
 

@@ -17,6 +17,7 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
     BatchNormalization        -> (inference) Mul + Add per channel, so after a Linear it folds away
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
+    Squeeze, Unsqueeze        -> Reshape on an activation (they only drop / add 1-sized dims)
     Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Transpose, ConstantOfShape
                               -> folded away when they only depend on initializers and on static
                                  (or symbolic) shapes, as exporters emit for `x.view(x.size(0), -1)`
@@ -379,14 +380,11 @@ class _Importer:
             return
         # Before opset 13 Softmax normalises over all dims from `axis` on, as if the input were
         # flattened to 2-D there: do exactly that, then restore the shape.
-        symbolic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
-        if len(symbolic) > 1:
-            raise self._unsupported(f" (legacy semantics, axis={axis}) with several symbolic dims {shape}")
-        target = [-1 if i in symbolic else d for i, d in enumerate(shape)]
         flat = self._unique(f"{node.output[0]}/flat")
+        flat_shape = _flatten_shape(shape, axis, self._fresh_symbol)
+        target = self._reshape_target(flat_shape, shape, f" (legacy semantics, axis={axis})")
         soft = self._unique(f"{node.output[0]}/softmax")
-        self._emit("Flatten", [x], flat, _flatten_shape(shape, axis, self._fresh_symbol),
-                   {"axis": axis}, name=f"{self.node_name}/flatten")
+        self._emit("Flatten", [x], flat, flat_shape, {"axis": axis}, name=f"{self.node_name}/flatten")
         self._emit("Softmax", [flat], soft, self.shapes[flat], {"axis": 1}, name=f"{self.node_name}/softmax")
         self._emit("Reshape", [soft], node.output[0], shape, {"shape": target}, name=f"{self.node_name}/reshape")
 
@@ -598,9 +596,59 @@ class _Importer:
             raise self._unsupported(" on a run-time activation")
         self._fold(node)
 
-    _op_Gather = _op_Unsqueeze = _op_Squeeze = _op_Concat = _op_Slice = _shape_op
+    _op_Gather = _op_Concat = _op_Slice = _shape_op
     _op_Transpose = _op_ConstantOfShape = _shape_op
 
+    def _op_Unsqueeze(self, node):
+        self._squeeze_or_unsqueeze(node, insert=True)
+
+    def _op_Squeeze(self, node):
+        self._squeeze_or_unsqueeze(node, insert=False)
+
+    def _squeeze_or_unsqueeze(self, node, insert):
+        """On an activation both only add or drop 1-sized dims: a Reshape (x.squeeze(1) in torch)."""
+        x, axes_input = self._inputs(node)[:2]
+        if self._is_const(x):
+            return self._fold(node)
+        if axes_input is not None and not self._is_const(axes_input):
+            raise self._unsupported(f" with axes {axes_input!r} computed at run time")
+        axes = (list(self.consts[axes_input].reshape(-1)) if axes_input is not None
+                else self._attrs(node).get("axes"))
+        shape = list(self.shapes[x])
+        if insert and not axes:
+            raise ShapeError(f"node {self.node_name!r}: Unsqueeze needs axes")
+        if insert:
+            rank = len(shape) + len(axes)
+            for axis in sorted(self._axis(a, rank) for a in axes):
+                shape.insert(axis, 1)
+        else:
+            if axes is None:
+                if not all(isinstance(d, int) for d in shape):
+                    raise self._unsupported(f" without axes of {x!r} with symbolic dims {tuple(shape)}")
+                axes = [i for i, d in enumerate(shape) if d == 1]
+            axes = {self._axis(a, len(shape)) for a in axes}
+            if any(isinstance(shape[a], int) and shape[a] != 1 for a in axes):
+                raise ShapeError(f"node {self.node_name!r}: cannot squeeze dims {sorted(axes)} "
+                                 f"of {x!r} {tuple(shape)}: they must be 1")
+            shape = [d for i, d in enumerate(shape) if i not in axes]
+        target = self._reshape_target(self.shapes[x], shape)
+        self._emit("Reshape", [x], node.output[0], shape, {"shape": target})
+
+    def _reshape_target(self, in_shape, out_shape, detail=""):
+        """Reshape's shape attribute giving out_shape: a symbolic dim is copied (0) when it sits
+        at the same position in in_shape, otherwise inferred (-1) -- which works for one only."""
+        target = []
+        for i, d in enumerate(out_shape):
+            if isinstance(d, int):
+                target.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                target.append(0)
+            else:
+                target.append(-1)
+        if target.count(-1) > 1:
+            raise self._unsupported(f"{detail} giving shape {tuple(out_shape)}: more than one dim "
+                                    "is known only at run time")
+        return target
     def _fold(self, node):
         """Compute a node whose inputs are all known now; the result becomes a constant."""
         values = [self.consts[v] if v else None for v in self._inputs(node)[:len(node.input)]]
