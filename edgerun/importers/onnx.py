@@ -26,8 +26,15 @@ Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
 Everything else raises edgerun.UnsupportedOpError naming the op, the node and the opset.
 
-Every float is imported as float32 (float16 / double / bfloat16 initializers are converted);
-integer initializers are accepted only where a shape or an index is expected.
+Every float is imported as float32 (float16 / double / bfloat16 initializers are converted,
+and FLOAT16 / DOUBLE graph inputs become float32 inputs); integer initializers are accepted
+only where a shape or an index is expected.  Dropout is dropped whatever its training_mode.
+
+Names: nodes keep their ONNX names (an unnamed one becomes "<Op>_<index>"); a weight keeps its
+initializer's name, also when transposed or scaled, unless that name already holds other
+values (tied weights used the same way stay one tensor).  Folding a constant scale into a
+weight rounds once more than ONNX does (x*(W*s) vs (x*W)*s): within float32 tolerance, not
+bit-exact.  Graph.metadata records producer, opset, IR version and the sha256 of the model bytes.
 """
 import hashlib
 import os
@@ -39,8 +46,7 @@ from edgerun.graph import Graph, Node, Tensor, ValueInfo
 
 SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
              "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
-             "Shape", "Gather",
-             "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
+             "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
