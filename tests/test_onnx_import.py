@@ -347,6 +347,36 @@ def test_identity_outputs_keep_their_names():
     assert [v.name for v in graph.outputs] == ["y1", "y2", "x_copy"]
 
 
+def classifier_with_label_output():
+    """Probabilities and an ArgMax label, as scikit-learn / skl2onnx classifiers export."""
+    rng = np.random.default_rng(19)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc", transB=1),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1),
+             helper.make_node("ArgMax", ["probabilities"], ["label"], name="argmax", axis=1)]
+    outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, ["N", 1]),
+               models.float_output("probabilities", 3)]
+    inputs = [models.float_input("x", 4), models.float_input("unused_side_input", 2)]
+    return models.make_model(nodes, inputs, outputs,
+                             [("w", models.weights(rng, 3, 4)), ("b", np.zeros(3, np.float32))])
+
+
+def test_choosing_outputs_imports_only_what_they_depend_on():
+    model = classifier_with_label_output()
+    with pytest.raises(UnsupportedOpError, match="'argmax' uses ArgMax"):
+        edgerun.import_onnx(model)
+    graph = edgerun.import_onnx(model, outputs=["probabilities"])
+    assert ops(graph) == ["Linear", "Softmax"]
+    assert [v.name for v in graph.inputs] == ["x"]
+    assert [v.name for v in graph.outputs] == ["probabilities"]
+    x = np.random.default_rng(1).standard_normal((7, 4)).astype(np.float32)
+    expected = run_onnxruntime(model, {"x": x, "unused_side_input": np.zeros((7, 2), np.float32)})[1]
+    np.testing.assert_allclose(run_graph(graph, {"x": x})[0], expected, rtol=1e-5, atol=1e-6)
+    # An intermediate value can be an output too.
+    assert [v.name for v in edgerun.import_onnx(model, outputs="logits").outputs] == ["logits"]
+    with pytest.raises(EdgerunError, match=r"no value 'probs'.*'label', 'probabilities'"):
+        edgerun.import_onnx(model, outputs=["probs"])
+
+
 def test_metadata_records_producer_opset_and_source_hash(tmp_path):
     model = models.gemm_mlp()
     path = tmp_path / "mlp.onnx"
@@ -375,8 +405,15 @@ def test_every_unsupported_op_is_listed_at_once():
     model = models.conv_model()
     model.graph.node.extend([helper.make_node("MaxPool", ["y"], ["p"], name="pool", kernel_shape=[2, 2]),
                              helper.make_node("LSTM", ["p", "k", "k"], ["q"], name="rnn")])
+    model.graph.output[0].name = "q"
     with pytest.raises(UnsupportedOpError, match=r"'conv1' uses Conv .*also uses LSTM, MaxPool"):
         edgerun.import_onnx(model)
+
+
+def test_nodes_no_output_depends_on_are_ignored():
+    model = models.gemm_mlp()
+    model.graph.node.extend([helper.make_node("Conv", ["x", "fc0.weight"], ["unused"], name="dead_conv")])
+    assert ops(edgerun.import_onnx(model)) == ["Linear", "Linear", "Softmax"]
 
 
 def test_lstm_is_unsupported_and_named():

@@ -53,14 +53,19 @@ _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _EXTERNAL = 1  # TensorProto.EXTERNAL
 
 
-def import_onnx(model) -> Graph:
-    """Read an ONNX model (path, bytes or onnx.ModelProto) into a float32 edgerun Graph."""
+def import_onnx(model, outputs=None) -> Graph:
+    """Read an ONNX model (path, bytes or onnx.ModelProto) into a float32 edgerun Graph.
+
+    outputs: names of the values to keep as graph outputs (default: the model's own outputs).
+    Only the nodes they depend on are imported, e.g. outputs=["probabilities"] for a
+    classifier whose label output goes through ArgMax.
+    """
     try:
         import onnx
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise EdgerunError("import_onnx needs the 'onnx' package: pip install 'edgerun[onnx]'") from error
     proto, where, data = _read_model(onnx, model)
-    return _Importer(onnx, proto, where, hashlib.sha256(data).hexdigest()).run()
+    return _Importer(onnx, proto, where, hashlib.sha256(data).hexdigest()).run(outputs)
 
 
 def _read_model(onnx, model):
@@ -108,8 +113,10 @@ class _Importer:
 
     # ---------------------------------------------------------------- driver
 
-    def run(self) -> Graph:
+    def run(self, outputs=None) -> Graph:
         g = self.proto.graph
+        self.output_names = self._select_outputs(g, outputs)
+        nodes = self._needed_nodes(g)
         for container in (g.input, g.output, g.initializer, g.value_info):
             self.taken.update(v.name for v in container)
         for node in g.node:
@@ -119,17 +126,18 @@ class _Importer:
                                f"({g.sparse_initializer[0].values.name!r}), which edgerun cannot import")
         for init in g.initializer:
             self.consts[init.name] = self._tensor_array(init)
-        for value in g.input:
-            if value.name not in self.consts:
-                self._add_input(value)
         self.consumers = {}
-        for node in g.node:
+        for _, node in nodes:
             for name in node.input:
                 self.consumers[name] = self.consumers.get(name, 0) + 1
-        for value in g.output:
-            self.consumers[value.name] = self.consumers.get(value.name, 0) + 1
-        self._check_ops(g)
-        for index, node in enumerate(g.node):
+        for name in self.output_names:
+            self.consumers[name] = self.consumers.get(name, 0) + 1
+        for value in g.input:
+            # With outputs chosen, an input none of them depends on is left out.
+            if value.name not in self.consts and (outputs is None or value.name in self.consumers):
+                self._add_input(value)
+        self._check_ops(nodes)
+        for index, node in nodes:
             self._import_node(node, index)
         self._fuse()
         self._set_outputs()
@@ -176,10 +184,33 @@ class _Importer:
         self.shapes[value.name] = tuple(dims)
         self.graph.inputs.append(ValueInfo(value.name, _public_shape(dims)))
 
-    def _check_ops(self, g):
+    def _select_outputs(self, g, outputs):
+        if outputs is None:
+            return [v.name for v in g.output]
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        known = {v.name for v in g.input} | {o for node in g.node for o in node.output if o}
+        for name in outputs:
+            if name not in known:
+                declared = ", ".join(repr(v.name) for v in g.output)
+                raise EdgerunError(f"{self.where} has no value {name!r} to output "
+                                   f"(its declared outputs are {declared})")
+        return list(outputs)
+
+    def _needed_nodes(self, g):
+        """(index, node) of the nodes the outputs depend on, in graph order."""
+        needed, kept = set(self.output_names), []
+        for index in range(len(g.node) - 1, -1, -1):
+            node = g.node[index]
+            if any(o in needed for o in node.output):
+                kept.append((index, node))
+                needed.update(node.input)
+        return kept[::-1]
+
+    def _check_ops(self, nodes):
         """Refuse an unsupported op before importing anything, naming every other one too,
         so one attempt tells the user the whole list of what is missing."""
-        missing = [(i, node) for i, node in enumerate(g.node)
+        missing = [(i, node) for i, node in nodes
                    if node.domain not in ("", "ai.onnx") or not hasattr(self, "_op_" + node.op_type)]
         if not missing:
             return
@@ -680,8 +711,8 @@ class _Importer:
         for node in self.graph.nodes:
             for name in node.inputs:
                 uses[name] = uses.get(name, 0) + 1
-        for value in self.proto.graph.output:
-            name = self._resolve(value.name)
+        for name in self.output_names:
+            name = self._resolve(name)
             uses[name] = uses.get(name, 0) + 1
         producer, kept = {}, []
         for node in self.graph.nodes:
@@ -737,8 +768,7 @@ class _Importer:
         produced = {o for node in self.graph.nodes for o in node.outputs}
         inputs = {v.name for v in self.graph.inputs}
         named = set()
-        for value in self.proto.graph.output:
-            name = value.name
+        for name in self.output_names:
             source = self._resolve(name)
             if source in self.consts:
                 raise EdgerunError(f"graph output {name!r} is a constant known at import time; "
@@ -748,7 +778,7 @@ class _Importer:
             shape = self.shapes[source]
             if source != name:
                 if source in produced and source not in named and source not in inputs \
-                        and source not in {v.name for v in self.proto.graph.output}:
+                        and source not in self.output_names:
                     self._rename(source, name)      # an Identity/Dropout was dropped before the output
                     produced.add(name)
                 else:
