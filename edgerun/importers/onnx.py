@@ -218,6 +218,9 @@ class _Importer:
         self.node, self.node_name = node, node.name or f"{node.op_type}_{index}"
         others = sorted({n.op_type for _, n in missing[1:]} - {node.op_type})
         also = f"; the model also uses {', '.join(others)}" if others else ""
+        if len(self.output_names) > 1:
+            also += (f"; to import only some of the outputs {self.output_names}, "
+                     "pass import_onnx(..., outputs=[names])")
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"node {self.node_name!r} uses {node.op_type} from operator domain "
                                      f"{node.domain!r}, which edgerun cannot import{also}")
