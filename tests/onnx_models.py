@@ -224,3 +224,23 @@ def batchnorm_mlp(seed=8):
     ]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2, 3, 4])]
     return make_model(nodes, inputs, [float_output("output", 5)], inits, opset=15)
+
+
+def sklearn_style_regressor(seed=9, input_type=TensorProto.FLOAT):
+    """The layout skl2onnx writes for an MLPRegressor: a batch dim with neither value nor name,
+    a Cast of the input to float, MatMul + Add per layer, and a final Reshape to [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    inits = [("coefficient", weights(rng, 6, 8)),
+             ("intercepts", (rng.standard_normal((1, 8)) * 0.1).astype(np.float32)),
+             ("coefficient1", weights(rng, 8, 1)), ("intercepts1", np.array([[0.3]], np.float32)),
+             ("shape_tensor", np.array([-1, 1], np.int64))]
+    nodes = [helper.make_node("Cast", ["X"], ["cast_input"], name="Cast", to=TensorProto.FLOAT),
+             helper.make_node("MatMul", ["cast_input", "coefficient"], ["mul_result"], name="MatMul"),
+             helper.make_node("Add", ["mul_result", "intercepts"], ["add_result"], name="Add"),
+             helper.make_node("Relu", ["add_result"], ["next_activations"], name="Relu"),
+             helper.make_node("MatMul", ["next_activations", "coefficient1"], ["mul_result1"], name="MatMul1"),
+             helper.make_node("Add", ["mul_result1", "intercepts1"], ["add_result1"], name="Add1"),
+             helper.make_node("Reshape", ["add_result1", "shape_tensor"], ["variable"], name="Reshape")]
+    inputs = [helper.make_tensor_value_info("X", input_type, [None, 6])]
+    outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
+    return make_model(nodes, inputs, outputs, inits)

@@ -64,10 +64,11 @@ def run_onnxruntime(model, feeds):
 
 
 def random_feeds(model, batch, seed=0):
+    """Random float32 inputs; a dim named "N" or with neither value nor name is the batch."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for value in model.graph.input:
-        dims = [batch if d.dim_param == "N" else d.dim_value for d in value.type.tensor_type.shape.dim]
+        dims = [d.dim_value if d.dim_value else batch for d in value.type.tensor_type.shape.dim]
         feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
     return feeds
 
@@ -108,6 +109,7 @@ MODELS = {
     "view_flatten_cast": lambda: models.view_flatten(cast=True),
     "elementwise_mix": models.elementwise_mix,
     "batchnorm": models.batchnorm_mlp,
+    "sklearn_regressor": models.sklearn_style_regressor,
     "softmax_axis1_opset13": lambda: models.softmax_3d(axis=1, opset=13),
     "softmax_axis1_opset11": lambda: models.softmax_3d(axis=1, opset=11),
     "softmax_axis2_opset11": lambda: models.softmax_3d(axis=2, opset=11),
@@ -320,6 +322,16 @@ def test_float16_initializer_behind_a_cast_is_converted_to_float32():
     weight = graph.tensors[graph.nodes[0].inputs[1]]
     assert weight.arrays["values"].dtype == np.float32
     np.testing.assert_array_equal(weight.to_dense(), w16.astype(np.float32))
+
+
+def test_unnamed_batch_dim_and_double_input_import_as_float32_with_none():
+    model = models.sklearn_style_regressor(input_type=TensorProto.DOUBLE)
+    graph = edgerun.import_onnx(model)
+    assert graph.inputs[0].shape == (None, 6) and graph.inputs[0].dtype == "float32"
+    assert ops(graph) == ["Linear", "Linear", "Reshape"]               # Cast dropped, Relu fused
+    x = np.random.default_rng(3).standard_normal((7, 6))
+    expected = run_onnxruntime(model, {"X": x})[0]
+    np.testing.assert_allclose(run_graph(graph, {"X": x.astype(np.float32)})[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_tied_weights_stay_one_tensor():
