@@ -494,6 +494,15 @@ def test_initializer_whose_data_does_not_match_its_dims_raises_edgerun_error():
         edgerun.import_onnx(model)
 
 
+def test_huge_constant_of_shape_is_refused_not_allocated():
+    nodes = [helper.make_node("ConstantOfShape", ["dims"], ["big"], name="fill"),
+             helper.make_node("Add", ["x", "big"], ["y"], name="add")]
+    model = models.make_model(nodes, [models.float_input("x", 3)], [models.float_output("y", 3)],
+                              [("dims", np.array([1 << 20, 1 << 20, 3], np.int64))])
+    with pytest.raises(EdgerunError, match="'fill'.*too large"):
+        edgerun.import_onnx(model)
+
+
 def test_integer_input_raises_edgerun_error():
     model = models.gemm_mlp()
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64

@@ -51,6 +51,8 @@ SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _EXTERNAL = 1  # TensorProto.EXTERNAL
+# A hostile model can ask ConstantOfShape for terabytes; no real MLP needs a constant this big.
+_MAX_FOLDED_ELEMENTS = 1 << 28
 
 
 def import_onnx(model, outputs=None) -> Graph:
@@ -697,7 +699,7 @@ class _Importer:
             result = _FOLD[node.op_type](self, values, attrs)
         except UnsupportedOpError:
             raise
-        except (TypeError, ValueError, IndexError) as error:
+        except (TypeError, ValueError, IndexError, KeyError) as error:
             if any(v is not None and v.dtype == object for v in values):
                 raise self._unsupported(f" on run-time dims ({error})") from error
             raise EdgerunError(f"node {self.node_name!r}: cannot evaluate {node.op_type} on its "
@@ -971,7 +973,10 @@ def _fold_constant_of_shape(importer, values, attrs):
     for attribute in importer.node.attribute:
         if attribute.name == "value":
             value = importer._tensor_array(attribute.t)
-    return np.full(_ints(values[0]), value.reshape(-1)[0], dtype=value.dtype)
+    shape = _ints(values[0])
+    if _product(shape) > _MAX_FOLDED_ELEMENTS:
+        raise EdgerunError(f"node {importer.node_name!r}: ConstantOfShape {shape} is too large to fold")
+    return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
 
 
 def _fold_arithmetic(function):
