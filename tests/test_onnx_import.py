@@ -2,20 +2,21 @@
 
 The Graph is run by a small numpy executor below (not edgerun's runtime, so these tests pin
 the importer alone) and compared with onnxruntime on random inputs at batch 1 and 7.
+onnx and onnxruntime come with the `test` extra; without them these tests fail, not skip.
 """
 import hashlib
 
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
-import edgerun  # noqa: E402
-from edgerun import EdgerunError, UnsupportedOpError  # noqa: E402
+import edgerun
+from edgerun import EdgerunError, UnsupportedOpError
 
-import onnx_models as models  # noqa: E402  (pytest puts tests/ on sys.path: no __init__.py)
+import onnx_models as models  # pytest puts tests/ on sys.path (it has no __init__.py)
 
 
 # ------------------------------------------------------------------ a reference executor
