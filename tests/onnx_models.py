@@ -68,7 +68,8 @@ def matmul_mlp(sizes=(10, 16, 16, 5), activations=("Relu", "Tanh", "Sigmoid"), s
         inits.append((f"dense{i}/kernel", weights(rng, sizes[i], sizes[i + 1])))   # [in, out]
         bias = (rng.standard_normal(sizes[i + 1]) * 0.1).astype(np.float32)
         inits.append((f"dense{i}/bias", bias.reshape((1,) * (bias_rank - 1) + (-1,))))
-        nodes.append(helper.make_node("MatMul", [current, f"dense{i}/kernel"], [f"mm{i}"], name=f"dense{i}/MatMul"))
+        nodes.append(helper.make_node("MatMul", [current, f"dense{i}/kernel"], [f"mm{i}"],
+                                      name=f"dense{i}/MatMul"))
         # The bias first, as some exporters write it: the importer must still see x + b.
         nodes.append(helper.make_node("Add", [f"dense{i}/bias", f"mm{i}"], [f"pre{i}"], name=f"dense{i}/BiasAdd"))
         current = f"pre{i}"
@@ -121,7 +122,8 @@ def view_flatten(seed=3, use_constant_nodes=True, opset=17, cast=False):
         inits += [("zero", np.array(0, dtype=np.int64)), ("minus_one", np.array([-1], dtype=np.int64)),
                   ("axes", np.array([0], dtype=np.int64))]
     nodes += [
-        helper.make_node("Gather", ["shape", "zero"], ["batch_gathered" if cast else "batch"], name="/Gather", axis=0),
+        helper.make_node("Gather", ["shape", "zero"], ["batch_gathered" if cast else "batch"],
+                         name="/Gather", axis=0),
         *([helper.make_node("Cast", ["batch_gathered"], ["batch"], name="/Cast", to=TensorProto.INT64)]
           if cast else []),
         # Unsqueeze took its axes as an attribute before opset 13.
@@ -222,3 +224,23 @@ def batchnorm_mlp(seed=8):
     ]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2, 3, 4])]
     return make_model(nodes, inputs, [float_output("output", 5)], inits, opset=15)
+
+
+def sklearn_style_regressor(seed=9, input_type=TensorProto.FLOAT):
+    """The layout skl2onnx writes for an MLPRegressor: a batch dim with neither value nor name,
+    a Cast of the input to float, MatMul + Add per layer, and a final Reshape to [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    inits = [("coefficient", weights(rng, 6, 8)),
+             ("intercepts", (rng.standard_normal((1, 8)) * 0.1).astype(np.float32)),
+             ("coefficient1", weights(rng, 8, 1)), ("intercepts1", np.array([[0.3]], np.float32)),
+             ("shape_tensor", np.array([-1, 1], np.int64))]
+    nodes = [helper.make_node("Cast", ["X"], ["cast_input"], name="Cast", to=TensorProto.FLOAT),
+             helper.make_node("MatMul", ["cast_input", "coefficient"], ["mul_result"], name="MatMul"),
+             helper.make_node("Add", ["mul_result", "intercepts"], ["add_result"], name="Add"),
+             helper.make_node("Relu", ["add_result"], ["next_activations"], name="Relu"),
+             helper.make_node("MatMul", ["next_activations", "coefficient1"], ["mul_result1"], name="MatMul1"),
+             helper.make_node("Add", ["mul_result1", "intercepts1"], ["add_result1"], name="Add1"),
+             helper.make_node("Reshape", ["add_result1", "shape_tensor"], ["variable"], name="Reshape")]
+    inputs = [helper.make_tensor_value_info("X", input_type, [None, 6])]
+    outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
+    return make_model(nodes, inputs, outputs, inits)

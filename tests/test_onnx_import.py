@@ -2,20 +2,21 @@
 
 The Graph is run by a small numpy executor below (not edgerun's runtime, so these tests pin
 the importer alone) and compared with onnxruntime on random inputs at batch 1 and 7.
+onnx and onnxruntime come with the `test` extra; without them these tests fail, not skip.
 """
 import hashlib
 
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
-import edgerun  # noqa: E402
-from edgerun import EdgerunError, UnsupportedOpError  # noqa: E402
+import edgerun
+from edgerun import EdgerunError, UnsupportedOpError
 
-import onnx_models as models  # noqa: E402  (pytest puts tests/ on sys.path: no __init__.py)
+import onnx_models as models  # pytest puts tests/ on sys.path (it has no __init__.py)
 
 
 # ------------------------------------------------------------------ a reference executor
@@ -64,10 +65,11 @@ def run_onnxruntime(model, feeds):
 
 
 def random_feeds(model, batch, seed=0):
+    """Random float32 inputs; a dim named "N" or with neither value nor name is the batch."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for value in model.graph.input:
-        dims = [batch if d.dim_param == "N" else d.dim_value for d in value.type.tensor_type.shape.dim]
+        dims = [d.dim_value if d.dim_value else batch for d in value.type.tensor_type.shape.dim]
         feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
     return feeds
 
@@ -108,6 +110,7 @@ MODELS = {
     "view_flatten_cast": lambda: models.view_flatten(cast=True),
     "elementwise_mix": models.elementwise_mix,
     "batchnorm": models.batchnorm_mlp,
+    "sklearn_regressor": models.sklearn_style_regressor,
     "softmax_axis1_opset13": lambda: models.softmax_3d(axis=1, opset=13),
     "softmax_axis1_opset11": lambda: models.softmax_3d(axis=1, opset=11),
     "softmax_axis2_opset11": lambda: models.softmax_3d(axis=2, opset=11),
@@ -254,9 +257,58 @@ def test_linear_followed_by_scale_and_shift_folds_into_weight_and_bias():
     np.testing.assert_allclose(graph.tensors[linear.inputs[2]].to_dense(), b * scale + 0.5)
 
 
+@pytest.mark.parametrize("axis", [-4, -3, -1, 0, 2, 4])
+def test_flatten_axis_follows_onnx_including_negative_axes(axis):
+    nodes = [helper.make_node("Flatten", ["x"], ["y"], name="flatten", axis=axis)]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])]
+    model = models.make_model(nodes, inputs, [models.float_output("y", None)])
+    graph = assert_matches_onnxruntime(model)
+    assert graph.nodes[0].attrs["axis"] == (axis + 4 if axis < 0 else axis)
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_squeeze_and_unsqueeze_of_activations_become_reshapes(opset):
+    rng = np.random.default_rng(17)
+    if opset >= 13:
+        nodes = [helper.make_node("Unsqueeze", ["x", "axis1"], ["u"], name="unsqueeze"),
+                 helper.make_node("MatMul", ["u", "w"], ["h"], name="fc"),
+                 helper.make_node("Squeeze", ["h", "axis_minus2"], ["y"], name="squeeze")]
+    else:
+        nodes = [helper.make_node("Unsqueeze", ["x"], ["u"], name="unsqueeze", axes=[1]),
+                 helper.make_node("MatMul", ["u", "w"], ["h"], name="fc"),
+                 helper.make_node("Squeeze", ["h"], ["y"], name="squeeze", axes=[-2])]
+    model = models.make_model(nodes, [models.float_input("x", 6)], [models.float_output("y", 4)],
+                              [("w", models.weights(rng, 6, 4)), ("axis1", np.array([1], np.int64)),
+                               ("axis_minus2", np.array([-2], np.int64))], opset=opset)
+    graph = assert_matches_onnxruntime(model)
+    assert ops(graph) == ["Reshape", "Linear", "Reshape"]
+    assert graph.nodes[0].attrs["shape"] == [0, 1, 6] and graph.nodes[2].attrs["shape"] == [0, 4]
+    assert graph.outputs[0].shape == (None, 4)
+
+
+def test_squeezing_a_dim_that_is_not_one_raises_shape_error():
+    nodes = [helper.make_node("Squeeze", ["x", "axes"], ["y"], name="squeeze")]
+    model = models.make_model(nodes, [models.float_input("x", 6)], [models.float_output("y", None)],
+                              [("axes", np.array([1], np.int64))])
+    with pytest.raises(edgerun.ShapeError, match="'squeeze'.*must be 1"):
+        edgerun.import_onnx(model)
+
+
+def test_weights_from_constant_nodes_become_tensors():
+    rng = np.random.default_rng(18)
+    w = models.weights(rng, 3, 5)
+    nodes = [helper.make_node("Constant", [], ["w"], name="weight", value=numpy_helper.from_array(w)),
+             helper.make_node("Constant", [], ["b"], name="bias", value_floats=[0.5, -0.5, 1.0]),
+             helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    model = models.make_model(nodes, [models.float_input("x", 5)], [models.float_output("y", 3)])
+    graph = assert_matches_onnxruntime(model)
+    assert ops(graph) == ["Linear"] and set(graph.tensors) == {"w", "b"}
+
+
 def test_legacy_softmax_is_imported_with_flattening_semantics():
     graph = edgerun.import_onnx(models.softmax_3d(axis=1, opset=11))
     assert ops(graph) == ["Linear", "Flatten", "Softmax", "Reshape"]
+    assert graph.nodes[-1].attrs["shape"] == [0, 3, 4]
     assert edgerun.import_onnx(models.softmax_3d(axis=1, opset=13)).nodes[-1].attrs == {"axis": 1}
 
 
@@ -271,6 +323,16 @@ def test_float16_initializer_behind_a_cast_is_converted_to_float32():
     weight = graph.tensors[graph.nodes[0].inputs[1]]
     assert weight.arrays["values"].dtype == np.float32
     np.testing.assert_array_equal(weight.to_dense(), w16.astype(np.float32))
+
+
+def test_unnamed_batch_dim_and_double_input_import_as_float32_with_none():
+    model = models.sklearn_style_regressor(input_type=TensorProto.DOUBLE)
+    graph = edgerun.import_onnx(model)
+    assert graph.inputs[0].shape == (None, 6) and graph.inputs[0].dtype == "float32"
+    assert ops(graph) == ["Linear", "Linear", "Reshape"]               # Cast dropped, Relu fused
+    x = np.random.default_rng(3).standard_normal((7, 6))
+    expected = run_onnxruntime(model, {"X": x})[0]
+    np.testing.assert_allclose(run_graph(graph, {"X": x.astype(np.float32)})[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_tied_weights_stay_one_tensor():
@@ -298,6 +360,36 @@ def test_identity_outputs_keep_their_names():
     assert [v.name for v in graph.outputs] == ["y1", "y2", "x_copy"]
 
 
+def classifier_with_label_output():
+    """Probabilities and an ArgMax label, as scikit-learn / skl2onnx classifiers export."""
+    rng = np.random.default_rng(19)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc", transB=1),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1),
+             helper.make_node("ArgMax", ["probabilities"], ["label"], name="argmax", axis=1)]
+    outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, ["N", 1]),
+               models.float_output("probabilities", 3)]
+    inputs = [models.float_input("x", 4), models.float_input("unused_side_input", 2)]
+    return models.make_model(nodes, inputs, outputs,
+                             [("w", models.weights(rng, 3, 4)), ("b", np.zeros(3, np.float32))])
+
+
+def test_choosing_outputs_imports_only_what_they_depend_on():
+    model = classifier_with_label_output()
+    with pytest.raises(UnsupportedOpError, match="'argmax' uses ArgMax"):
+        edgerun.import_onnx(model)
+    graph = edgerun.import_onnx(model, outputs=["probabilities"])
+    assert ops(graph) == ["Linear", "Softmax"]
+    assert [v.name for v in graph.inputs] == ["x"]
+    assert [v.name for v in graph.outputs] == ["probabilities"]
+    x = np.random.default_rng(1).standard_normal((7, 4)).astype(np.float32)
+    expected = run_onnxruntime(model, {"x": x, "unused_side_input": np.zeros((7, 2), np.float32)})[1]
+    np.testing.assert_allclose(run_graph(graph, {"x": x})[0], expected, rtol=1e-5, atol=1e-6)
+    # An intermediate value can be an output too.
+    assert [v.name for v in edgerun.import_onnx(model, outputs="logits").outputs] == ["logits"]
+    with pytest.raises(EdgerunError, match=r"no value 'probs'.*'label', 'probabilities'"):
+        edgerun.import_onnx(model, outputs=["probs"])
+
+
 def test_metadata_records_producer_opset_and_source_hash(tmp_path):
     model = models.gemm_mlp()
     path = tmp_path / "mlp.onnx"
@@ -317,7 +409,8 @@ def test_metadata_records_producer_opset_and_source_hash(tmp_path):
 # ------------------------------------------------------------------ what it refuses, and how
 
 def test_conv_is_unsupported_and_named():
-    with pytest.raises(UnsupportedOpError, match=r"node 'conv1' uses Conv \(opset 17\), which edgerun cannot import"):
+    expected = r"node 'conv1' uses Conv \(opset 17\), which edgerun cannot import"
+    with pytest.raises(UnsupportedOpError, match=expected):
         edgerun.import_onnx(models.conv_model())
 
 
@@ -325,8 +418,15 @@ def test_every_unsupported_op_is_listed_at_once():
     model = models.conv_model()
     model.graph.node.extend([helper.make_node("MaxPool", ["y"], ["p"], name="pool", kernel_shape=[2, 2]),
                              helper.make_node("LSTM", ["p", "k", "k"], ["q"], name="rnn")])
+    model.graph.output[0].name = "q"
     with pytest.raises(UnsupportedOpError, match=r"'conv1' uses Conv .*also uses LSTM, MaxPool"):
         edgerun.import_onnx(model)
+
+
+def test_nodes_no_output_depends_on_are_ignored():
+    model = models.gemm_mlp()
+    model.graph.node.extend([helper.make_node("Conv", ["x", "fc0.weight"], ["unused"], name="dead_conv")])
+    assert ops(edgerun.import_onnx(model)) == ["Linear", "Linear", "Softmax"]
 
 
 def test_lstm_is_unsupported_and_named():
@@ -392,6 +492,15 @@ def test_initializer_whose_data_does_not_match_its_dims_raises_edgerun_error():
     model = models.gemm_mlp()
     model.graph.initializer[0].dims[0] = 1000
     with pytest.raises(EdgerunError, match=r"tensor 'fc0.weight'.*cannot be read"):
+        edgerun.import_onnx(model)
+
+
+def test_huge_constant_of_shape_is_refused_not_allocated():
+    nodes = [helper.make_node("ConstantOfShape", ["dims"], ["big"], name="fill"),
+             helper.make_node("Add", ["x", "big"], ["y"], name="add")]
+    model = models.make_model(nodes, [models.float_input("x", 3)], [models.float_output("y", 3)],
+                              [("dims", np.array([1 << 20, 1 << 20, 3], np.int64))])
+    with pytest.raises(EdgerunError, match="'fill'.*too large"):
         edgerun.import_onnx(model)
 
 

@@ -17,6 +17,7 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
     BatchNormalization        -> (inference) Mul + Add per channel, so after a Linear it folds away
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
+    Squeeze, Unsqueeze        -> Reshape on an activation (they only drop / add 1-sized dims)
     Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Transpose, ConstantOfShape
                               -> folded away when they only depend on initializers and on static
                                  (or symbolic) shapes, as exporters emit for `x.view(x.size(0), -1)`
@@ -25,8 +26,15 @@ Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
 Everything else raises edgerun.UnsupportedOpError naming the op, the node and the opset.
 
-Every float is imported as float32 (float16 / double / bfloat16 initializers are converted);
-integer initializers are accepted only where a shape or an index is expected.
+Every float is imported as float32 (float16 / double / bfloat16 initializers are converted,
+and FLOAT16 / DOUBLE graph inputs become float32 inputs); integer initializers are accepted
+only where a shape or an index is expected.  Dropout is dropped whatever its training_mode.
+
+Names: nodes keep their ONNX names (an unnamed one becomes "<Op>_<index>"); a weight keeps its
+initializer's name, also when transposed or scaled, unless that name already holds other
+values (tied weights used the same way stay one tensor).  Folding a constant scale into a
+weight rounds once more than ONNX does (x*(W*s) vs (x*W)*s): within float32 tolerance, not
+bit-exact.  Graph.metadata records producer, opset, IR version and the sha256 of the model bytes.
 """
 import hashlib
 import os
@@ -37,22 +45,29 @@ from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 
 SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
-             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant", "Shape", "Gather",
-             "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
+             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
+             "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 _EXTERNAL = 1  # TensorProto.EXTERNAL
+# A hostile model can ask ConstantOfShape for terabytes; no real MLP needs a constant this big.
+_MAX_FOLDED_ELEMENTS = 1 << 28
 
 
-def import_onnx(model) -> Graph:
-    """Read an ONNX model (path, bytes or onnx.ModelProto) into a float32 edgerun Graph."""
+def import_onnx(model, outputs=None) -> Graph:
+    """Read an ONNX model (path, bytes or onnx.ModelProto) into a float32 edgerun Graph.
+
+    outputs: names of the values to keep as graph outputs (default: the model's own outputs).
+    Only the nodes they depend on are imported, e.g. outputs=["probabilities"] for a
+    classifier whose label output goes through ArgMax.
+    """
     try:
         import onnx
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise EdgerunError("import_onnx needs the 'onnx' package: pip install 'edgerun[onnx]'") from error
     proto, where, data = _read_model(onnx, model)
-    return _Importer(onnx, proto, where, hashlib.sha256(data).hexdigest()).run()
+    return _Importer(onnx, proto, where, hashlib.sha256(data).hexdigest()).run(outputs)
 
 
 def _read_model(onnx, model):
@@ -100,8 +115,10 @@ class _Importer:
 
     # ---------------------------------------------------------------- driver
 
-    def run(self) -> Graph:
+    def run(self, outputs=None) -> Graph:
         g = self.proto.graph
+        self.output_names = self._select_outputs(g, outputs)
+        nodes = self._needed_nodes(g)
         for container in (g.input, g.output, g.initializer, g.value_info):
             self.taken.update(v.name for v in container)
         for node in g.node:
@@ -111,17 +128,18 @@ class _Importer:
                                f"({g.sparse_initializer[0].values.name!r}), which edgerun cannot import")
         for init in g.initializer:
             self.consts[init.name] = self._tensor_array(init)
-        for value in g.input:
-            if value.name not in self.consts:
-                self._add_input(value)
         self.consumers = {}
-        for node in g.node:
+        for _, node in nodes:
             for name in node.input:
                 self.consumers[name] = self.consumers.get(name, 0) + 1
-        for value in g.output:
-            self.consumers[value.name] = self.consumers.get(value.name, 0) + 1
-        self._check_ops(g)
-        for index, node in enumerate(g.node):
+        for name in self.output_names:
+            self.consumers[name] = self.consumers.get(name, 0) + 1
+        for value in g.input:
+            # With outputs chosen, an input none of them depends on is left out.
+            if value.name not in self.consts and (outputs is None or value.name in self.consumers):
+                self._add_input(value)
+        self._check_ops(nodes)
+        for index, node in nodes:
             self._import_node(node, index)
         self._fuse()
         self._set_outputs()
@@ -168,10 +186,33 @@ class _Importer:
         self.shapes[value.name] = tuple(dims)
         self.graph.inputs.append(ValueInfo(value.name, _public_shape(dims)))
 
-    def _check_ops(self, g):
+    def _select_outputs(self, g, outputs):
+        if outputs is None:
+            return [v.name for v in g.output]
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        known = {v.name for v in g.input} | {o for node in g.node for o in node.output if o}
+        for name in outputs:
+            if name not in known:
+                declared = ", ".join(repr(v.name) for v in g.output)
+                raise EdgerunError(f"{self.where} has no value {name!r} to output "
+                                   f"(its declared outputs are {declared})")
+        return list(outputs)
+
+    def _needed_nodes(self, g):
+        """(index, node) of the nodes the outputs depend on, in graph order."""
+        needed, kept = set(self.output_names), []
+        for index in range(len(g.node) - 1, -1, -1):
+            node = g.node[index]
+            if any(o in needed for o in node.output):
+                kept.append((index, node))
+                needed.update(node.input)
+        return kept[::-1]
+
+    def _check_ops(self, nodes):
         """Refuse an unsupported op before importing anything, naming every other one too,
         so one attempt tells the user the whole list of what is missing."""
-        missing = [(i, node) for i, node in enumerate(g.node)
+        missing = [(i, node) for i, node in nodes
                    if node.domain not in ("", "ai.onnx") or not hasattr(self, "_op_" + node.op_type)]
         if not missing:
             return
@@ -179,6 +220,9 @@ class _Importer:
         self.node, self.node_name = node, node.name or f"{node.op_type}_{index}"
         others = sorted({n.op_type for _, n in missing[1:]} - {node.op_type})
         also = f"; the model also uses {', '.join(others)}" if others else ""
+        if len(self.output_names) > 1:
+            also += (f"; to import only some of the outputs {self.output_names}, "
+                     "pass import_onnx(..., outputs=[names])")
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"node {self.node_name!r} uses {node.op_type} from operator domain "
                                      f"{node.domain!r}, which edgerun cannot import{also}")
@@ -301,7 +345,8 @@ class _Importer:
             raise self._unsupported(f" whose operand B {b!r} is computed at run time, not an initializer")
         weight = self._float(b, "operand B")
         if weight.ndim != 2:
-            raise ShapeError(f"node {self.node_name!r}: Gemm operand B {b!r} must be 2-D, got shape {weight.shape}")
+            raise ShapeError(f"node {self.node_name!r}: Gemm operand B {b!r} must be 2-D, "
+                             f"got shape {weight.shape}")
         if not attrs.get("transB", 0):
             weight = weight.T          # ONNX B is [in, out]; edgerun weights are [out, in]
         if alpha != 1.0:
@@ -320,7 +365,8 @@ class _Importer:
             bias = self._float(c, "operand C")
             if bias.ndim > 2 or not (bias.size == 1 or (bias.size == out_features
                                                          and bias.shape[-1] == out_features)):
-                raise self._unsupported(f" with a bias C of shape {bias.shape} (expected a scalar or [{out_features}])")
+                raise self._unsupported(f" with a bias C of shape {bias.shape} "
+                                        f"(expected a scalar or [{out_features}])")
             bias = np.broadcast_to(bias.reshape(-1), (out_features,)) * np.float32(beta)
             inputs.append(self._add_tensor(c, bias))
         self._emit("Linear", inputs, node.output[0], (x_shape[0], out_features), {"activation": None})
@@ -376,14 +422,11 @@ class _Importer:
             return
         # Before opset 13 Softmax normalises over all dims from `axis` on, as if the input were
         # flattened to 2-D there: do exactly that, then restore the shape.
-        symbolic = [i for i, d in enumerate(shape) if not isinstance(d, int)]
-        if len(symbolic) > 1:
-            raise self._unsupported(f" (legacy semantics, axis={axis}) with several symbolic dims {shape}")
-        target = [-1 if i in symbolic else d for i, d in enumerate(shape)]
         flat = self._unique(f"{node.output[0]}/flat")
+        flat_shape = _flatten_shape(shape, axis, self._fresh_symbol)
+        target = self._reshape_target(flat_shape, shape, f" (legacy semantics, axis={axis})")
         soft = self._unique(f"{node.output[0]}/softmax")
-        self._emit("Flatten", [x], flat, _flatten_shape(shape, axis, self._fresh_symbol),
-                   {"axis": axis}, name=f"{self.node_name}/flatten")
+        self._emit("Flatten", [x], flat, flat_shape, {"axis": axis}, name=f"{self.node_name}/flatten")
         self._emit("Softmax", [flat], soft, self.shapes[flat], {"axis": 1}, name=f"{self.node_name}/softmax")
         self._emit("Reshape", [soft], node.output[0], shape, {"shape": target}, name=f"{self.node_name}/reshape")
 
@@ -494,10 +537,11 @@ class _Importer:
     # ---------------------------------------------------------------- shape ops
 
     def _axis(self, axis, rank, extra=0):
+        """axis in [-rank, rank + extra) made non-negative (Flatten allows axis == rank: extra=1)."""
         axis = int(axis)
-        if not -(rank + extra) <= axis < rank + extra:
+        if not -rank <= axis < rank + extra:
             raise ShapeError(f"node {self.node_name!r}: axis {axis} is out of range for rank {rank}")
-        return axis + rank + extra if axis < 0 else axis
+        return axis + rank if axis < 0 else axis
 
     def _op_Flatten(self, node):
         (x,) = self._inputs(node)[:1]
@@ -541,7 +585,7 @@ class _Importer:
                                  f"(a 0) of {x!r}, which has only {len(in_shape)} dims")
             attr_shape.append(entry)
             out_shape.append(in_shape[i] if entry == 0 and i < len(in_shape) else entry)
-        if _count(attr_shape, -1) > 1:
+        if attr_shape.count(-1) > 1:
             raise self._unsupported(f" to {target_values}: more than one dim is only known at run time")
         if unresolved:
             pass  # the one unknown entry became -1 and keeps its symbol as the output dim
@@ -594,9 +638,59 @@ class _Importer:
             raise self._unsupported(" on a run-time activation")
         self._fold(node)
 
-    _op_Gather = _op_Unsqueeze = _op_Squeeze = _op_Concat = _op_Slice = _shape_op
+    _op_Gather = _op_Concat = _op_Slice = _shape_op
     _op_Transpose = _op_ConstantOfShape = _shape_op
 
+    def _op_Unsqueeze(self, node):
+        self._squeeze_or_unsqueeze(node, insert=True)
+
+    def _op_Squeeze(self, node):
+        self._squeeze_or_unsqueeze(node, insert=False)
+
+    def _squeeze_or_unsqueeze(self, node, insert):
+        """On an activation both only add or drop 1-sized dims: a Reshape (x.squeeze(1) in torch)."""
+        x, axes_input = self._inputs(node)[:2]
+        if self._is_const(x):
+            return self._fold(node)
+        if axes_input is not None and not self._is_const(axes_input):
+            raise self._unsupported(f" with axes {axes_input!r} computed at run time")
+        axes = (list(self.consts[axes_input].reshape(-1)) if axes_input is not None
+                else self._attrs(node).get("axes"))
+        shape = list(self.shapes[x])
+        if insert and not axes:
+            raise ShapeError(f"node {self.node_name!r}: Unsqueeze needs axes")
+        if insert:
+            rank = len(shape) + len(axes)
+            for axis in sorted(self._axis(a, rank) for a in axes):
+                shape.insert(axis, 1)
+        else:
+            if axes is None:
+                if not all(isinstance(d, int) for d in shape):
+                    raise self._unsupported(f" without axes of {x!r} with symbolic dims {tuple(shape)}")
+                axes = [i for i, d in enumerate(shape) if d == 1]
+            axes = {self._axis(a, len(shape)) for a in axes}
+            if any(isinstance(shape[a], int) and shape[a] != 1 for a in axes):
+                raise ShapeError(f"node {self.node_name!r}: cannot squeeze dims {sorted(axes)} "
+                                 f"of {x!r} {tuple(shape)}: they must be 1")
+            shape = [d for i, d in enumerate(shape) if i not in axes]
+        target = self._reshape_target(self.shapes[x], shape)
+        self._emit("Reshape", [x], node.output[0], shape, {"shape": target})
+
+    def _reshape_target(self, in_shape, out_shape, detail=""):
+        """Reshape's shape attribute giving out_shape: a symbolic dim is copied (0) when it sits
+        at the same position in in_shape, otherwise inferred (-1) -- which works for one only."""
+        target = []
+        for i, d in enumerate(out_shape):
+            if isinstance(d, int):
+                target.append(d)
+            elif i < len(in_shape) and in_shape[i] == d:
+                target.append(0)
+            else:
+                target.append(-1)
+        if target.count(-1) > 1:
+            raise self._unsupported(f"{detail} giving shape {tuple(out_shape)}: more than one dim "
+                                    "is known only at run time")
+        return target
     def _fold(self, node):
         """Compute a node whose inputs are all known now; the result becomes a constant."""
         values = [self.consts[v] if v else None for v in self._inputs(node)[:len(node.input)]]
@@ -605,7 +699,7 @@ class _Importer:
             result = _FOLD[node.op_type](self, values, attrs)
         except UnsupportedOpError:
             raise
-        except (TypeError, ValueError, IndexError) as error:
+        except (TypeError, ValueError, IndexError, KeyError) as error:
             if any(v is not None and v.dtype == object for v in values):
                 raise self._unsupported(f" on run-time dims ({error})") from error
             raise EdgerunError(f"node {self.node_name!r}: cannot evaluate {node.op_type} on its "
@@ -622,8 +716,8 @@ class _Importer:
         for node in self.graph.nodes:
             for name in node.inputs:
                 uses[name] = uses.get(name, 0) + 1
-        for value in self.proto.graph.output:
-            name = self._resolve(value.name)
+        for name in self.output_names:
+            name = self._resolve(name)
             uses[name] = uses.get(name, 0) + 1
         producer, kept = {}, []
         for node in self.graph.nodes:
@@ -679,8 +773,7 @@ class _Importer:
         produced = {o for node in self.graph.nodes for o in node.outputs}
         inputs = {v.name for v in self.graph.inputs}
         named = set()
-        for value in self.proto.graph.output:
-            name = value.name
+        for name in self.output_names:
             source = self._resolve(name)
             if source in self.consts:
                 raise EdgerunError(f"graph output {name!r} is a constant known at import time; "
@@ -690,7 +783,7 @@ class _Importer:
             shape = self.shapes[source]
             if source != name:
                 if source in produced and source not in named and source not in inputs \
-                        and source not in {v.name for v in self.proto.graph.output}:
+                        and source not in self.output_names:
                     self._rename(source, name)      # an Identity/Dropout was dropped before the output
                     produced.add(name)
                 else:
@@ -725,10 +818,6 @@ class _Importer:
 # A dim is an int or a str naming a symbolic size (the model's own dim_param such as "N",
 # or "?k" for one we made up).  Shape values folded at import are numpy arrays that may
 # hold such strings (dtype object) until every entry is a plain int.
-
-def _count(values, item):
-    return sum(1 for v in values if v == item)
-
 
 def _product(dims):
     total = 1
@@ -884,7 +973,10 @@ def _fold_constant_of_shape(importer, values, attrs):
     for attribute in importer.node.attribute:
         if attribute.name == "value":
             value = importer._tensor_array(attribute.t)
-    return np.full(_ints(values[0]), value.reshape(-1)[0], dtype=value.dtype)
+    shape = _ints(values[0])
+    if _product(shape) > _MAX_FOLDED_ELEMENTS:
+        raise EdgerunError(f"node {importer.node_name!r}: ConstantOfShape {shape} is too large to fold")
+    return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
 
 
 def _fold_arithmetic(function):
