@@ -50,7 +50,9 @@ CENTROID_DTYPES = ("float32", "float16", "int8")
 VALUE_INFO_DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "float64")
 
 # Which stream may carry which transform (docs/FORMAT.md, "Transforms").
-TRANSFORMS = {("csr", "indptr"): "delta", ("csr", "indices"): "delta-rows"}
+TRANSFORMS = {("csr", "indptr"): ("delta",), ("csr", "indices"): ("delta-rows", "delta-rows-u8")}
+# transforms whose stored elements are one byte, whatever the stream's dtype
+NARROWING = {"delta-rows-u8"}
 # Integer streams worth Huffman coding when Tensor.huffman is set.
 HUFFMAN_CANDIDATES = {"codes", "indices", "indptr", "values"}
 
@@ -254,12 +256,14 @@ def _delta_rows(indices, indptr):
     return (d & (1 << 8 * indices.itemsize) - 1).astype(indices.dtype)
 
 
-def _undo_delta_rows(stored, indptr):
+def _undo_delta_rows(stored, indptr, dtype=None):
+    """Inverse of _delta_rows; `dtype` widens a narrowed (delta-rows-u8) stream."""
+    dtype = np.dtype(dtype or stored.dtype)
     total = np.cumsum(stored.astype(np.uint64))  # < nnz * 2**32: no wrap
     before = np.concatenate([np.zeros(1, np.uint64), total])[indptr[:-1].astype(np.int64)]
     counts = np.diff(indptr.astype(np.int64))
-    mask = np.uint64((1 << 8 * stored.itemsize) - 1)
-    return ((total - np.repeat(before, counts)) & mask).astype(stored.dtype)
+    mask = np.uint64((1 << 8 * dtype.itemsize) - 1)
+    return ((total - np.repeat(before, counts)) & mask).astype(dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -291,11 +295,16 @@ def _stored_form(name, encoding, arrays, huffman):
     if not huffman or name not in HUFFMAN_CANDIDATES or array.dtype.kind not in "iu" or array.size == 0:
         return plain, {}
     candidates = [(None, array)]
-    transform = TRANSFORMS.get((encoding, name))
-    if transform == "delta":
-        candidates = [(transform, _delta(array))]
-    elif transform == "delta-rows":
-        candidates.append((transform, _delta_rows(array, arrays["indptr"])))
+    allowed = TRANSFORMS.get((encoding, name), ())
+    if "delta" in allowed:
+        candidates = [("delta", _delta(array))]
+    elif "delta-rows" in allowed:
+        deltas = _delta_rows(array, arrays["indptr"])
+        candidates.append(("delta-rows", deltas))
+        # Huffman spends at least one bit per byte: a 16-bit delta whose high byte
+        # is always 0 wastes a bit per index, so store small deltas as bytes.
+        if array.itemsize > 1 and int(deltas.max()) < 256:
+            candidates.append(("delta-rows-u8", deltas.astype(np.uint8)))
     best_bytes, best = plain.nbytes, (plain, {})
     for transform, stored in candidates:
         raw = stored.reshape(-1).view(np.uint8)
@@ -536,8 +545,10 @@ def _parse_tensor(name, value, strict):
         if stream["offset"] % ALIGN:
             _fail(w, f"offset {stream['offset']} is not a multiple of {ALIGN}")
         expected = _elements(sshape) * DTYPES[s["dtype"]].itemsize
-        if stream["transform"] is not None and TRANSFORMS.get((encoding, sname)) != stream["transform"]:
+        if stream["transform"] is not None and stream["transform"] not in TRANSFORMS.get((encoding, sname), ()):
             _fail(w, f"transform {stream['transform']!r:.40} is not allowed on this stream")
+        if stream["transform"] in NARROWING:
+            expected = _elements(sshape)
         if "huffman" in s:
             h = _dict(s["huffman"], f"{w} huffman", ("code_lengths", "decoded_length"), strict=strict)
             decoded = _int(h["decoded_length"], f"{w} huffman decoded_length")
@@ -617,6 +628,8 @@ def _read_stream(where, buf, data_start, s, verify_crc):
         lengths, decoded_length = s["huffman"]
         payload = np.frombuffer(buf, dtype=np.uint8, count=s["length"], offset=start)
         raw = _decode_huffman(where, lengths, payload, decoded_length)
+        if s["transform"] in NARROWING:
+            return raw.reshape(s["shape"])  # widened to dtype when the transform is undone
         array = raw.view(dtype).reshape(s["shape"])
         array.flags.writeable = False
         return array
@@ -634,9 +647,10 @@ def _load_tensor(name, t, buf, data_start, verify_crc):
     transforms = {sname: s["transform"] for sname, s in t["streams"].items() if s["transform"]}
     if transforms.get("indptr") == "delta":
         arrays["indptr"] = _undo_delta(arrays["indptr"])
-    if transforms.get("indices") == "delta-rows":
+    if transforms.get("indices") in ("delta-rows", "delta-rows-u8"):
         _check_indptr(where, arrays["indptr"], arrays["indices"].shape[0])  # rows bound the undo
-        arrays["indices"] = _undo_delta_rows(arrays["indices"], arrays["indptr"])
+        arrays["indices"] = _undo_delta_rows(arrays["indices"], arrays["indptr"],
+                                             DTYPES[t["streams"]["indices"]["dtype"]])
     for array in arrays.values():
         array.flags.writeable = False
     _check_content(where, t["shape"], t["encoding"], t["bits"], arrays)

@@ -167,7 +167,8 @@ def test_large_csr_with_huffman_uses_transforms(rng, tmp_path):
                                  t.arrays["codes"]).astype(np.uint8)
     path, loaded = round_trip(linear_graph(t), tmp_path)
     streams = fmt.inspect(path)["tensors"]["w"]["streams"]
-    assert streams["indices"]["huffman"] and streams["indices"]["transform"] == "delta-rows"
+    assert streams["indices"]["huffman"]
+    assert streams["indices"]["transform"] in ("delta-rows", "delta-rows-u8")
     assert streams["codes"]["huffman"] and streams["codes"]["length"] < t.arrays["codes"].nbytes
     assert not streams["centroids"]["huffman"]  # floats are never Huffman-coded
     assert streams["indptr"]["decoded_length"] == t.arrays["indptr"].nbytes
@@ -303,7 +304,7 @@ def small_file(rng, tmp_path, name="small.edgerun"):
     path = tmp_path / name
     fmt.save(linear_graph(t, extra=extra), path)
     info = fmt.inspect(path)
-    assert info["tensors"]["w"]["streams"]["indices"]["transform"] == "delta-rows"
+    assert info["tensors"]["w"]["streams"]["indices"]["transform"] == "delta-rows-u8"  # the narrowing path meets every attack
     return path
 
 
@@ -625,3 +626,23 @@ def test_save_refuses_what_load_would_refuse(rng, tmp_path):
     with pytest.raises(edgerun.FormatError, match="metadata"):
         fmt.save(g, path)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("cols, transform", [(300, "delta-rows-u8"), (65536, "delta-rows")])
+def test_small_index_deltas_are_stored_as_bytes(cols, transform, rng, tmp_path):
+    """A u16 delta always < 256 is stored in one byte (Huffman cannot go below one
+    bit per stored byte); one delta >= 256 keeps the full width."""
+    rows, per_row = 200, 20
+    indices = np.sort(np.stack([rng.choice(cols, per_row, replace=False) for _ in range(rows)]), axis=1)
+    if transform == "delta-rows":
+        indices[:, -1] = cols - 1  # a jump of at least 256 somewhere
+        indices[:, 0] = 0
+    t = Tensor("w", (rows, cols), "csr",
+               {"indptr": (np.arange(rows + 1) * per_row).astype(np.uint32),
+                "indices": indices.reshape(-1).astype(np.uint16),
+                "values": rng.standard_normal(rows * per_row).astype(np.float32)}, huffman=True)
+    path, loaded = round_trip(linear_graph(t, bias=False), tmp_path)
+    stream = fmt.inspect(path)["tensors"]["w"]["streams"]["indices"]
+    assert stream["transform"] == transform
+    assert stream["decoded_length"] == rows * per_row * (1 if transform.endswith("u8") else 2)
+    assert loaded.tensors["w"].arrays["indices"].dtype == np.uint16
