@@ -70,6 +70,119 @@ ER_INLINE void f32_columns(const float *x, const float *w, size_t m, size_t k, s
     }
 }
 
+/* Vector decode: 8 consecutive indices of a row -> 8 float weights.
+ *
+ * For bits < 8 the 8 indices occupy exactly `bits` bytes starting at byte
+ * p * bits / 8 (p a multiple of 8).  Those 8 bytes are broadcast, a constant
+ * vpshufb moves the two bytes that hold index t into 32-bit lane t, a variable
+ * shift and a mask finish the extraction.  The lookup is one in-register
+ * permute for up to 8 centroids, two and a blend for 16, a gather beyond. */
+enum { ER_DEC_PERM8, ER_DEC_PERM16, ER_DEC_GATHER, ER_DEC_BYTES };
+
+typedef struct {
+    __m256i pattern, shift, mask;
+    __m256 c_lo, c_hi;
+    const float *centroids;
+    unsigned bits;
+    size_t groups; /* groups of 8 decodable without reading past the row */
+} f32_decoder;
+
+static int f32_decoder_init(f32_decoder *d, unsigned bits, const float *centroids, size_t k) {
+    uint8_t pattern[32];
+    int32_t shift[8];
+    for (unsigned t = 0; t < 8; t++) {
+        unsigned bit = t * bits, lane = (t / 4) * 16 + (t % 4) * 4;
+        pattern[lane] = (uint8_t)(bit >> 3);
+        pattern[lane + 1] = (uint8_t)((bit >> 3) + 1);
+        pattern[lane + 2] = pattern[lane + 3] = 0x80; /* zero */
+        shift[t] = (int32_t)(bit & 7);
+    }
+    d->pattern = _mm256_loadu_si256((const __m256i *)pattern);
+    d->shift = _mm256_loadu_si256((const __m256i *)shift);
+    d->mask = _mm256_set1_epi32((1 << bits) - 1);
+    float c[16] = {0};
+    for (unsigned i = 0; i < (1u << bits) && i < 16; i++) c[i] = centroids[i];
+    d->c_lo = _mm256_loadu_ps(c);
+    d->c_hi = _mm256_loadu_ps(c + 8);
+    d->centroids = centroids;
+    d->bits = bits;
+    size_t row_bytes = er_codebook_row_bytes(k, bits);
+    size_t fit = bits == 8 ? k / 8 : (row_bytes >= 8 ? (row_bytes - 8) / bits + 1 : 0);
+    d->groups = fit < k / 8 ? fit : k / 8;
+    return bits == 8 ? ER_DEC_BYTES : bits <= 3 ? ER_DEC_PERM8 : bits == 4 ? ER_DEC_PERM16 : ER_DEC_GATHER;
+}
+
+ER_INLINE __m256 f32_decode8(const f32_decoder *d, const int kind, const uint8_t *row, size_t p) {
+    __m256i idx;
+    if (kind == ER_DEC_BYTES) {
+        idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row + p)));
+    } else {
+        long long bytes;
+        memcpy(&bytes, row + p / 8 * d->bits, 8);
+        idx = _mm256_shuffle_epi8(_mm256_set1_epi64x(bytes), d->pattern);
+        idx = _mm256_and_si256(_mm256_srlv_epi32(idx, d->shift), d->mask);
+    }
+    if (kind == ER_DEC_PERM8) return _mm256_permutevar8x32_ps(d->c_lo, idx);
+    if (kind == ER_DEC_PERM16) {
+        __m256 hi_select = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)); /* bit 3 -> sign */
+        return _mm256_blendv_ps(_mm256_permutevar8x32_ps(d->c_lo, idx),
+                                _mm256_permutevar8x32_ps(d->c_hi, idx), hi_select);
+    }
+    return _mm256_i32gather_ps(d->centroids, idx, 4);
+}
+
+ER_INLINE void f32_decode_row(const f32_decoder *d, const int kind, const uint8_t *row,
+                              size_t k, float *w) {
+    size_t p = 0;
+    for (; p < 8 * d->groups; p += 8) _mm256_storeu_ps(w + p, f32_decode8(d, kind, row, p));
+    for (; p < k; p++) w[p] = d->centroids[er_codebook_index(row, d->bits, p)];
+}
+
+/* Batch 1: decoding straight into the dot product, never through memory,
+ * because at m = 1 the decode is half of all the work. */
+ER_INLINE void f32_m1_columns(const f32_decoder *d, const int kind, const uint8_t *rows,
+                              size_t stride, const float *x, size_t k, size_t j0, const int nr,
+                              const er_epilogue *ep) {
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    size_t p = 0;
+    for (; p < 8 * d->groups; p += 8) {
+        __m256 xv = _mm256_loadu_ps(x + p);
+        for (int r = 0; r < nr; r++)
+            acc[r] = _mm256_fmadd_ps(f32_decode8(d, kind, rows + r * stride, p), xv, acc[r]);
+    }
+    float sums[4];
+    _mm_storeu_ps(sums, hsum4_ps(acc[0], acc[1], acc[2], acc[3]));
+    for (int r = 0; r < nr; r++) {
+        float tail = 0.0f;
+        for (size_t t = p; t < k; t++)
+            tail += x[t] * d->centroids[er_codebook_index(rows + r * stride, d->bits, t)];
+        er_store(ep, 0, j0 + r, sums[r] + tail);
+    }
+}
+
+ER_INLINE void f32_all(const f32_decoder *d, const int kind, const uint8_t *packed,
+                       const float *x, size_t m, size_t n, size_t k, const er_epilogue *ep,
+                       float *w) {
+    const size_t stride = er_codebook_row_bytes(k, d->bits);
+    size_t j = 0;
+    if (m == 1) {
+        for (; j + 4 <= n; j += 4) f32_m1_columns(d, kind, packed + j * stride, stride, x, k, j, 4, ep);
+        for (; j < n; j++) f32_m1_columns(d, kind, packed + j * stride, stride, x, k, j, 1, ep);
+        return;
+    }
+    /* m > 1: decode each row once into scratch, reuse it for every row of x. */
+    for (; j + ER_CODEBOOK_F32_ROWS <= n; j += ER_CODEBOOK_F32_ROWS) {
+        for (int r = 0; r < ER_CODEBOOK_F32_ROWS; r++)
+            f32_decode_row(d, kind, packed + (j + r) * stride, k, w + r * k);
+        f32_columns(x, w, m, k, j, ER_CODEBOOK_F32_ROWS, ep);
+    }
+    for (; j < n; j++) {
+        f32_decode_row(d, kind, packed + j * stride, k, w);
+        f32_columns(x, w, m, k, j, 1, ep);
+    }
+}
+
 er_status er_codebook_f32__avx2(const uint8_t *packed, unsigned bits,
                                 const float *centroids, const float *x, size_t m,
                                 size_t n, size_t k, const er_epilogue *ep,
@@ -77,17 +190,12 @@ er_status er_codebook_f32__avx2(const uint8_t *packed, unsigned bits,
     if (!packed || !centroids || !x || !er_epilogue_ok(ep, n) || (k && !scratch))
         return ER_ERR_ARGUMENT;
     if (bits < 1 || bits > 8) return ER_ERR_ARGUMENT;
-    const size_t stride = er_codebook_row_bytes(k, bits);
-    float *w = scratch;
-    size_t j = 0;
-    for (; j + ER_CODEBOOK_F32_ROWS <= n; j += ER_CODEBOOK_F32_ROWS) {
-        for (int r = 0; r < ER_CODEBOOK_F32_ROWS; r++)
-            er_codebook_decode_row(packed + (j + r) * stride, bits, centroids, k, w + r * k);
-        f32_columns(x, w, m, k, j, ER_CODEBOOK_F32_ROWS, ep);
-    }
-    for (; j < n; j++) {
-        er_codebook_decode_row(packed + j * stride, bits, centroids, k, w);
-        f32_columns(x, w, m, k, j, 1, ep);
+    f32_decoder d;
+    switch (f32_decoder_init(&d, bits, centroids, k)) {
+    case ER_DEC_PERM8: f32_all(&d, ER_DEC_PERM8, packed, x, m, n, k, ep, scratch); break;
+    case ER_DEC_PERM16: f32_all(&d, ER_DEC_PERM16, packed, x, m, n, k, ep, scratch); break;
+    case ER_DEC_GATHER: f32_all(&d, ER_DEC_GATHER, packed, x, m, n, k, ep, scratch); break;
+    default: f32_all(&d, ER_DEC_BYTES, packed, x, m, n, k, ep, scratch); break;
     }
     return ER_OK;
 }
