@@ -2,8 +2,14 @@
  *
  * codebook_s8 turns 16 bytes of nibbles into 32 int8 weights with one
  * vpshufb against the 16-entry table (held in both 128-bit lanes), then runs
- * the int8 dot product of an int8 GEMM.  At batch 1 the kernel is bound by
- * the bytes of weights it reads, and 4-bit indices are half of int8 weights. */
+ * the int8 dot product of an int8 GEMM.  4-bit indices are half the bytes of
+ * int8 weights, which is what batch 1 pays for once the weights no longer
+ * fit in cache; the lookup costs vector ops, so batch 1 has its own loop
+ * (two blocks per load, x rearranged once, software prefetch) and in cache a
+ * dense int8 GEMV is faster.
+ *
+ * codebook_f32 decodes 8 indices at a time in registers (see f32_decode8):
+ * straight into the dot product at batch 1, into scratch rows otherwise. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
