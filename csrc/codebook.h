@@ -30,7 +30,8 @@ static inline unsigned er_codebook_index(const uint8_t *row, unsigned bits, size
 }
 
 /* w[p] = centroids[index(p)] for p in [0, k).  The widths that divide a byte
- * evenly (1, 2, 4, 8) take whole bytes at a time; the others go bit by bit. */
+ * evenly (1, 2, 4, 8) take whole bytes at a time; the others take 8 indices
+ * (= `bits` bytes) at a time; the last few go one by one. */
 static inline void er_codebook_decode_row(const uint8_t *row, unsigned bits,
                                           const float *centroids, size_t k, float *w) {
     size_t p = 0;
@@ -61,6 +62,14 @@ static inline void er_codebook_decode_row(const uint8_t *row, unsigned bits,
         }
         break;
     default:
+        /* 3, 5, 6, 7 bits: 8 indices fill exactly `bits` whole bytes. */
+        for (; p + 8 <= k; p += 8) {
+            const uint8_t *bytes = row + (p >> 3) * bits;
+            uint64_t v = 0;
+            for (unsigned t = 0; t < bits; t++) v |= (uint64_t)bytes[t] << (8 * t);
+            for (unsigned t = 0; t < 8; t++)
+                w[p + t] = centroids[(v >> (t * bits)) & ((1u << bits) - 1u)];
+        }
         break;
     }
     for (; p < k; p++) w[p] = centroids[er_codebook_index(row, bits, p)];

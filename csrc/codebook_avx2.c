@@ -2,8 +2,14 @@
  *
  * codebook_s8 turns 16 bytes of nibbles into 32 int8 weights with one
  * vpshufb against the 16-entry table (held in both 128-bit lanes), then runs
- * the int8 dot product of an int8 GEMM.  At batch 1 the kernel is bound by
- * the bytes of weights it reads, and 4-bit indices are half of int8 weights. */
+ * the int8 dot product of an int8 GEMM.  4-bit indices are half the bytes of
+ * int8 weights, which is what batch 1 pays for once the weights no longer
+ * fit in cache; the lookup costs vector ops, so batch 1 has its own loop
+ * (two blocks per load, x rearranged once, software prefetch) and in cache a
+ * dense int8 GEMV is faster.
+ *
+ * codebook_f32 decodes 8 indices at a time in registers (see f32_decode8):
+ * straight into the dot product at batch 1, into scratch rows otherwise. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -70,6 +76,131 @@ ER_INLINE void f32_columns(const float *x, const float *w, size_t m, size_t k, s
     }
 }
 
+/* Vector decode: 8 consecutive indices of a row -> 8 float weights.
+ *
+ * For bits < 8 the 8 indices occupy exactly `bits` bytes starting at byte
+ * p * bits / 8 (p a multiple of 8).  Those 8 bytes are broadcast, a constant
+ * vpshufb moves the two bytes that hold index t into 32-bit lane t, a variable
+ * shift and a mask finish the extraction.  The lookup stays in registers:
+ * one vpermps per 8 centroids, then a tree of blends on index bits 3, 4, ...
+ * Wider indices use vgatherdps (eight-bit ones are whole bytes). */
+/* Decoder kinds 0, 1, 2: blend-tree levels (bits <= 3, 4, 5); then the gather. */
+enum { ER_DEC_GATHER = 3 };
+/* From this width on, vgatherdps beats the blend tree (Zen 3, 4096 x 4096,
+ * batch 1: at 5 bits the tree is ~10 ms against ~17 ms for the gather, at 6
+ * they tie, at 7 the tree of 16 permutes and 15 blends is 2.5x slower). */
+#define ER_DEC_GATHER_BITS 6
+
+typedef struct {
+    __m256i pattern, shift, mask;
+    __m256 c[4];       /* centroids in groups of 8 (blend-tree widths) */
+    const float *centroids;
+    unsigned bits;
+    size_t groups;     /* groups of 8 decodable without reading past the row */
+} f32_decoder;
+
+static int f32_decoder_init(f32_decoder *d, unsigned bits, const float *centroids, size_t k) {
+    uint8_t pattern[32];
+    int32_t shift[8];
+    for (unsigned t = 0; t < 8; t++) {
+        unsigned bit = t * bits, lane = (t / 4) * 16 + (t % 4) * 4;
+        pattern[lane] = (uint8_t)(bit >> 3);
+        pattern[lane + 1] = (uint8_t)((bit >> 3) + 1);
+        pattern[lane + 2] = pattern[lane + 3] = 0x80; /* zero */
+        shift[t] = (int32_t)(bit & 7);
+    }
+    d->pattern = _mm256_loadu_si256((const __m256i *)pattern);
+    d->shift = _mm256_loadu_si256((const __m256i *)shift);
+    d->mask = _mm256_set1_epi32((1 << bits) - 1);
+    d->centroids = centroids;
+    d->bits = bits;
+    size_t row_bytes = er_codebook_row_bytes(k, bits);
+    size_t fit = bits == 8 ? k / 8 : (row_bytes >= 8 ? (row_bytes - 8) / bits + 1 : 0);
+    d->groups = fit < k / 8 ? fit : k / 8;
+    if (bits >= ER_DEC_GATHER_BITS) return ER_DEC_GATHER;
+    float c[8];
+    unsigned count = 1u << bits;
+    for (unsigned g = 0; g < (count + 7) / 8; g++) {
+        for (unsigned i = 0; i < 8; i++) c[i] = i < count ? centroids[8 * g + i] : 0.0f;
+        d->c[g] = _mm256_loadu_ps(c);
+    }
+    return bits <= 3 ? 0 : (int)bits - 3;
+}
+
+ER_INLINE __m256 f32_decode8(const f32_decoder *d, const int kind, const uint8_t *row, size_t p) {
+    __m256i idx;
+    if (kind == ER_DEC_GATHER && d->bits == 8) {
+        idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row + p)));
+    } else {
+        long long bytes;
+        memcpy(&bytes, row + p / 8 * d->bits, 8);
+        idx = _mm256_shuffle_epi8(_mm256_set1_epi64x(bytes), d->pattern);
+        idx = _mm256_and_si256(_mm256_srlv_epi32(idx, d->shift), d->mask);
+    }
+    if (kind == ER_DEC_GATHER) return _mm256_i32gather_ps(d->centroids, idx, 4);
+    __m256 v[4];
+    for (int g = 0; g < (1 << kind); g++) v[g] = _mm256_permutevar8x32_ps(d->c[g], idx);
+    for (int level = 0; level < kind; level++) {
+        /* index bit 3 + level moved to the sign bit selects the upper group */
+        __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28 - level));
+        for (int g = 0; g < (1 << (kind - level - 1)); g++)
+            v[g] = _mm256_blendv_ps(v[2 * g], v[2 * g + 1], upper);
+    }
+    return v[0];
+}
+
+ER_INLINE void f32_decode_row(const f32_decoder *d, const int kind, const uint8_t *row,
+                              size_t k, float *w) {
+    size_t p = 0;
+    for (; p < 8 * d->groups; p += 8) _mm256_storeu_ps(w + p, f32_decode8(d, kind, row, p));
+    for (; p < k; p++) w[p] = d->centroids[er_codebook_index(row, d->bits, p)];
+}
+
+/* Batch 1: decoding straight into the dot product, never through memory,
+ * because at m = 1 the decode is half of all the work. */
+ER_INLINE void f32_m1_columns(const f32_decoder *d, const int kind, const uint8_t *rows,
+                              size_t stride, const float *x, size_t k, size_t j0, const int nr,
+                              const er_epilogue *ep) {
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    size_t p = 0;
+    for (; p < 8 * d->groups; p += 8) {
+        __m256 xv = _mm256_loadu_ps(x + p);
+        for (int r = 0; r < nr; r++)
+            acc[r] = _mm256_fmadd_ps(f32_decode8(d, kind, rows + r * stride, p), xv, acc[r]);
+    }
+    float sums[4];
+    _mm_storeu_ps(sums, hsum4_ps(acc[0], acc[1], acc[2], acc[3]));
+    for (int r = 0; r < nr; r++) {
+        float tail = 0.0f;
+        for (size_t t = p; t < k; t++)
+            tail += x[t] * d->centroids[er_codebook_index(rows + r * stride, d->bits, t)];
+        er_store(ep, 0, j0 + r, sums[r] + tail);
+    }
+}
+
+ER_INLINE void f32_all(const f32_decoder *d, const int kind, const uint8_t *packed,
+                       const float *x, size_t m, size_t n, size_t k, const er_epilogue *ep,
+                       float *w) {
+    const size_t stride = er_codebook_row_bytes(k, d->bits);
+    size_t j = 0;
+    if (m == 1) {
+        for (; j + 4 <= n; j += 4) f32_m1_columns(d, kind, packed + j * stride, stride, x, k, j, 4, ep);
+        for (; j < n; j++) f32_m1_columns(d, kind, packed + j * stride, stride, x, k, j, 1, ep);
+        return;
+    }
+    /* m > 1: decode each row once into scratch, reuse it for every row of x. */
+    for (; j + ER_CODEBOOK_F32_ROWS <= n; j += ER_CODEBOOK_F32_ROWS) {
+        for (int r = 0; r < ER_CODEBOOK_F32_ROWS; r++)
+            f32_decode_row(d, kind, packed + (j + r) * stride, k, w + r * k);
+        f32_columns(x, w, m, k, j, ER_CODEBOOK_F32_ROWS, ep);
+    }
+    for (; j < n; j++) {
+        f32_decode_row(d, kind, packed + j * stride, k, w);
+        f32_columns(x, w, m, k, j, 1, ep);
+    }
+}
+
 er_status er_codebook_f32__avx2(const uint8_t *packed, unsigned bits,
                                 const float *centroids, const float *x, size_t m,
                                 size_t n, size_t k, const er_epilogue *ep,
@@ -77,17 +208,12 @@ er_status er_codebook_f32__avx2(const uint8_t *packed, unsigned bits,
     if (!packed || !centroids || !x || !er_epilogue_ok(ep, n) || (k && !scratch))
         return ER_ERR_ARGUMENT;
     if (bits < 1 || bits > 8) return ER_ERR_ARGUMENT;
-    const size_t stride = er_codebook_row_bytes(k, bits);
-    float *w = scratch;
-    size_t j = 0;
-    for (; j + ER_CODEBOOK_F32_ROWS <= n; j += ER_CODEBOOK_F32_ROWS) {
-        for (int r = 0; r < ER_CODEBOOK_F32_ROWS; r++)
-            er_codebook_decode_row(packed + (j + r) * stride, bits, centroids, k, w + r * k);
-        f32_columns(x, w, m, k, j, ER_CODEBOOK_F32_ROWS, ep);
-    }
-    for (; j < n; j++) {
-        er_codebook_decode_row(packed + j * stride, bits, centroids, k, w);
-        f32_columns(x, w, m, k, j, 1, ep);
+    f32_decoder d;
+    switch (f32_decoder_init(&d, bits, centroids, k)) {
+    case 0: f32_all(&d, 0, packed, x, m, n, k, ep, scratch); break;
+    case 1: f32_all(&d, 1, packed, x, m, n, k, ep, scratch); break;
+    case 2: f32_all(&d, 2, packed, x, m, n, k, ep, scratch); break;
+    default: f32_all(&d, ER_DEC_GATHER, packed, x, m, n, k, ep, scratch); break;
     }
     return ER_OK;
 }

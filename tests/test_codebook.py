@@ -134,6 +134,10 @@ def test_s8_refuses_bad_arguments(variant, rng):
         kernels.codebook_s8(nibbles, table, x, None, np.ones(2, np.float32))
     with pytest.raises(edgerun.ShapeError, match="x_scale"):
         kernels.codebook_s8(nibbles, table, x, np.ones(3, np.float32), None)
+    k = edgerun._backend.kernels.MAX_K_S8 + 1  # k * 127 * 127 would overflow int32
+    with pytest.raises(edgerun.ShapeError, match="exceeds"):
+        kernels.codebook_s8(np.zeros((1, (k + 31) // 32 * 16), np.uint8), table,
+                            np.zeros((1, k), np.int8), None, None)
     bad = table.copy()
     bad[3] = -128
     with pytest.raises(edgerun.EdgerunError, match="-128"):
