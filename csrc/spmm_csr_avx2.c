@@ -165,23 +165,21 @@ static inline int32_t pair16(int8_t v0, int8_t v1) {
                  _mm256_loadu_ps(xt + (size_t)indices[e] * m + i)));                         \
         store8_f32(ep, i, j, a0);                                                            \
     }                                                                                        \
+    /* Chunk-outer: one batch chunk of xt (k x 32 floats, 512 KiB at k = 4096) */        \
+    /* stays in L2 while every row walks it; the CSR arrays stream once per chunk. */       \
     static void f32_batch_##IDX(const er_csr *w, const float *xt, size_t m,                 \
                                 const er_epilogue *ep) {                                     \
         size_t m32 = m / 32 * 32, m8 = m / 8 * 8;                                            \
-        size_t j = 0;                                                                        \
-        for (; j + 4 <= w->rows; j += 4) {                                                   \
-            for (size_t r = 0; r < 4; r++)                                                   \
-                for (size_t i = 0; i < m32; i += 32)                                         \
-                    f32_row_chunk32_##IDX(w, j + r, xt, m, i, ep);                           \
-            for (size_t i = m32; i < m8; i += 8) f32_rows4_chunk8_##IDX(w, j, xt, m, i, ep); \
-            for (size_t r = 0; r < 4; r++)                                                   \
-                er_spmm_batch_tail_f32_##IDX(w, j + r, xt, m, m8, ep);                       \
+        for (size_t i = 0; i < m32; i += 32)                                                 \
+            for (size_t j = 0; j < w->rows; j++) f32_row_chunk32_##IDX(w, j, xt, m, i, ep);  \
+        for (size_t i = m32; i < m8; i += 8) {                                               \
+            size_t j = 0;                                                                    \
+            for (; j + 4 <= w->rows; j += 4) f32_rows4_chunk8_##IDX(w, j, xt, m, i, ep);     \
+            for (; j < w->rows; j++) f32_row_chunk8_##IDX(w, j, xt, m, i, ep);               \
         }                                                                                    \
-        for (; j < w->rows; j++) {                                                           \
-            for (size_t i = 0; i < m32; i += 32) f32_row_chunk32_##IDX(w, j, xt, m, i, ep);  \
-            for (size_t i = m32; i < m8; i += 8) f32_row_chunk8_##IDX(w, j, xt, m, i, ep);   \
-            er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m8, ep);                               \
-        }                                                                                    \
+        if (m8 < m)                                                                          \
+            for (size_t j = 0; j < w->rows; j++)                                             \
+                er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m8, ep);                           \
     }                                                                                        \
     /* ---- int8, m == 1: gather from x widened to 32-bit lanes (xw, in scratch). */        \
     static void s8_gather_##IDX(const er_csr *w, const int8_t *x, const int32_t *xw,        \
@@ -203,54 +201,75 @@ static inline int32_t pair16(int8_t v0, int8_t v1) {
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(g0, v0));                        \
                 a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(g1, v1));                        \
             }                                                                                \
+            if (e + 8 <= end) {                                                              \
+                __m256i g0 = _mm256_i32gather_epi32((const int *)xw,                         \
+                                                    load_idx8_##IDX(indices + e), 4);        \
+                __m256i v0 = _mm256_cvtepu16_epi32(                                          \
+                    _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(values + e))));      \
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(g0, v0));                        \
+                e += 8;                                                                      \
+            }                                                                                \
             int32_t acc = hsum_epi32(_mm256_add_epi32(a0, a1));                              \
             acc += er_spmm_dot_s8_##IDX(indices, values, e, end, x);                         \
             er_store_s32(ep, 0, j, acc);                                                     \
         }                                                                                    \
     }                                                                                        \
     /* ---- int8, m > 1: pairs of entries through vpmaddwd, 16 then 8 batch lanes. */      \
-    static void s8_row_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,        \
-                             const er_epilogue *ep) {                                        \
+    static void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,    \
+                                 size_t i, const er_epilogue *ep) {                          \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
         size_t pairs_end = begin + (end - begin) / 2 * 2;                                    \
-        size_t i = 0;                                                                        \
-        for (; i + 16 <= m; i += 16) {                                                       \
-            __m256i lo = _mm256_setzero_si256(), hi = lo;                                    \
-            for (size_t e = begin; e < pairs_end; e += 2) {                                  \
-                __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e] * m + i)); \
-                __m256i b = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e + 1] * m + i)); \
-                __m256i v = _mm256_set1_epi32(pair16(values[e], values[e + 1]));             \
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v)); \
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v)); \
-            }                                                                                \
-            if (pairs_end < end) { /* an odd last entry, paired with a zero weight */        \
-                __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[pairs_end] * m + i)); \
-                __m256i v = _mm256_set1_epi32(pair16(values[pairs_end], 0));                 \
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, a), v)); \
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, a), v)); \
-            }                                                                                \
-            store16_s32(ep, i, j, lo, hi);                                                   \
+        __m256i lo = _mm256_setzero_si256(), hi = lo;                                        \
+        for (size_t e = begin; e < pairs_end; e += 2) {                                      \
+            __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e] * m + i)); \
+            __m256i b = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e + 1] * m + i)); \
+            __m256i v = _mm256_set1_epi32(pair16(values[e], values[e + 1]));                 \
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v));     \
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v));     \
         }                                                                                    \
-        for (; i + 8 <= m; i += 8) {                                                         \
-            __m128i lo = _mm_setzero_si128(), hi = lo;                                       \
-            for (size_t e = begin; e < pairs_end; e += 2) {                                  \
-                __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e] * m + i)); \
-                __m128i b = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e + 1] * m + i)); \
-                __m128i v = _mm_set1_epi32(pair16(values[e], values[e + 1]));                \
-                lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), v));          \
-                hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), v));          \
-            }                                                                                \
-            if (pairs_end < end) {                                                           \
-                __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[pairs_end] * m + i)); \
-                __m128i v = _mm_set1_epi32(pair16(values[pairs_end], 0));                    \
-                lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, a), v));          \
-                hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, a), v));          \
-            }                                                                                \
-            store8_s32(ep, i, j, lo, hi);                                                    \
+        if (pairs_end < end) { /* an odd last entry, paired with a zero weight */            \
+            __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[pairs_end] * m + i)); \
+            __m256i v = _mm256_set1_epi32(pair16(values[pairs_end], 0));                     \
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, a), v));     \
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, a), v));     \
         }                                                                                    \
-        er_spmm_batch_tail_s8_##IDX(w, j, xt, m, i, ep);                                     \
+        store16_s32(ep, i, j, lo, hi);                                                       \
+    }                                                                                        \
+    static void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,     \
+                                size_t i, const er_epilogue *ep) {                           \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const int8_t *values = (const int8_t *)w->values;                                    \
+        size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
+        size_t pairs_end = begin + (end - begin) / 2 * 2;                                    \
+        __m128i lo = _mm_setzero_si128(), hi = lo;                                           \
+        for (size_t e = begin; e < pairs_end; e += 2) {                                      \
+            __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e] * m + i)); \
+            __m128i b = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e + 1] * m + i)); \
+            __m128i v = _mm_set1_epi32(pair16(values[e], values[e + 1]));                    \
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), v));              \
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), v));              \
+        }                                                                                    \
+        if (pairs_end < end) {                                                               \
+            __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[pairs_end] * m + i)); \
+            __m128i v = _mm_set1_epi32(pair16(values[pairs_end], 0));                        \
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, a), v));              \
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, a), v));              \
+        }                                                                                    \
+        store8_s32(ep, i, j, lo, hi);                                                        \
+    }                                                                                        \
+    /* Chunk-outer, as for float: one chunk of xt stays in cache across all rows. */        \
+    static void s8_batch_##IDX(const er_csr *w, const int16_t *xt, size_t m,                \
+                               const er_epilogue *ep) {                                      \
+        size_t m16 = m / 16 * 16, m8 = m / 8 * 8;                                            \
+        for (size_t i = 0; i < m16; i += 16)                                                 \
+            for (size_t j = 0; j < w->rows; j++) s8_chunk16_##IDX(w, j, xt, m, i, ep);       \
+        for (size_t i = m16; i < m8; i += 8)                                                 \
+            for (size_t j = 0; j < w->rows; j++) s8_chunk8_##IDX(w, j, xt, m, i, ep);        \
+        if (m8 < m)                                                                          \
+            for (size_t j = 0; j < w->rows; j++)                                             \
+                er_spmm_batch_tail_s8_##IDX(w, j, xt, m, m8, ep);                            \
     }
 
 ER_SPMM_CSR_AVX2(u16, uint16_t)
@@ -296,12 +315,10 @@ er_status er_spmm_csr_s8__avx2(const er_csr *w, const int8_t *x, size_t m,
     }
     int16_t *xt = (int16_t *)scratch;
     er_spmm_transpose_s8(x, m, w->cols, xt);
-    for (size_t j = 0; j < w->rows; j++) {
-        if (u16)
-            s8_row_u16(w, j, xt, m, ep);
-        else
-            s8_row_u32(w, j, xt, m, ep);
-    }
+    if (u16)
+        s8_batch_u16(w, xt, m, ep);
+    else
+        s8_batch_u32(w, xt, m, ep);
     return ER_OK;
 }
 #endif /* __x86_64__ */
