@@ -10,6 +10,7 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+#include <string.h>
 
 #include "edgerun.h"
 #include "epilogue.h"
@@ -69,6 +70,29 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, __m128i
 /* Broadcast of a pair of int8 weights as the int16 pair (v0, v1) of every lane. */
 static inline int32_t pair16(int8_t v0, int8_t v1) {
     return (int32_t)((uint32_t)(uint16_t)(int16_t)v0 | ((uint32_t)(uint16_t)(int16_t)v1 << 16));
+}
+
+/* The same from two adjacent weights in memory: broadcast their 2 bytes, then
+ * sign-extend every byte (2 instructions instead of building the pair in GPRs). */
+static inline __m256i pair16_256(const int8_t *v) {
+    int16_t two;
+    memcpy(&two, v, 2);
+    return _mm256_cvtepi8_epi16(_mm_set1_epi16(two));
+}
+
+/* Two pairs (v0, v1) and (v2, v3) of four adjacent weights: int16 pairs of
+ * (v0, v1) in the low 128-bit half, of (v2, v3) in the high half. */
+static inline __m256i two_pairs16(const int8_t *v) {
+    int32_t four;
+    memcpy(&four, v, 4);
+    const __m128i spread = _mm_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_cvtsi32_si128(four), spread));
+}
+
+/* 8 int16 batch lanes of two xt rows, one per 128-bit half. */
+static inline __m256i load_two_rows8(const int16_t *r0, const int16_t *r1) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)r0)),
+                                   _mm_loadu_si128((const __m128i *)r1), 1);
 }
 
 #define ER_SPMM_CSR_AVX2(IDX, idx_t)                                                         \
@@ -225,7 +249,7 @@ static inline int32_t pair16(int8_t v0, int8_t v1) {
         for (size_t e = begin; e < pairs_end; e += 2) {                                      \
             __m256i a = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e] * m + i)); \
             __m256i b = _mm256_loadu_si256((const __m256i *)(xt + (size_t)indices[e + 1] * m + i)); \
-            __m256i v = _mm256_set1_epi32(pair16(values[e], values[e + 1]));                 \
+            __m256i v = pair16_256(values + e);                                              \
             lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v));     \
             hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v));     \
         }                                                                                    \
@@ -237,27 +261,39 @@ static inline int32_t pair16(int8_t v0, int8_t v1) {
         }                                                                                    \
         store16_s32(ep, i, j, lo, hi);                                                       \
     }                                                                                        \
+    /* 8 batch lanes: two pairs of entries per step, one in each 128-bit half, */          \
+    /* folded together at the end.                                              */          \
     static void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,     \
                                 size_t i, const er_epilogue *ep) {                           \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
-        size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
-        size_t pairs_end = begin + (end - begin) / 2 * 2;                                    \
-        __m128i lo = _mm_setzero_si128(), hi = lo;                                           \
-        for (size_t e = begin; e < pairs_end; e += 2) {                                      \
-            __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e] * m + i)); \
-            __m128i b = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[e + 1] * m + i)); \
-            __m128i v = _mm_set1_epi32(pair16(values[e], values[e + 1]));                    \
-            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), v));              \
-            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), v));              \
+        size_t e = w->indptr[j], end = w->indptr[j + 1];                                     \
+        __m256i lo = _mm256_setzero_si256(), hi = lo;                                        \
+        for (; e + 4 <= end; e += 4) {                                                       \
+            __m256i a = load_two_rows8(xt + (size_t)indices[e] * m + i,                      \
+                                       xt + (size_t)indices[e + 2] * m + i);                 \
+            __m256i b = load_two_rows8(xt + (size_t)indices[e + 1] * m + i,                  \
+                                       xt + (size_t)indices[e + 3] * m + i);                 \
+            __m256i v = two_pairs16(values + e);                                             \
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v));     \
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v));     \
         }                                                                                    \
-        if (pairs_end < end) {                                                               \
-            __m128i a = _mm_loadu_si128((const __m128i *)(xt + (size_t)indices[pairs_end] * m + i)); \
-            __m128i v = _mm_set1_epi32(pair16(values[pairs_end], 0));                        \
-            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, a), v));              \
-            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, a), v));              \
+        if (e < end) { /* 1 to 3 last entries, padded with zero weights */                  \
+            int8_t v4[4] = {0, 0, 0, 0};                                                     \
+            const int16_t *r[4];                                                             \
+            for (size_t t = 0; t < 4; t++) {                                                 \
+                size_t f = e + t < end ? e + t : e;                                          \
+                r[t] = xt + (size_t)indices[f] * m + i;                                      \
+                if (e + t < end) v4[t] = values[e + t];                                      \
+            }                                                                                \
+            __m256i a = load_two_rows8(r[0], r[2]), b = load_two_rows8(r[1], r[3]);          \
+            __m256i v = two_pairs16(v4);                                                     \
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), v));     \
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), v));     \
         }                                                                                    \
-        store8_s32(ep, i, j, lo, hi);                                                        \
+        store8_s32(ep, i, j,                                                                 \
+                   _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)), \
+                   _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1))); \
     }                                                                                        \
     /* Chunk-outer, as for float: one chunk of xt stays in cache across all rows. */        \
     static void s8_batch_##IDX(const er_csr *w, const int16_t *xt, size_t m,                \
