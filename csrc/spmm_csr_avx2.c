@@ -122,12 +122,21 @@ static inline __m128i gather16_s8_u32(const int8_t *x, const uint32_t *ix) {
     return _mm_unpacklo_epi64(a, b);
 }
 
+static inline __m256 gather8_f32_u16(const float *x, const uint16_t *ix) {
+    uint64_t i0, i1; /* four indices per load, as for int8 */
+    memcpy(&i0, ix, 8), memcpy(&i1, ix + 4, 8);
+    return _mm256_setr_ps(x[(uint16_t)i0], x[(uint16_t)(i0 >> 16)], x[(uint16_t)(i0 >> 32)],
+                          x[i0 >> 48], x[(uint16_t)i1], x[(uint16_t)(i1 >> 16)],
+                          x[(uint16_t)(i1 >> 32)], x[i1 >> 48]);
+}
+
+static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
+    return _mm256_setr_ps(x[ix[0]], x[ix[1]], x[ix[2]], x[ix[3]],
+                          x[ix[4]], x[ix[5]], x[ix[6]], x[ix[7]]);
+}
+
 #define ER_SPMM_CSR_AVX2(IDX, idx_t)                                                         \
     /* ---- float, m == 1: gather x per row (vmovss + vinsertps from memory). */            \
-    static inline __m256 gather8_f32_##IDX(const float *x, const idx_t *ix) {               \
-        return _mm256_setr_ps(x[ix[0]], x[ix[1]], x[ix[2]], x[ix[3]],                        \
-                              x[ix[4]], x[ix[5]], x[ix[6]], x[ix[7]]);                       \
-    }                                                                                        \
     static void f32_gather_##IDX(const er_csr *w, const float *x, const er_epilogue *ep) {  \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
