@@ -93,7 +93,8 @@ static inline __m256i load_two_rows8(const int16_t *r0, const int16_t *r1) {
  * this measured 0.29 ns per entry against 0.48 for vpgatherdd on x widened to
  * 32 bits and 0.58 for plain scalar code.  With u16 indices, reading them four
  * at a time in a 64-bit register and shifting takes one load per index off the
- * load ports that bound this loop (0.25 ns per entry). */
+ * load ports that bound this loop (0.25 ns per entry); x86 is little-endian,
+ * so index t of a load is bits 16t .. 16t+15. */
 static inline __m128i gather16_s8_u16(const int8_t *x, const uint16_t *ix) {
     uint64_t i0, i1, i2, i3;
     memcpy(&i0, ix, 8), memcpy(&i1, ix + 4, 8), memcpy(&i2, ix + 8, 8), memcpy(&i3, ix + 12, 8);
