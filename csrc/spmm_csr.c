@@ -11,11 +11,12 @@
 
 size_t er_spmm_csr_scratch_bytes(size_t m, size_t k) {
     /* m > 1: x transposed to [k, m] (float32, or int8 widened to int16).
-     * m == 1: the AVX2 int8 gather reads x widened to 32-bit lanes, k * 4 bytes.
+     * m == 1: nothing (the gathers read x in place).
      * The float32 transpose is the larger of the two, so one size fits both ops.
      * Saturates instead of wrapping; the caller cannot allocate SIZE_MAX. */
+    if (m <= 1) return 0;
     if (k != 0 && m > SIZE_MAX / 4 / k) return SIZE_MAX;
-    return m * k * 4 + 64;
+    return m * k * 4;
 }
 
 #define ER_SPMM_CSR_SCALAR(IDX, idx_t)                                                       \

@@ -63,36 +63,46 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
             er_store(ep, 0, j,                                                               \
                      er_spmm_dot_f32_##IDX(indices, values, w->indptr[j], w->indptr[j + 1], x)); \
     }                                                                                        \
-    /* ---- float, m > 1. */                                                                 \
-    static void f32_row_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,         \
-                              const er_epilogue *ep) {                                       \
+    /* ---- float, m > 1: chunk-outer, so one chunk of xt stays in cache while */          \
+    /* every row walks it (the CSR arrays stream once per chunk).              */          \
+    static void f32_chunk16_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,     \
+                                  size_t i, const er_epilogue *ep) {                         \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
-        size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
-        size_t i = 0;                                                                        \
-        for (; i + 16 <= m; i += 16) {                                                       \
-            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                   \
-            for (size_t e = begin; e < end; e++) {                                           \
-                const float *col = xt + (size_t)indices[e] * m + i;                          \
-                float v = values[e];                                                         \
-                a0 = vaddq_f32(a0, vmulq_n_f32(vld1q_f32(col), v));                          \
-                a1 = vaddq_f32(a1, vmulq_n_f32(vld1q_f32(col + 4), v));                      \
-                a2 = vaddq_f32(a2, vmulq_n_f32(vld1q_f32(col + 8), v));                      \
-                a3 = vaddq_f32(a3, vmulq_n_f32(vld1q_f32(col + 12), v));                     \
-            }                                                                                \
-            store4_f32(ep, i, j, a0);                                                        \
-            store4_f32(ep, i + 4, j, a1);                                                    \
-            store4_f32(ep, i + 8, j, a2);                                                    \
-            store4_f32(ep, i + 12, j, a3);                                                   \
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                       \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++) {                           \
+            const float *col = xt + (size_t)indices[e] * m + i;                              \
+            float v = values[e];                                                             \
+            a0 = vaddq_f32(a0, vmulq_n_f32(vld1q_f32(col), v));                              \
+            a1 = vaddq_f32(a1, vmulq_n_f32(vld1q_f32(col + 4), v));                          \
+            a2 = vaddq_f32(a2, vmulq_n_f32(vld1q_f32(col + 8), v));                          \
+            a3 = vaddq_f32(a3, vmulq_n_f32(vld1q_f32(col + 12), v));                         \
         }                                                                                    \
-        for (; i + 4 <= m; i += 4) {                                                         \
-            float32x4_t a0 = vdupq_n_f32(0.0f);                                              \
-            for (size_t e = begin; e < end; e++)                                             \
-                a0 = vaddq_f32(a0, vmulq_n_f32(vld1q_f32(xt + (size_t)indices[e] * m + i),   \
-                                               values[e]));                                  \
-            store4_f32(ep, i, j, a0);                                                        \
-        }                                                                                    \
-        er_spmm_batch_tail_f32_##IDX(w, j, xt, m, i, ep);                                    \
+        store4_f32(ep, i, j, a0);                                                            \
+        store4_f32(ep, i + 4, j, a1);                                                        \
+        store4_f32(ep, i + 8, j, a2);                                                        \
+        store4_f32(ep, i + 12, j, a3);                                                       \
+    }                                                                                        \
+    static void f32_chunk4_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,      \
+                                 size_t i, const er_epilogue *ep) {                          \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const float *values = (const float *)w->values;                                      \
+        float32x4_t a0 = vdupq_n_f32(0.0f);                                                  \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++)                             \
+            a0 = vaddq_f32(a0, vmulq_n_f32(vld1q_f32(xt + (size_t)indices[e] * m + i),       \
+                                           values[e]));                                      \
+        store4_f32(ep, i, j, a0);                                                            \
+    }                                                                                        \
+    static void f32_batch_##IDX(const er_csr *w, const float *xt, size_t m,                 \
+                                const er_epilogue *ep) {                                     \
+        size_t m16 = m / 16 * 16, m4 = m / 4 * 4;                                            \
+        for (size_t i = 0; i < m16; i += 16)                                                 \
+            for (size_t j = 0; j < w->rows; j++) f32_chunk16_##IDX(w, j, xt, m, i, ep);      \
+        for (size_t i = m16; i < m4; i += 4)                                                 \
+            for (size_t j = 0; j < w->rows; j++) f32_chunk4_##IDX(w, j, xt, m, i, ep);       \
+        if (m4 < m)                                                                          \
+            for (size_t j = 0; j < w->rows; j++)                                             \
+                er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m4, ep);                           \
     }                                                                                        \
     /* ---- int8, m == 1. */                                                                 \
     static void s8_gather_##IDX(const er_csr *w, const int8_t *x, const er_epilogue *ep) {  \
@@ -102,38 +112,47 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
             er_store_s32(ep, 0, j,                                                           \
                          er_spmm_dot_s8_##IDX(indices, values, w->indptr[j], w->indptr[j + 1], x)); \
     }                                                                                        \
-    /* ---- int8, m > 1. */                                                                  \
-    static void s8_row_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,        \
-                             const er_epilogue *ep) {                                        \
+    /* ---- int8, m > 1: chunk-outer as for float. */                                      \
+    static void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,    \
+                                 size_t i, const er_epilogue *ep) {                          \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
-        size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
-        size_t i = 0;                                                                        \
-        for (; i + 16 <= m; i += 16) {                                                       \
-            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;                        \
-            for (size_t e = begin; e < end; e++) {                                           \
-                const int16_t *col = xt + (size_t)indices[e] * m + i;                        \
-                int16x8_t c0 = vld1q_s16(col), c1 = vld1q_s16(col + 8);                      \
-                int16_t v = values[e];                                                       \
-                a0 = vmlal_n_s16(a0, vget_low_s16(c0), v);                                   \
-                a1 = vmlal_high_n_s16(a1, c0, v);                                            \
-                a2 = vmlal_n_s16(a2, vget_low_s16(c1), v);                                   \
-                a3 = vmlal_high_n_s16(a3, c1, v);                                            \
-            }                                                                                \
-            store8_s32(ep, i, j, a0, a1);                                                    \
-            store8_s32(ep, i + 8, j, a2, a3);                                                \
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;                            \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++) {                           \
+            const int16_t *col = xt + (size_t)indices[e] * m + i;                            \
+            int16x8_t c0 = vld1q_s16(col), c1 = vld1q_s16(col + 8);                          \
+            int16_t v = values[e];                                                           \
+            a0 = vmlal_n_s16(a0, vget_low_s16(c0), v);                                       \
+            a1 = vmlal_high_n_s16(a1, c0, v);                                                \
+            a2 = vmlal_n_s16(a2, vget_low_s16(c1), v);                                       \
+            a3 = vmlal_high_n_s16(a3, c1, v);                                                \
         }                                                                                    \
-        for (; i + 8 <= m; i += 8) {                                                         \
-            int32x4_t a0 = vdupq_n_s32(0), a1 = a0;                                          \
-            for (size_t e = begin; e < end; e++) {                                           \
-                int16x8_t c0 = vld1q_s16(xt + (size_t)indices[e] * m + i);                   \
-                int16_t v = values[e];                                                       \
-                a0 = vmlal_n_s16(a0, vget_low_s16(c0), v);                                   \
-                a1 = vmlal_high_n_s16(a1, c0, v);                                            \
-            }                                                                                \
-            store8_s32(ep, i, j, a0, a1);                                                    \
+        store8_s32(ep, i, j, a0, a1);                                                        \
+        store8_s32(ep, i + 8, j, a2, a3);                                                    \
+    }                                                                                        \
+    static void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,     \
+                                size_t i, const er_epilogue *ep) {                           \
+        const idx_t *indices = (const idx_t *)w->indices;                                    \
+        const int8_t *values = (const int8_t *)w->values;                                    \
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0;                                              \
+        for (size_t e = w->indptr[j]; e < w->indptr[j + 1]; e++) {                           \
+            int16x8_t c0 = vld1q_s16(xt + (size_t)indices[e] * m + i);                       \
+            int16_t v = values[e];                                                           \
+            a0 = vmlal_n_s16(a0, vget_low_s16(c0), v);                                       \
+            a1 = vmlal_high_n_s16(a1, c0, v);                                                \
         }                                                                                    \
-        er_spmm_batch_tail_s8_##IDX(w, j, xt, m, i, ep);                                     \
+        store8_s32(ep, i, j, a0, a1);                                                        \
+    }                                                                                        \
+    static void s8_batch_##IDX(const er_csr *w, const int16_t *xt, size_t m,                \
+                               const er_epilogue *ep) {                                      \
+        size_t m16 = m / 16 * 16, m8 = m / 8 * 8;                                            \
+        for (size_t i = 0; i < m16; i += 16)                                                 \
+            for (size_t j = 0; j < w->rows; j++) s8_chunk16_##IDX(w, j, xt, m, i, ep);       \
+        for (size_t i = m16; i < m8; i += 8)                                                 \
+            for (size_t j = 0; j < w->rows; j++) s8_chunk8_##IDX(w, j, xt, m, i, ep);        \
+        if (m8 < m)                                                                          \
+            for (size_t j = 0; j < w->rows; j++)                                             \
+                er_spmm_batch_tail_s8_##IDX(w, j, xt, m, m8, ep);                            \
     }
 
 ER_SPMM_CSR_NEON(u16, uint16_t)
@@ -153,12 +172,10 @@ er_status er_spmm_csr_f32__neon(const er_csr *w, const float *x, size_t m,
     }
     float *xt = (float *)scratch;
     er_spmm_transpose_f32(x, m, w->cols, xt);
-    for (size_t j = 0; j < w->rows; j++) {
-        if (u16)
-            f32_row_u16(w, j, xt, m, ep);
-        else
-            f32_row_u32(w, j, xt, m, ep);
-    }
+    if (u16)
+        f32_batch_u16(w, xt, m, ep);
+    else
+        f32_batch_u32(w, xt, m, ep);
     return ER_OK;
 }
 
@@ -177,12 +194,10 @@ er_status er_spmm_csr_s8__neon(const er_csr *w, const int8_t *x, size_t m,
     }
     int16_t *xt = (int16_t *)scratch;
     er_spmm_transpose_s8(x, m, w->cols, xt);
-    for (size_t j = 0; j < w->rows; j++) {
-        if (u16)
-            s8_row_u16(w, j, xt, m, ep);
-        else
-            s8_row_u32(w, j, xt, m, ep);
-    }
+    if (u16)
+        s8_batch_u16(w, xt, m, ep);
+    else
+        s8_batch_u32(w, xt, m, ep);
     return ER_OK;
 }
 #endif /* __aarch64__ */

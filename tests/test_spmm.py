@@ -252,3 +252,28 @@ def test_simd_variant_runs_where_the_cpu_has_it(op):
             edgerun.cpu_info()["isa_cap"] != "auto"
     elif machine in ("aarch64", "arm64"):
         assert "neon" in runnable_variants(op)
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(S8))
+def test_s8_refuses_a_row_that_could_overflow_int32(variant):
+    # More than MAX_K_S8 entries of +-127 * +-127 may not fit an int32 sum.
+    nnz = reference.MAX_K_S8 + 1
+    indptr = np.array([0, nnz], np.uint32)
+    with pytest.raises(edgerun.ShapeError):
+        call(S8, variant, indptr, np.zeros(nnz, np.uint16), np.ones(nnz, np.int8),
+             np.ones((1, 1), np.int8), None, None)
+
+
+@pytest.mark.parametrize("op,variant", [(op, v) for op in (F32, S8)
+                                        for v in runnable_variants(op)])
+@pytest.mark.parametrize("m", [1, 3])
+def test_no_inputs_gives_the_epilogue_of_zero(op, variant, m):
+    indptr = np.zeros(4, np.uint32)
+    bias = np.array([1.5, -2, 0], np.float32)
+    if op == F32:
+        y = call(op, variant, indptr, np.zeros(0, np.uint16), np.zeros(0, np.float32),
+                 np.zeros((m, 0), np.float32), bias=bias)
+    else:
+        y = call(op, variant, indptr, np.zeros(0, np.uint16), np.zeros(0, np.int8),
+                 np.zeros((m, 0), np.int8), None, None, bias=bias)
+    assert np.array_equal(y, np.tile(bias, (m, 1)))
