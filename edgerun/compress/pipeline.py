@@ -39,7 +39,8 @@ QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
 # Each layer is fit on the inputs the already-compressed layers give it (OBC/GPTQ
 # style), so it also absorbs their error; False fits on the float model's inputs.
 ERROR_FEEDBACK = True
-PRUNE_STEPS = 4  # gradual pruning steps when refitting
+PRUNE_STEPS = 10  # gradual pruning steps when refitting
+RELU_STEPS = 1  # the last steps use the ReLU-aware fit (a Gram matrix per row)
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 
 
@@ -335,7 +336,7 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
         schedule = [pruned_count]
     else:
         schedule = []
-    for count in schedule:
+    for step, count in enumerate(schedule):
         if count is None:
             mask = pruning.mask_by_threshold(weight, sparsity["threshold"])
         else:
@@ -343,7 +344,8 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
             mask = pruning.mask_by_count(score, count)
         weight = np.where(mask, weight, np.float32(0))
         if use_refit and not mask.all():
-            weight, refit_bias = refitting.refit_rows(x, target, mask, weight, bias, relu=relu,
+            relu_fit = relu and step >= len(schedule) - RELU_STEPS
+            weight, refit_bias = refitting.refit_rows(x, target, mask, weight, bias, relu=relu_fit,
                                                       fit_bias=has_bias)
             if has_bias:
                 bias = refit_bias
