@@ -427,3 +427,48 @@ def test_degenerate_layers_compress(rng):
         cm.graph.validate()
         assert np.isfinite(output(cm.graph, x)).all()
     assert (weight(cm.graph, "linear_1").to_dense() == 0).all()
+
+
+def test_save_hands_the_encoded_graph_to_the_format_writer(mlp, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("edgerun.format")
+    fake.save = lambda graph, path: calls.append((graph, path))
+    monkeypatch.setitem(sys.modules, "edgerun.format", fake)
+    monkeypatch.setattr(edgerun, "format", fake, raising=False)
+    cm = edgerun.compress(mlp, quantize="int8")
+    cm.save(tmp_path / "m.edgerun")
+    assert calls == [(cm.graph, tmp_path / "m.edgerun")]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_digits_mlp_is_25x_smaller_and_about_as_accurate():
+    # The project's yardstick: a 64-300-100-10 MLP on UCI digits, pruned 90%, 4-bit
+    # shared weights, Huffman, calibrated on the training images.
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    assert sklearn.__version__
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0,
+                                                        stratify=y)
+    clf = MLPClassifier((300, 100), max_iter=100, random_state=0).fit(x_train, y_train)
+    b = GraphBuilder("x", features=64)
+    for i, (w, bias) in enumerate(zip(clf.coefs_, clf.intercepts_)):
+        b.linear(w.T, bias, activation="relu" if i < 2 else None)
+    graph = b.build()
+    cm = edgerun.compress(graph, prune=0.9, share_bits=4, huffman=True, calibration=x_train)
+
+    def accuracy(g):
+        return float((output(g, x_test).argmax(axis=1) == y_test).mean())
+
+    before, after, ratio = accuracy(graph), accuracy(cm.graph), cm.report().ratio
+    print(f"\ndigits: fp32 {before:.4f}, compressed {after:.4f}, {ratio:.1f}x smaller")
+    print(cm.report())
+    assert ratio >= 25
+    assert after >= before - 0.015  # the target is 1 point; the test set has 450 images

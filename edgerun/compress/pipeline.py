@@ -41,6 +41,8 @@ QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
 ERROR_FEEDBACK = True
 PRUNE_STEPS = 10  # gradual pruning steps when refitting
 RELU_STEPS = 1  # the last steps use the ReLU-aware fit (a Gram matrix per row)
+FEEDBACK_ASSIGN = True
+RELU_ASSIGN = True
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 
 
@@ -287,7 +289,8 @@ def _refit_bias(x, target, weight, bias):
             ).mean(axis=0).astype(np.float32)
 
 
-def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias, layout, huffman):
+def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias, layout, huffman,
+           relu=False):
     """k-means on the kept weights (+ centroid refit) stored as layout -> (tensor, bias).
 
     "codebook" for a pruned matrix pins one centroid at exactly 0 for the pruned
@@ -303,6 +306,12 @@ def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias,
     zero_at = int(np.flatnonzero(centroids == 0)[0]) if fixed_zero else None
     codes = np.full(mask.shape, -1, dtype=np.int64)
     codes[mask] = kept_codes
+    if use_refit and FEEDBACK_ASSIGN:
+        active = refitting.relu_active(x, target, weight, bias) if relu and RELU_ASSIGN else None
+        codes, bias_fb = refitting.assign_with_feedback(x, mask, weight, bias, centroids,
+                                                        fit_bias=has_bias, active=active)
+        if has_bias:
+            bias = bias_fb
     if use_refit:
         centroids, refit_bias = refitting.refit_centroids(x, target, codes, centroids, bias,
                                                           fixed=zero_at, rounds=2 if has_bias else 1)
@@ -354,7 +363,7 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
     if bits:
         layouts = ("csr", "codebook") if pruned and bits >= 2 else ("csr",) if pruned else ("codebook",)
         options = [_share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias,
-                          layout, huffman) for layout in layouts]
+                          layout, huffman, relu) for layout in layouts]
         tensor, bias = min(options, key=lambda option: stored_bytes(option[0]))
     else:
         candidates = [_dense_tensor(name, weight, mode)]
