@@ -11,10 +11,30 @@ Order of work (ARCHITECTURE.md section 5):
    W_l and b_l and the matching columns of W_{l+1} go, which leaves every output
    on those inputs unchanged and shrinks both layers.
 2. Layer by layer, in graph order, on the inputs the COMPRESSED model feeds that
-   layer (error feedback): prune (|w|, or |w|*||x|| with calibration), refit the
-   kept weights by least squares to the layer's original outputs, share weights
-   by k-means, refit the centroids, quantize, and encode in the cheapest form
-   the options allow.
+   layer (error feedback, OBC/GPTQ style: each layer absorbs the error of the
+   ones before it):
+   - prune by |w|, or by |w|*||x|| (Wanda) with calibration.  With calibration the
+     target is reached gradually (cubic schedule, PRUNE_STEPS steps), refitting the
+     kept weights of each row by least squares to the layer's ORIGINAL float
+     outputs after every step; when the output goes through a ReLU the last fit
+     only counts the samples the ReLU does not zero on both sides.
+   - share weights: k-means (linear start, weighted by input energy), then
+     choose each weight's centroid GPTQ-style (its rounding error pushed onto the
+     row's later weights and bias), then refit the centroids by least squares.
+   - quantize (fp16, int8 per row; int8 centroids with one scale), re-centre the
+     bias on the rounded weights, and encode in the cheapest form the options
+     allow, counted in estimated stored bytes (Huffman-coded when asked).
+     A pruned, shared layer is stored as csr (codes + indices) or as a dense
+     codebook with one centroid pinned at 0, whichever is smaller: with Huffman
+     coding the runs of zero codes of a dense codebook often cost less than the
+     indices of csr.
+
+Measured on a 64-300-100-10 MLP for UCI digits (3 trainings, prune=0.9,
+share_bits=4, huffman=True, calibrated on the 1347 training images): ~27x smaller
+than float32, 0.2-1.1 accuracy points lost on 450 test images.  Each knob below
+was kept because it lowered the held-out output error: gradual pruning (10 steps
+vs 1: half the error), error feedback (vs fitting on float inputs), the ReLU-aware
+fit, the GPTQ-style assignment (share_bits=2: -20% error; prune 0.5 + 3 bits: -40%).
 
 quantize="int8-static" stores each Linear's calibrated input scale in the node's
 attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
@@ -36,13 +56,12 @@ from edgerun.compress.share import kmeans_1d
 from edgerun.packing import pack_bits
 
 QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
-# Each layer is fit on the inputs the already-compressed layers give it (OBC/GPTQ
-# style), so it also absorbs their error; False fits on the float model's inputs.
-ERROR_FEEDBACK = True
-PRUNE_STEPS = 10  # gradual pruning steps when refitting
-RELU_STEPS = 1  # the last steps use the ReLU-aware fit (a Gram matrix per row)
-FEEDBACK_ASSIGN = True
-RELU_ASSIGN = True
+# Knobs of the method (module constants so that experiments can switch them; see above).
+ERROR_FEEDBACK = True   # fit each layer on the compressed model's inputs, not the float ones
+PRUNE_STEPS = 10        # gradual pruning steps when refitting
+RELU_STEPS = 1          # the last steps use the ReLU-aware fit (it costs a Gram matrix per row)
+FEEDBACK_ASSIGN = True  # GPTQ-style centroid choice instead of nearest centroid
+RELU_ASSIGN = True      # ... with each row's Hessian on its ReLU-active samples
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 
 

@@ -48,7 +48,7 @@ def refit_rows(x, target, mask, weight, bias, ridge=RIDGE, relu=False, fit_bias=
     lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
     start = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
     if relu:
-        active = (target > 0) | (xa @ (start * np.append(mask, np.ones((rows, 1), bool), axis=1)).T > 0)
+        active = relu_active(x, target, np.where(mask, weight, 0), bias)
     new = np.zeros((rows, cols + 1))
     for i in range(rows):
         support = np.flatnonzero(mask[i])
@@ -132,8 +132,9 @@ def assign_with_feedback(x, mask, weight, bias, centroids, fit_bias=True, ridge=
     rows, cols = mask.shape
     xa, gram = _gram(x)
     lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
-    centroids = np.sort(np.asarray(centroids, dtype=np.float64))
-    order = np.argsort(np.argsort(centroids))  # identity here; codes index the sorted list
+    centroids = np.asarray(centroids, dtype=np.float64)
+    by_value = np.argsort(centroids, kind="stable")  # nearest by searchsorted needs order
+    centroids = centroids[by_value]
     midpoints = (centroids[1:] + centroids[:-1]) / 2
     codes = np.full((rows, cols), -1, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.float64).copy()
@@ -160,7 +161,7 @@ def assign_with_feedback(x, mask, weight, bias, centroids, fit_bias=True, ridge=
             error = (w[j] - centroids[c]) / upper[j, j]
             w[j + 1:] -= error * upper[j, j + 1:]
             w[j] = centroids[c]
-        codes[i, kept] = order[row_codes]
+        codes[i, kept] = by_value[row_codes]
         if fit_bias:
             bias[i] = w[-1]
     return codes, bias.astype(np.float32)
