@@ -472,3 +472,13 @@ def test_digits_mlp_is_25x_smaller_and_about_as_accurate():
     print(cm.report())
     assert ratio >= 25
     assert after >= before - 0.015  # the target is 1 point; the test set has 450 images
+
+
+def test_global_pruning_with_calibration_and_numpy_scalars(mlp, calib):
+    cm = edgerun.compress(mlp, prune=np.float64(0.8), prune_scope="global",
+                          share_bits=np.int64(4), calibration=calib)
+    dense = [weight(cm.graph, layer).to_dense() for layer in NAMES]
+    total = sum(w.size for w in dense)
+    # the refit keeps the mask; k-means may put a few kept weights on a zero centroid
+    assert sum(int((w == 0).sum()) for w in dense) >= round(0.8 * total)
+    assert all(weight(cm.graph, layer).bits == 4 for layer in NAMES)
