@@ -470,12 +470,13 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
     for node in layers:
         n = node.name
         mode = quantize_plan[n]
+        relu = _feeds_relu(work, node)
         x = None
         if feeds is not None:
             x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
-            x, targets.get(n), refit, counts.get(n, 0), relu=_feeds_relu(work, node),
+            x, targets.get(n), refit, counts.get(n, 0), relu=relu,
             huffman=huffman)
         tensor.huffman = huffman
         work.tensors[node.inputs[1]] = tensor
@@ -488,8 +489,11 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
             node.attrs["input_scale"] = quant.activation_scale(x)
         error = None
         if x is not None:
+            # the layer's output as the next layer sees it: after the ReLU, if any
             out = x @ effective.T + (0 if bias_tensor is None else bias_tensor.to_dense())
             ref = targets[n]
+            if relu:
+                out, ref = np.maximum(out, 0), np.maximum(ref, 0)
             error = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
         before_shape = original_shapes[n]
         before = 4 * (before_shape[0] * before_shape[1] + original_bias[n])

@@ -82,8 +82,15 @@ def stored_bytes(tensor, huffman=None):
 
 
 class Report:
-    """rows: one dict per Linear layer; ratio: total bytes before / after;
-    error: relative L2 error of the model outputs on the calibration data (or None)."""
+    """rows: one dict per Linear layer (layer, shape, original_shape, removed_neurons,
+    encoding, sparsity, bits_per_weight, bytes_before, bytes_after, error); ratio:
+    total bytes before / after; error: relative L2 error of the model outputs on the
+    calibration data (or None).
+
+    A row's error is the relative L2 error of the layer's output (after its ReLU, if
+    it has one) on the calibration data, with the compressed model's own inputs, so
+    it includes what the layers before it lost.  bits_per_weight counts the stored
+    weight bits over the ORIGINAL number of weights (removed neurons cost nothing)."""
 
     columns = ("layer", "shape", "encoding", "sparsity", "bits_per_weight",
                "bytes_before", "bytes_after", "error")
