@@ -44,6 +44,7 @@ quantize="int8-static" stores each Linear's calibrated input scale in the node's
 attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
 a runtime that does not use static scales quantizes activations per row at run time.
 """
+import contextlib
 import copy
 import numbers
 
@@ -423,6 +424,23 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
     removal, least-squares refits (refit=True), static scales and the report's errors.
     prune_scope: "layer" (each layer reaches its sparsity) or "global" (one ranking).
     """
+    with _one_blas_thread():
+        return _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope,
+                         refit, seed)
+
+
+def _one_blas_thread():
+    """The refits solve thousands of tiny systems; a multi-threaded BLAS spends more on
+    waking its threads than on the work (measured 10x slower on a loaded 2-core box).
+    threadpoolctl, when installed, pins BLAS to one thread for the call."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope, refit, seed):
     layers = [node for node in graph.nodes if node.op == "Linear"]
     names = [node.name for node in layers]
     prune_plan = _prune_plan(prune, names)
