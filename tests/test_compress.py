@@ -457,7 +457,10 @@ def test_digits_mlp_is_25x_smaller_and_about_as_accurate():
     x = (x / 16.0).astype(np.float32)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0,
                                                         stratify=y)
-    clf = MLPClassifier((300, 100), max_iter=100, random_state=0).fit(x_train, y_train)
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
+        clf = MLPClassifier((300, 100), max_iter=100, random_state=0).fit(x_train, y_train)
     b = GraphBuilder("x", features=64)
     for i, (w, bias) in enumerate(zip(clf.coefs_, clf.intercepts_)):
         b.linear(w.T, bias, activation="relu" if i < 2 else None)
