@@ -485,3 +485,34 @@ def test_global_pruning_with_calibration_and_numpy_scalars(mlp, calib):
     # the refit keeps the mask; k-means may put a few kept weights on a zero centroid
     assert sum(int((w == 0).sum()) for w in dense) >= round(0.8 * total)
     assert all(weight(cm.graph, layer).bits == 4 for layer in NAMES)
+
+
+def test_row_refit_recovers_weights_that_fit_the_mask_exactly(rng):
+    from edgerun.compress.refit import refit_rows
+
+    x = rng.normal(size=(300, 12))
+    true = rng.normal(size=(5, 12)) * (rng.random((5, 12)) < 0.4)
+    true_bias = rng.normal(size=5)
+    mask = true != 0
+    weight, bias = refit_rows(x, x @ true.T + true_bias, mask, np.zeros((5, 12)), np.zeros(5),
+                              ridge=1e-9)
+    np.testing.assert_allclose(weight, true, atol=1e-4)
+    np.testing.assert_allclose(bias, true_bias, atol=1e-4)
+    assert (weight[~mask] == 0).all()
+
+
+def test_assignment_with_feedback_beats_nearest_centroid_on_the_output(rng):
+    from edgerun.compress.refit import assign_with_feedback
+    from edgerun.compress.share import assign
+
+    x = rng.normal(size=(400, 30)) @ rng.normal(size=(30, 30))  # correlated inputs
+    weight = rng.normal(size=(8, 30))
+    bias = rng.normal(size=8)
+    mask = np.ones_like(weight, dtype=bool)
+    centroids = np.linspace(-2, 2, 4)
+    codes, new_bias = assign_with_feedback(x, mask, weight, bias, centroids)
+    assert codes.min() >= 0 and codes.max() < 4
+    reference = x @ weight.T + bias
+    feedback = x @ centroids[codes].T + new_bias
+    nearest = x @ centroids[assign(weight, centroids)].T + bias
+    assert np.linalg.norm(feedback - reference) < 0.8 * np.linalg.norm(nearest - reference)
