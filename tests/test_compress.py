@@ -427,3 +427,92 @@ def test_degenerate_layers_compress(rng):
         cm.graph.validate()
         assert np.isfinite(output(cm.graph, x)).all()
     assert (weight(cm.graph, "linear_1").to_dense() == 0).all()
+
+
+def test_save_hands_the_encoded_graph_to_the_format_writer(mlp, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("edgerun.format")
+    fake.save = lambda graph, path: calls.append((graph, path))
+    monkeypatch.setitem(sys.modules, "edgerun.format", fake)
+    monkeypatch.setattr(edgerun, "format", fake, raising=False)
+    cm = edgerun.compress(mlp, quantize="int8")
+    cm.save(tmp_path / "m.edgerun")
+    assert calls == [(cm.graph, tmp_path / "m.edgerun")]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_digits_mlp_is_25x_smaller_and_about_as_accurate():
+    # The project's yardstick: a 64-300-100-10 MLP on UCI digits, pruned 90%, 4-bit
+    # shared weights, Huffman, calibrated on the training images.
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    assert sklearn.__version__
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0,
+                                                        stratify=y)
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only cost
+        clf = MLPClassifier((300, 100), max_iter=100, random_state=0).fit(x_train, y_train)
+    b = GraphBuilder("x", features=64)
+    for i, (w, bias) in enumerate(zip(clf.coefs_, clf.intercepts_)):
+        b.linear(w.T, bias, activation="relu" if i < 2 else None)
+    graph = b.build()
+    cm = edgerun.compress(graph, prune=0.9, share_bits=4, huffman=True, calibration=x_train)
+
+    def accuracy(g):
+        return float((output(g, x_test).argmax(axis=1) == y_test).mean())
+
+    before, after, ratio = accuracy(graph), accuracy(cm.graph), cm.report().ratio
+    print(f"\ndigits: fp32 {before:.4f}, compressed {after:.4f}, {ratio:.1f}x smaller")
+    print(cm.report())
+    assert ratio >= 25
+    assert after >= before - 0.015  # the target is 1 point; the test set has 450 images
+
+
+def test_global_pruning_with_calibration_and_numpy_scalars(mlp, calib):
+    cm = edgerun.compress(mlp, prune=np.float64(0.8), prune_scope="global",
+                          share_bits=np.int64(4), calibration=calib)
+    dense = [weight(cm.graph, layer).to_dense() for layer in NAMES]
+    total = sum(w.size for w in dense)
+    # the refit keeps the mask; k-means may put a few kept weights on a zero centroid
+    assert sum(int((w == 0).sum()) for w in dense) >= round(0.8 * total)
+    assert all(weight(cm.graph, layer).bits == 4 for layer in NAMES)
+
+
+def test_row_refit_recovers_weights_that_fit_the_mask_exactly(rng):
+    from edgerun.compress.refit import refit_rows
+
+    x = rng.normal(size=(300, 12))
+    true = rng.normal(size=(5, 12)) * (rng.random((5, 12)) < 0.4)
+    true_bias = rng.normal(size=5)
+    mask = true != 0
+    weight, bias = refit_rows(x, x @ true.T + true_bias, mask, np.zeros((5, 12)), np.zeros(5),
+                              ridge=1e-9)
+    np.testing.assert_allclose(weight, true, atol=1e-4)
+    np.testing.assert_allclose(bias, true_bias, atol=1e-4)
+    assert (weight[~mask] == 0).all()
+
+
+def test_assignment_with_feedback_beats_nearest_centroid_on_the_output(rng):
+    from edgerun.compress.refit import assign_with_feedback
+    from edgerun.compress.share import assign
+
+    x = rng.normal(size=(400, 30)) @ rng.normal(size=(30, 30))  # correlated inputs
+    weight = rng.normal(size=(8, 30))
+    bias = rng.normal(size=8)
+    mask = np.ones_like(weight, dtype=bool)
+    centroids = np.linspace(-2, 2, 4)
+    codes, new_bias = assign_with_feedback(x, mask, weight, bias, centroids)
+    assert codes.min() >= 0 and codes.max() < 4
+    reference = x @ weight.T + bias
+    feedback = x @ centroids[codes].T + new_bias
+    nearest = x @ centroids[assign(weight, centroids)].T + bias
+    assert np.linalg.norm(feedback - reference) < 0.8 * np.linalg.norm(nearest - reference)

@@ -26,11 +26,6 @@ def mask_by_count(score, pruned):
     return keep.reshape(score.shape)
 
 
-def mask_by_sparsity(score, sparsity):
-    """Prune round(sparsity * size) weights with the lowest scores."""
-    return mask_by_count(score, int(round(sparsity * score.size)))
-
-
 def mask_by_threshold(weight, threshold):
     """Keep |w| > threshold (a threshold on the weights themselves, not on scores)."""
     return np.abs(weight) > threshold

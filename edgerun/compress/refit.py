@@ -16,6 +16,13 @@ RIDGE = 1e-3  # relative to the mean diagonal of the Gram matrix
 CENTROID_SAMPLES = 1024
 
 
+def relu_active(x, target, weight, bias):
+    """bool [n, rows]: samples where the target or the current output is > 0, i.e. where
+    a following ReLU does not zero both (elsewhere the output error costs nothing)."""
+    prediction = np.asarray(x, np.float64) @ np.asarray(weight, np.float64).T + bias
+    return (np.asarray(target) > 0) | (prediction > 0)
+
+
 def _gram(x):
     x = np.asarray(x, dtype=np.float64)
     ones = np.ones((x.shape[0], 1))
@@ -41,7 +48,7 @@ def refit_rows(x, target, mask, weight, bias, ridge=RIDGE, relu=False, fit_bias=
     lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
     start = np.hstack([np.asarray(weight, np.float64), np.asarray(bias, np.float64)[:, None]])
     if relu:
-        active = (target > 0) | (xa @ (start * np.append(mask, np.ones((rows, 1), bool), axis=1)).T > 0)
+        active = relu_active(x, target, np.where(mask, weight, 0), bias)
     new = np.zeros((rows, cols + 1))
     for i in range(rows):
         support = np.flatnonzero(mask[i])
@@ -108,3 +115,53 @@ def refit_centroids(x, target, codes, centroids, bias, fixed=None, ridge=RIDGE, 
         weight = np.where(valid, centroids[np.maximum(codes, 0)], 0.0)
         bias = (target - x @ weight.T).mean(axis=0)
     return centroids, bias.astype(np.float32)
+
+
+def assign_with_feedback(x, mask, weight, bias, centroids, fit_bias=True, ridge=RIDGE,
+                         active=None):
+    """Choose each kept weight's centroid one at a time, pushing its rounding error onto
+    the row's weights not yet chosen (and the bias), so the row's OUTPUT on x moves
+    as little as possible: the GPTQ/OBQ update (Frantar et al. 2022) on a codebook.
+
+    Per row on its support: H = [x 1]^T [x 1] + ridge; with U the upper Cholesky
+    factor of H^-1, choosing q for weight j adds -(w_j - q) / U_jj * U_j,k to each
+    later k.  active bool [n, rows] (optional): the samples that matter to each row
+    (those a ReLU does not zero on both sides, see refit_rows); H is built on them.
+    Returns (codes int64 [rows, cols] with -1 off the mask, bias float32).
+    """
+    rows, cols = mask.shape
+    xa, gram = _gram(x)
+    lam = ridge * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
+    centroids = np.asarray(centroids, dtype=np.float64)
+    by_value = np.argsort(centroids, kind="stable")  # nearest by searchsorted needs order
+    centroids = centroids[by_value]
+    midpoints = (centroids[1:] + centroids[:-1]) / 2
+    codes = np.full((rows, cols), -1, dtype=np.int64)
+    bias = np.asarray(bias, dtype=np.float64).copy()
+    for i in range(rows):
+        kept = np.flatnonzero(mask[i])
+        if kept.size == 0:
+            continue
+        support = np.append(kept, cols) if fit_bias else kept
+        if active is not None and active[:, i].sum() > support.size and not active[:, i].all():
+            xs = xa[:, support][active[:, i]]
+            h = xs.T @ xs + lam * np.eye(support.size)
+        else:
+            h = gram[np.ix_(support, support)] + lam * np.eye(support.size)
+        try:
+            upper = np.linalg.cholesky(np.linalg.inv(h)).T
+        except np.linalg.LinAlgError:
+            upper = np.diag(1 / np.sqrt(np.diag(h)))  # plain rounding if H is unusable
+        w = np.append(np.asarray(weight[i, kept], np.float64), bias[i]) if fit_bias else \
+            np.asarray(weight[i, kept], np.float64).copy()
+        row_codes = np.empty(kept.size, dtype=np.int64)
+        for j in range(kept.size):
+            c = int(np.searchsorted(midpoints, w[j]))
+            row_codes[j] = c
+            error = (w[j] - centroids[c]) / upper[j, j]
+            w[j + 1:] -= error * upper[j, j + 1:]
+            w[j] = centroids[c]
+        codes[i, kept] = by_value[row_codes]
+        if fit_bias:
+            bias[i] = w[-1]
+    return codes, bias.astype(np.float32)

@@ -11,8 +11,6 @@ import heapq
 
 import numpy as np
 
-# A Huffman-coded stream also stores its code lengths, one byte per symbol value.
-HUFFMAN_TABLE_BYTES = 256
 
 
 def _huffman_bits(data):
@@ -31,16 +29,20 @@ def _huffman_bits(data):
 
 
 def huffman_bytes(array):
-    """Estimated bytes of array's bytes Huffman-coded, table included."""
+    """Estimated bytes of array's bytes Huffman-coded, table included.
+
+    format.py stores the code lengths in the JSON header as hex, up to the largest
+    byte value used: 2 * (max + 1) bytes."""
     data = np.ascontiguousarray(array).view(np.uint8).ravel()
     if data.size == 0:
         return 0
+    table = 2 * (int(data.max()) + 1)
     try:
         from edgerun.compress.huffman import encoded_bits
         bits = int(encoded_bits(data))
     except ImportError:
         bits = _huffman_bits(data)
-    return (bits + 7) // 8 + HUFFMAN_TABLE_BYTES
+    return (bits + 7) // 8 + table
 
 
 # The streams format.py may Huffman-code, and the transforms it tries first: the
@@ -66,7 +68,10 @@ def _stream_bytes(tensor, name, array, huffman):
     if tensor.encoding == "csr" and name == "indptr":
         candidates = [np.diff(array.astype(np.int64), prepend=0).astype(array.dtype)]
     elif tensor.encoding == "csr" and name == "indices":
-        candidates.append(_row_deltas(array, tensor.arrays["indptr"]))
+        deltas = _row_deltas(array, tensor.arrays["indptr"])
+        candidates.append(deltas)
+        if array.itemsize > 1 and int(deltas.max()) < 256:
+            candidates.append(deltas.astype(np.uint8))  # format.py's delta-rows-u8
     return min([size] + [huffman_bytes(c) for c in candidates])
 
 
@@ -77,8 +82,15 @@ def stored_bytes(tensor, huffman=None):
 
 
 class Report:
-    """rows: one dict per Linear layer; ratio: total bytes before / after;
-    error: relative L2 error of the model outputs on the calibration data (or None)."""
+    """rows: one dict per Linear layer (layer, shape, original_shape, removed_neurons,
+    encoding, sparsity, bits_per_weight, bytes_before, bytes_after, error); ratio:
+    total bytes before / after; error: relative L2 error of the model outputs on the
+    calibration data (or None).
+
+    A row's error is the relative L2 error of the layer's output (after its ReLU, if
+    it has one) on the calibration data, with the compressed model's own inputs, so
+    it includes what the layers before it lost.  bits_per_weight counts the stored
+    weight bits over the ORIGINAL number of weights (removed neurons cost nothing)."""
 
     columns = ("layer", "shape", "encoding", "sparsity", "bits_per_weight",
                "bytes_before", "bytes_after", "error")
