@@ -357,7 +357,9 @@ def save(graph, path) -> None:
         for name, array in arrays.items():
             payload, extras = _stored_form(name, tensor.encoding, arrays, tensor.huffman)
             length = int(payload.nbytes)
-            offset = _align(end) if length else 0  # empty streams point at 0
+            # Plain streams are aligned so load can hand out zero-copy views; a
+            # Huffman stream is decoded into new memory anyway, so it packs tight.
+            offset = (end if "huffman" in extras else _align(end)) if length else 0
             if length:
                 blobs.append((offset, payload))
                 end = offset + length
@@ -377,6 +379,7 @@ def save(graph, path) -> None:
     if len(text) > MAX_HEADER_BYTES:
         raise FormatError(f"JSON header is {len(text)} bytes, more than the {MAX_HEADER_BYTES} allowed")
     _check_header(json.loads(text), True, end)  # never write what load would refuse
+    text = _deflate_header(text)
     data_start = _align(PREAMBLE.size + len(text))
 
     path = os.fspath(path)
@@ -433,6 +436,30 @@ def _open(path):
             raise FormatError(f"cannot map {os.fspath(path)!r}: {error}") from None
 
 
+def _deflate_header(text):
+    """The header as stored: zlib-deflated behind a 0x00 marker when that is
+    smaller (it is for every real model: the stream table repeats its keys), so
+    a small model's file is not mostly header."""
+    packed = b"\0" + zlib.compress(text, 9)
+    return packed if len(packed) < len(text) else text
+
+
+def _inflate_header(stored):
+    """JSON bytes of a stored header; bounded so a zip bomb cannot exhaust memory."""
+    if not stored.startswith(b"\0"):
+        return stored
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(stored[1:], MAX_HEADER_BYTES + 1)
+    except zlib.error as error:
+        raise FormatError(f"deflated header is corrupt: {error}") from None
+    if len(text) > MAX_HEADER_BYTES:
+        raise FormatError(f"deflated header inflates past the {MAX_HEADER_BYTES}-byte limit")
+    if not inflater.eof or inflater.unused_data:
+        raise FormatError("deflated header is truncated or has trailing bytes")
+    return text
+
+
 def _read_header(buf, size):
     """The parsed JSON header, the file's (major, minor) and where data starts."""
     magic, major, minor, length = PREAMBLE.unpack_from(buf, 0)
@@ -445,7 +472,7 @@ def _read_header(buf, size):
     if PREAMBLE.size + length > size:
         raise FormatError(f"header length {length} runs past the end of the {size}-byte file")
     try:
-        text = bytes(buf[PREAMBLE.size:PREAMBLE.size + length]).decode("utf-8")
+        text = _inflate_header(bytes(buf[PREAMBLE.size:PREAMBLE.size + length])).decode("utf-8")
         header = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except FormatError:
         raise
@@ -542,7 +569,7 @@ def _parse_tensor(name, value, strict):
         stream = {"dtype": s["dtype"], "shape": sshape, "offset": _int(s["offset"], f"{w} offset"),
                   "length": _int(s["length"], f"{w} length"), "crc32": _int(s["crc32"], f"{w} crc32", 0, 2**32 - 1),
                   "transform": s.get("transform"), "huffman": None}
-        if stream["offset"] % ALIGN:
+        if stream["offset"] % ALIGN and "huffman" not in s:
             _fail(w, f"offset {stream['offset']} is not a multiple of {ALIGN}")
         expected = _elements(sshape) * DTYPES[s["dtype"]].itemsize
         if stream["transform"] is not None and stream["transform"] not in TRANSFORMS.get((encoding, sname), ()):
@@ -587,24 +614,29 @@ def _parse(buf, size):
 
 
 def _check_layout(tensors, data_length):
-    """Every stream inside the data region, no two overlapping, and the file
-    ending exactly where the last stream does (no truncation, no appended bytes)."""
-    spans = []
+    """The data region is laid out exactly as save writes it: streams in header
+    order, each starting where the previous one ended (rounded up to ALIGN for a
+    plain stream), empty streams at 0, and the file ending with the last stream.
+    So no stream lies outside the file or overlaps another, no bytes hide in a
+    gap, and a shifted offset is always caught, even where the CRC still matches."""
+    position = 0
     for tname, t in tensors.items():
         for sname, s in t["streams"].items():
             where = f"tensor {tname!r} stream {sname!r}"
-            if s["offset"] + s["length"] > data_length:
-                _fail(where, f"bytes {s['offset']}..{s['offset'] + s['length']} lie outside the "
+            if not s["length"]:
+                if s["offset"]:
+                    _fail(where, f"an empty stream must have offset 0, got {s['offset']}")
+                continue
+            expected = position if s["huffman"] is not None else _align(position)
+            if s["offset"] != expected:
+                _fail(where, f"offset {s['offset']} breaks the layout: the stream must start at "
+                             f"{expected}, right after the previous one")
+            position = s["offset"] + s["length"]
+            if position > data_length:
+                _fail(where, f"bytes {s['offset']}..{position} lie outside the "
                              f"{data_length}-byte data region (file truncated?)")
-            if s["length"]:
-                spans.append((s["offset"], s["offset"] + s["length"], where))
-    spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
-        if start < end:
-            raise FormatError(f"{second} overlaps {first}")
-    last = spans[-1][1] if spans else 0
-    if last != data_length:
-        raise FormatError(f"data region is {data_length} bytes but its streams end at {last}")
+    if position != data_length:
+        raise FormatError(f"data region is {data_length} bytes but its streams end at {position}")
 
 
 def _decode_huffman(where, lengths, payload, n_out):

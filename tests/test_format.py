@@ -2,6 +2,7 @@
 zero-copy loading, atomic saves, and hostile files that must all raise
 FormatError -- never another exception, never a crash."""
 import json
+import zlib
 import mmap
 import os
 import struct
@@ -311,7 +312,7 @@ def small_file(rng, tmp_path, name="small.edgerun"):
 def split(data: bytes):
     """(major, minor, header dict, data region bytes) of a file."""
     _, major, minor, length = struct.unpack_from("<8sHHQ", data)
-    header = json.loads(data[20:20 + length])
+    header = json.loads(fmt._inflate_header(data[20:20 + length]))
     start = (20 + length + 63) // 64 * 64
     return major, minor, header, data[start:]
 
@@ -410,7 +411,7 @@ def test_every_offset_and_length_off_by_one(rng, tmp_path):
     (lambda h: h["tensors"]["b"]["streams"]["values"].update(crc32=h["tensors"]["b"]["streams"]
                                                                ["values"]["crc32"] ^ 1), "CRC"),
     (lambda h: h["tensors"]["b"]["streams"]["values"].update(
-        offset=h["tensors"]["w"]["streams"]["centroids"]["offset"]), "overlaps"),
+        offset=h["tensors"]["w"]["streams"]["centroids"]["offset"]), "breaks the layout"),
     (lambda h: h["tensors"].update({"": h["tensors"]["b"]}), "name"),
     (lambda h: h["graph"]["nodes"][0].update(op="Conv"), "op"),
     (lambda h: h["graph"]["nodes"][0].update(inputs=["x", "nothing", "b"]), "nothing"),
@@ -646,3 +647,26 @@ def test_small_index_deltas_are_stored_as_bytes(cols, transform, rng, tmp_path):
     assert stream["transform"] == transform
     assert stream["decoded_length"] == rows * per_row * (1 if transform.endswith("u8") else 2)
     assert loaded.tensors["w"].arrays["indices"].dtype == np.uint16
+
+
+def test_header_is_deflated_and_a_deflate_bomb_is_refused(rng, tmp_path):
+    path = small_file(rng, tmp_path)
+    data = path.read_bytes()
+    _, _, length = struct.unpack_from("<HHQ", data, 8)
+    assert data[20:21] == b"\0"  # deflated: the stream table repeats its keys
+    assert length < len(json.dumps(split(data)[2]))
+    bomb = b"\0" + zlib.compress(b"{" + b" " * (fmt.MAX_HEADER_BYTES + 10) + b"}")
+    path.write_bytes(join(1, 0, None, b"", raw_header=bomb))
+    refused(path, "limit")
+    for broken in (b"\0" + zlib.compress(b"{}")[:-3], b"\0not zlib", b"\0" + zlib.compress(b"{}") + b"x"):
+        path.write_bytes(join(1, 0, None, b"", raw_header=broken))
+        refused(path, "deflated header")
+
+
+def test_huffman_streams_pack_without_alignment_padding(rng, tmp_path):
+    t = csr_tensor(rng, rows=300, cols=2000, index=np.uint16, codes_bits=4, huffman=True)
+    path, _ = round_trip(linear_graph(t), tmp_path)
+    streams = fmt.inspect(path)["tensors"]["w"]["streams"]
+    coded = [s for s in streams.values() if s["huffman"]]
+    assert coded and any(s["offset"] % 64 for s in coded)
+    assert all(s["offset"] % 64 == 0 for s in streams.values() if not s["huffman"])
