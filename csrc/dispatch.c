@@ -48,6 +48,21 @@ static int detect(er_isa isa) {
     default: return 0;
     }
 }
+#elif defined(__arm__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_NEON
+#define HWCAP_NEON (1 << 12)
+#endif
+/* armv7: NEON is optional (a Cortex-A9 without it exists), so ask the kernel;
+ * the NEON variants are only compiled when the build enables NEON
+ * (ER_ARM32 in edgerun.h), otherwise only scalar is in the table. */
+static int detect(er_isa isa) {
+    switch (isa) {
+    case ER_ISA_SCALAR: return 1;
+    case ER_ISA_NEON: return (getauxval(AT_HWCAP) & HWCAP_NEON) != 0;
+    default: return 0;
+    }
+}
 #elif defined(__aarch64__)
 static int detect(er_isa isa) { return isa == ER_ISA_SCALAR || isa == ER_ISA_NEON; }
 #else
