@@ -44,7 +44,11 @@ static int detect(er_isa isa) {
     case ER_ISA_SCALAR: return 1;
     case ER_ISA_NEON: return 1; /* Advanced SIMD is mandatory on aarch64 */
     case ER_ISA_DOTPROD: return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-    case ER_ISA_I8MM: return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+    /* i8mm variants may use SDOT too (the odd-row path of gemm_s8); every
+     * core with i8mm has dotprod, and the cap order i8mm > dotprod says so. */
+    case ER_ISA_I8MM:
+        return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0 &&
+               (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
     default: return 0;
     }
 }

@@ -8,19 +8,20 @@
  * k feed it through two SMMLAs after interleaving the two rows' 8-byte halves
  * (vzip1q_s64 / vzip2q_s64) -- no packing of w needed.
  * Tiles: 4 rows of x by 8 rows of w (8 accumulators, 4 x + 8 w vectors live),
- * then 2x2 blocks.  An odd last row or column is paired with itself and the
- * duplicate result dropped: SMMLA at half use still matches SDOT.  k % 16 >= 8
- * runs one more 8-byte step; the last k % 8 go to the shared scalar
- * er_gemm_s8_dot.
+ * then 2x2 blocks; an odd last column is paired with itself and the duplicate
+ * result dropped.  An odd last row (always, at M = 1) would waste half of
+ * every SMMLA the same way, so it runs on SDOT instead, 1x8 tiles: every core
+ * with i8mm has dotprod too (dispatch requires both).  k % 16 >= 8 runs one
+ * more 8-byte SMMLA step; the last k % 8 (k % 16 for SDOT) go to the shared
+ * scalar er_gemm_s8_dot.
  *
  * Exactness: every lane is a sum of int8 products of at most k terms, inside
  * int32 for k <= ER_MAX_K_S8, so the sums equal the scalar ones. */
 #if defined(__aarch64__)
-/* Per-file target before <arm_neon.h> (GCC 12 does not inline vmmlaq_s32
- * under a function attribute).  Armv8.2 + i8mm only, not +dotprod: the scalar
- * tail must not be auto-vectorised into SDOT on a core that lacks it.  Only
- * dispatch (HWCAP2_I8MM) lets this code run. */
-#pragma GCC target("arch=armv8.2-a+i8mm")
+/* Per-file target before <arm_neon.h> (GCC 12 does not inline vmmlaq_s32 or
+ * vdotq_s32 under a function attribute).  Only dispatch (HWCAP2_I8MM and
+ * HWCAP_ASIMDDP) lets this code run. */
+#pragma GCC target("arch=armv8.2-a+dotprod+i8mm")
 #include <arm_neon.h>
 
 #include "edgerun.h"
@@ -39,8 +40,8 @@ ER_INLINE void pair16(const int8_t *r0, const int8_t *r1, size_t p, int8x16_t *l
     *hi = vreinterpretq_s8_s64(vzip2q_s64(a, b));
 }
 
-/* Outputs of x rows xr[0 .. 2*mp-1] by w rows wr[0 .. 2*np-1] (pointers may
- * repeat to pad an odd edge), stored where row < rows and column < cols. */
+/* Outputs of x rows xr[0 .. 2*mp-1] by w rows wr[0 .. 2*np-1] (w pointers may
+ * repeat to pad an odd last column), stored where row < rows and column < cols. */
 ER_INLINE void tile(const int8_t *const *xr, const int8_t *const *wr, size_t k, size_t i,
                     size_t j, const int mp, const int np, int rows, int cols,
                     const er_epilogue *ep) {
@@ -82,11 +83,12 @@ ER_INLINE void tile(const int8_t *const *xr, const int8_t *const *wr, size_t k, 
         }
 }
 
-/* Rows i .. i+rows-1 (rows <= 4) against the whole of w. */
+/* Rows i .. i+2*mp-1 against the whole of w. */
 ER_INLINE void row_block(const int8_t *x, const int8_t *w, size_t n, size_t k, size_t i,
-                         const int mp, int rows, const er_epilogue *ep) {
+                         const int mp, const er_epilogue *ep) {
+    const int rows = 2 * mp;
     const int8_t *xr[4];
-    for (int a = 0; a < 2 * mp; a++) xr[a] = x + (i + (size_t)(a < rows ? a : rows - 1)) * k;
+    for (int a = 0; a < rows; a++) xr[a] = x + (i + (size_t)a) * k;
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const int8_t *wr[8];
@@ -100,6 +102,28 @@ ER_INLINE void row_block(const int8_t *x, const int8_t *w, size_t n, size_t k, s
     }
 }
 
+/* One row of x against w[j .. j+nr-1] with SDOT (the odd-row path). */
+ER_INLINE void dot_tile(const int8_t *xrow, const int8_t *w, size_t k, size_t i, size_t j,
+                        const int nr, const er_epilogue *ep) {
+    const int8_t *wr = w + j * k;
+    int32x4_t acc[8];
+    for (int b = 0; b < nr; b++) acc[b] = vdupq_n_s32(0);
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+        int8x16_t xv = vld1q_s8(xrow + p);
+        for (int b = 0; b < nr; b++) acc[b] = vdotq_s32(acc[b], xv, vld1q_s8(wr + b * k + p));
+    }
+    for (int b = 0; b < nr; b++)
+        er_store_s32(ep, i, j + b, vaddvq_s32(acc[b]) + er_gemm_s8_dot(xrow, wr + b * k, p, k));
+}
+
+static void dot_row(const int8_t *x, const int8_t *w, size_t n, size_t k, size_t i,
+                    const er_epilogue *ep) {
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) dot_tile(x + i * k, w, k, i, j, 8, ep);
+    for (; j < n; j++) dot_tile(x + i * k, w, k, i, j, 1, ep);
+}
+
 er_status er_gemm_s8__i8mm(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
                            const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
@@ -107,9 +131,12 @@ er_status er_gemm_s8__i8mm(const int8_t *x, const int8_t *w, size_t m, size_t n,
     /* Row blocks outside: a 4x8 tile streams 8 rows of w past 4 rows of x,
      * and the 4 rows of x stay in L1 while w goes by. */
     size_t i = 0;
-    for (; i + 4 <= m; i += 4) row_block(x, w, n, k, i, 2, 4, ep);
-    if (m - i == 3) row_block(x, w, n, k, i, 2, 3, ep);
-    else if (m - i > 0) row_block(x, w, n, k, i, 1, (int)(m - i), ep);
+    for (; i + 4 <= m; i += 4) row_block(x, w, n, k, i, 2, ep);
+    if (m - i >= 2) {
+        row_block(x, w, n, k, i, 1, ep);
+        i += 2;
+    }
+    if (i < m) dot_row(x, w, n, k, i, ep);
     return ER_OK;
 }
 #endif /* __aarch64__ */

@@ -9,7 +9,7 @@
  * vaddvq (so halves are taken with vget_low/vget_high and the final sum is
  * two pairwise adds), and 16 quad registers instead of 32, so the tile is
  * 2 rows of x by 4 rows of w: 8 accumulators + 2 x + 1 w + 2 int16
- * temporaries.  Leftover rows run 1x4, leftover columns 2x1 / 1x1; the K tail
+ * temporaries.  Leftover rows run 1x4, leftover columns 1x1; the K tail
  * (k % 16) goes to the shared scalar er_gemm_s8_dot. */
 #if defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
 #include <arm_neon.h>
@@ -32,25 +32,59 @@ ER_INLINE int32_t sum_lanes(int32x4_t v) {
     return vget_lane_s32(vpadd_s32(s, s), 0);
 }
 
-ER_INLINE void tile(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
-                    const int mr, const int nr, const er_epilogue *ep) {
-    const int8_t *xr = x + i * k, *wr = w + j * k;
-    int32x4_t acc[2][4];
-    for (int a = 0; a < mr; a++)
-        for (int b = 0; b < nr; b++) acc[a][b] = vdupq_n_s32(0);
+/* Outputs (i, j .. j+nr-1) from row sums that cover p < done. */
+ER_INLINE void store_row(const er_epilogue *ep, const int8_t *xrow, const int8_t *w, size_t k,
+                         size_t done, size_t i, size_t j, const int32x4_t *acc, const int nr) {
+    for (int b = 0; b < nr; b++)
+        er_store_s32(ep, i, j + b,
+                     sum_lanes(acc[b]) + er_gemm_s8_dot(xrow, w + (j + b) * k, done, k));
+}
+
+/* Accumulators are named variables, not an array: GCC 12 for armv7 keeps an
+ * array of NEON vectors in memory and stores all of it on every iteration. */
+static void tile_2x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k, *x1 = x0 + k;
+    const int8_t *w0 = w + j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+    int32x4_t a00 = vdupq_n_s32(0), a01 = a00, a02 = a00, a03 = a00;
+    int32x4_t a10 = a00, a11 = a00, a12 = a00, a13 = a00;
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
-        int8x16_t xv[2];
-        for (int a = 0; a < mr; a++) xv[a] = vld1q_s8(xr + a * k + p);
-        for (int b = 0; b < nr; b++) {
-            int8x16_t wv = vld1q_s8(wr + b * k + p);
-            for (int a = 0; a < mr; a++) acc[a][b] = mac16(acc[a][b], xv[a], wv);
-        }
+        int8x16_t v0 = vld1q_s8(x0 + p), v1 = vld1q_s8(x1 + p), c;
+        c = vld1q_s8(w0 + p), a00 = mac16(a00, v0, c), a10 = mac16(a10, v1, c);
+        c = vld1q_s8(w1 + p), a01 = mac16(a01, v0, c), a11 = mac16(a11, v1, c);
+        c = vld1q_s8(w2 + p), a02 = mac16(a02, v0, c), a12 = mac16(a12, v1, c);
+        c = vld1q_s8(w3 + p), a03 = mac16(a03, v0, c), a13 = mac16(a13, v1, c);
     }
-    for (int a = 0; a < mr; a++)
-        for (int b = 0; b < nr; b++)
-            er_store_s32(ep, i + a, j + b,
-                         sum_lanes(acc[a][b]) + er_gemm_s8_dot(xr + a * k, wr + b * k, p, k));
+    const int32x4_t r0[4] = {a00, a01, a02, a03}, r1[4] = {a10, a11, a12, a13};
+    store_row(ep, x0, w, k, p, i, j, r0, 4);
+    store_row(ep, x1, w, k, p, i + 1, j, r1, 4);
+}
+
+static void tile_1x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k;
+    const int8_t *w0 = w + j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+        int8x16_t v = vld1q_s8(x0 + p);
+        a0 = mac16(a0, v, vld1q_s8(w0 + p));
+        a1 = mac16(a1, v, vld1q_s8(w1 + p));
+        a2 = mac16(a2, v, vld1q_s8(w2 + p));
+        a3 = mac16(a3, v, vld1q_s8(w3 + p));
+    }
+    const int32x4_t r[4] = {a0, a1, a2, a3};
+    store_row(ep, x0, w, k, p, i, j, r, 4);
+}
+
+static void tile_1x1(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
+                     const er_epilogue *ep) {
+    const int8_t *x0 = x + i * k, *w0 = w + j * k;
+    int32x4_t a = vdupq_n_s32(0);
+    size_t p = 0;
+    for (; p + 16 <= k; p += 16) a = mac16(a, vld1q_s8(x0 + p), vld1q_s8(w0 + p));
+    store_row(ep, x0, w, k, p, i, j, &a, 1);
 }
 
 er_status er_gemm_s8__neon32(const int8_t *x, const int8_t *w, size_t m, size_t n,
@@ -62,13 +96,11 @@ er_status er_gemm_s8__neon32(const int8_t *x, const int8_t *w, size_t m, size_t 
      * every row of x passes by them. */
     size_t j = 0;
     for (; j + 4 <= n; j += 4) {
-        for (size_t i = 0; i < full_rows; i += 2) tile(x, w, k, i, j, 2, 4, ep);
-        if (full_rows < m) tile(x, w, k, full_rows, j, 1, 4, ep);
+        for (size_t i = 0; i < full_rows; i += 2) tile_2x4(x, w, k, i, j, ep);
+        if (full_rows < m) tile_1x4(x, w, k, full_rows, j, ep);
     }
-    for (; j < n; j++) {
-        for (size_t i = 0; i < full_rows; i += 2) tile(x, w, k, i, j, 2, 1, ep);
-        if (full_rows < m) tile(x, w, k, full_rows, j, 1, 1, ep);
-    }
+    for (; j < n; j++)
+        for (size_t i = 0; i < m; i++) tile_1x1(x, w, k, i, j, ep);
     return ER_OK;
 }
 #endif /* 32-bit ARM with NEON */
