@@ -9,7 +9,8 @@
 # call) / R, so start-up, setup and the first call's cold paths cancel.  The
 # counts are exact and deterministic for a given compiler and flags.
 #
-#   tests/c/count_instructions.sh                 # all targets, markdown table
+#   tests/c/count_instructions.sh                 # all targets, one row per variant
+#   WIDE=1 tests/c/count_instructions.sh          # one row per kernel and shape
 #   TARGETS="aarch64" tests/c/count_instructions.sh
 #
 # Kernels are built like setup.py builds them (-O3 -ffp-contract=off
@@ -47,8 +48,7 @@ count() {
     "$@" 2>&1 >/dev/null | sed -n 's/^edgerun-insns: //p'
 }
 
-echo "| kernel | m x n x k | target | variant | instructions / call | vs scalar |"
-echo "|---|---|---|---|---:|---:|"
+rows() {
 for target in $TARGETS; do
     case $target in
     aarch64) cc=aarch64-linux-gnu-gcc; flags=""
@@ -64,14 +64,34 @@ for target in $TARGETS; do
     $cc $CFLAGS_COMMON $flags -o "$bin" cost/driver.c $ROOT/csrc/*.c -lm
     variants=$("${qemu[@]}" "$bin" list)
     while read -r op m n k; do
-        scalar=
         for variant in $(awk -v op="$op" '$1 == op {print $2}' <<<"$variants"); do
             one=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" 1)
             many=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" $((REPS + 1)))
-            per=$(( (many - one) / REPS ))
-            [ "$variant" = scalar ] && scalar=$per
-            ratio=$(awk -v a="$per" -v b="${scalar:-$per}" 'BEGIN {printf "%.2f", a / b}')
-            echo "| $op | $m x $n x $k | $target | $variant | $per | $ratio |"
+            echo "$op $m $n $k $target $variant $(( (many - one) / REPS ))"
         done
     done <<<"$SHAPES"
 done
+}
+
+if [ -n "${WIDE:-}" ]; then
+    # Columns target/variant in order of appearance; "-" where a target has no
+    # such variant.
+    rows | awk '
+        { key = $1 " | " $2 " x " $3 " x " $4; col = $5 "/" $6
+          if (!(key in seen)) { seen[key] = 1; keys[nk++] = key }
+          if (!(col in cseen)) { cseen[col] = 1; cols[nc++] = col }
+          v[key, col] = $7 }
+        END {
+          printf "| kernel | m x n x k |"; for (c = 0; c < nc; c++) printf " %s |", cols[c]; print ""
+          printf "|---|---|"; for (c = 0; c < nc; c++) printf "---:|"; print ""
+          for (r = 0; r < nk; r++) {
+            printf "| %s |", keys[r]
+            for (c = 0; c < nc; c++) printf " %s |", ((keys[r], cols[c]) in v) ? v[keys[r], cols[c]] : "-"
+            print ""
+          } }'
+else
+    echo "| kernel | m x n x k | target | variant | instructions / call | vs scalar |"
+    echo "|---|---|---|---|---:|---:|"
+    rows | awk '{ if ($6 == "scalar") s = $7
+                  printf "| %s | %s x %s x %s | %s | %s | %d | %.2f |\n", $1, $2, $3, $4, $5, $6, $7, $7 / s }'
+fi
