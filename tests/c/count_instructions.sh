@@ -7,7 +7,8 @@
 # guest instructions; tests/c/cost/driver.c calls one variant R times on a
 # fixed random problem.  Per call = (count with 1 + R calls - count with 1
 # call) / R, so start-up, setup and the first call's cold paths cancel.  The
-# counts are exact and deterministic for a given compiler and flags.
+# counts are exact and deterministic for a given compiler and flags (both runs
+# get argv of the same length and 64-byte aligned buffers, so nothing shifts).
 #
 #   tests/c/count_instructions.sh                 # all targets, one row per variant
 #   WIDE=1 tests/c/count_instructions.sh          # one row per kernel and shape
@@ -65,8 +66,12 @@ for target in $TARGETS; do
     variants=$("${qemu[@]}" "$bin" list)
     while read -r op m n k; do
         for variant in $(awk -v op="$op" '$1 == op {print $2}' <<<"$variants"); do
-            one=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" 1)
-            many=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" $((REPS + 1)))
+            # Both counts zero-padded to the same length: the stack, and so
+            # the start-up code's instruction count, shifts with argv's size.
+            one=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" \
+                  "$(printf %06d 1)")
+            many=$(count "${qemu[@]}" -plugin "$PLUGIN" "$bin" "$op" "$variant" "$m" "$n" "$k" \
+                   "$(printf %06d $((REPS + 1)))")
             echo "$op $m $n $k $target $variant $(( (many - one) / REPS ))"
         done
     done <<<"$SHAPES"
