@@ -11,6 +11,9 @@
  * er_codebook_s8_dot.  One x row per tile keeps the code small and is exactly
  * the batch-1 case of a board; a batch repeats the lookups per row. */
 #if defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
+/* As in gemm_s8_neon32.c: without the induction-variable pass gcc keeps the
+ * walking row addresses in registers instead of recomputing them per load. */
+#pragma GCC optimize("no-ivopts")
 #include <arm_neon.h>
 
 #include "codebook.h"

@@ -12,6 +12,10 @@
  * temporaries.  Leftover rows run 1x4, leftover columns 1x1; the K tail
  * (k % 16) goes to the shared scalar er_gemm_s8_dot. */
 #if defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
+/* gcc's induction-variable pass folds the six walking row pointers back into
+ * one index plus six bases, and with Thumb-2's few registers then spends two
+ * adds per load on addresses; without it the loads post-increment. */
+#pragma GCC optimize("no-ivopts")
 #include <arm_neon.h>
 
 #include "edgerun.h"
@@ -48,13 +52,16 @@ static void tile_2x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_
     const int8_t *w0 = w + j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
     int32x4_t a00 = vdupq_n_s32(0), a01 = a00, a02 = a00, a03 = a00;
     int32x4_t a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    /* Walking pointers, not base + p: post-incrementing loads (see above). */
+    const int8_t *p0 = x0, *p1 = x1, *q0 = w0, *q1 = w1, *q2 = w2, *q3 = w3;
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
-        int8x16_t v0 = vld1q_s8(x0 + p), v1 = vld1q_s8(x1 + p), c;
-        c = vld1q_s8(w0 + p), a00 = mac16(a00, v0, c), a10 = mac16(a10, v1, c);
-        c = vld1q_s8(w1 + p), a01 = mac16(a01, v0, c), a11 = mac16(a11, v1, c);
-        c = vld1q_s8(w2 + p), a02 = mac16(a02, v0, c), a12 = mac16(a12, v1, c);
-        c = vld1q_s8(w3 + p), a03 = mac16(a03, v0, c), a13 = mac16(a13, v1, c);
+        int8x16_t v0 = vld1q_s8(p0), v1 = vld1q_s8(p1), c;
+        p0 += 16, p1 += 16;
+        c = vld1q_s8(q0), q0 += 16, a00 = mac16(a00, v0, c), a10 = mac16(a10, v1, c);
+        c = vld1q_s8(q1), q1 += 16, a01 = mac16(a01, v0, c), a11 = mac16(a11, v1, c);
+        c = vld1q_s8(q2), q2 += 16, a02 = mac16(a02, v0, c), a12 = mac16(a12, v1, c);
+        c = vld1q_s8(q3), q3 += 16, a03 = mac16(a03, v0, c), a13 = mac16(a13, v1, c);
     }
     const int32x4_t r0[4] = {a00, a01, a02, a03}, r1[4] = {a10, a11, a12, a13};
     store_row(ep, x0, w, k, p, i, j, r0, 4);
@@ -66,13 +73,15 @@ static void tile_1x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_
     const int8_t *x0 = x + i * k;
     const int8_t *w0 = w + j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
     int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    const int8_t *p0 = x0, *q0 = w0, *q1 = w1, *q2 = w2, *q3 = w3;
     size_t p = 0;
     for (; p + 16 <= k; p += 16) {
-        int8x16_t v = vld1q_s8(x0 + p);
-        a0 = mac16(a0, v, vld1q_s8(w0 + p));
-        a1 = mac16(a1, v, vld1q_s8(w1 + p));
-        a2 = mac16(a2, v, vld1q_s8(w2 + p));
-        a3 = mac16(a3, v, vld1q_s8(w3 + p));
+        int8x16_t v = vld1q_s8(p0);
+        p0 += 16;
+        a0 = mac16(a0, v, vld1q_s8(q0)), q0 += 16;
+        a1 = mac16(a1, v, vld1q_s8(q1)), q1 += 16;
+        a2 = mac16(a2, v, vld1q_s8(q2)), q2 += 16;
+        a3 = mac16(a3, v, vld1q_s8(q3)), q3 += 16;
     }
     const int32x4_t r[4] = {a0, a1, a2, a3};
     store_row(ep, x0, w, k, p, i, j, r, 4);
