@@ -1,5 +1,5 @@
 /* int8 GEMM for aarch64 with the int8 matrix-multiply extension (SMMLA):
- * Armv8.6 cores and some Armv8.2 ones (Cortex-A510/A710/X2, Neoverse V1/N2).
+ * Armv8.6 and Armv9 cores (Cortex-A510/A710/X2 and later, Neoverse V1/N2).
  *
  * SMMLA treats its first operand as a 2x8 int8 matrix (two rows of 8 bytes),
  * the second as another 2x8 and adds the 2x2 int32 product A * B^T to the
