@@ -6,6 +6,7 @@ build runs on any CPU of its architecture and dispatch.c picks at run time.
 import glob
 import os
 import platform
+import struct
 
 from setuptools import Extension, setup
 
@@ -18,7 +19,11 @@ except ImportError:  # building from an sdist that ships the generated C
 # float epilogue must give numpy's bits on every platform.
 compile_args = ["-std=c11", "-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 machine = platform.machine().lower()
-if machine.startswith("armv7") or machine == "armv7l":
+# 32-bit Raspberry Pi OS on a 64-bit kernel reports "aarch64": the pointer size
+# tells the userland apart.  NEON code is compiled only where the target enables
+# it (armv7 in ARM mode); dispatch still checks HWCAP_NEON at run time.
+arm32 = machine.startswith("arm") or (machine.startswith("aarch64") and struct.calcsize("P") == 4)
+if arm32:
     compile_args += ["-mfpu=neon-vfpv4"]
 compile_args += os.environ.get("EDGERUN_CFLAGS", "").split()
 

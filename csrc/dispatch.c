@@ -44,7 +44,26 @@ static int detect(er_isa isa) {
     case ER_ISA_SCALAR: return 1;
     case ER_ISA_NEON: return 1; /* Advanced SIMD is mandatory on aarch64 */
     case ER_ISA_DOTPROD: return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-    case ER_ISA_I8MM: return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+    /* i8mm variants may use SDOT too (the odd-row path of gemm_s8); every
+     * core with i8mm has dotprod, and the cap order i8mm > dotprod says so. */
+    case ER_ISA_I8MM:
+        return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0 &&
+               (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    default: return 0;
+    }
+}
+#elif defined(__arm__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_NEON
+#define HWCAP_NEON (1 << 12)
+#endif
+/* armv7: NEON is optional (a Cortex-A9 without it exists), so ask the kernel;
+ * the NEON variants are only compiled when the build enables NEON
+ * (ER_ARM32 in edgerun.h), otherwise only scalar is in the table. */
+static int detect(er_isa isa) {
+    switch (isa) {
+    case ER_ISA_SCALAR: return 1;
+    case ER_ISA_NEON: return (getauxval(AT_HWCAP) & HWCAP_NEON) != 0;
     default: return 0;
     }
 }

@@ -143,7 +143,7 @@ typedef er_status er_huffman_decode_fn(const uint8_t *code_lengths,
 typedef enum {
     ER_ISA_SCALAR = 0,
     ER_ISA_AVX2 = 1,     /* x86-64 AVX2 + FMA */
-    ER_ISA_NEON = 2,     /* aarch64 Advanced SIMD */
+    ER_ISA_NEON = 2,     /* Advanced SIMD: aarch64, or armv7 with NEON (HWCAP_NEON) */
     ER_ISA_DOTPROD = 3,  /* aarch64 SDOT (Armv8.2 dotprod) */
     ER_ISA_I8MM = 4      /* aarch64 SMMLA (Armv8.6 i8mm) */
 } er_isa;
@@ -165,6 +165,13 @@ typedef struct {
 #define ER_AARCH64(line) line
 #else
 #define ER_AARCH64(line)
+#endif
+/* 32-bit ARM (armv7, e.g. 32-bit Raspberry Pi OS) built with NEON enabled
+ * (-mfpu=neon-vfpv4); without it these variants are not compiled at all. */
+#if defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
+#define ER_ARM32(line) line
+#else
+#define ER_ARM32(line)
 #endif
 
 const er_variant *er_variants(size_t *count);

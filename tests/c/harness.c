@@ -61,7 +61,38 @@ int h_close_f32(const float *a, const float *b, size_t n, float rtol, float atol
     return 1;
 }
 
+/* EDGERUN_EXPECT="gemm_s8=dotprod,codebook_s8=dotprod": CI names, per emulated
+ * CPU, the variant er_select must choose, so a dispatch that silently falls
+ * back to a slower variant (or picks one the CPU lacks) fails the run. */
+static void check_expected_selection(void) {
+    const char *spec = getenv("EDGERUN_EXPECT");
+    if (!spec || !*spec) return;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *item = strtok(buf, ", "); item; item = strtok(NULL, ", ")) {
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            printf("FAIL EDGERUN_EXPECT: '%s' is not op=variant\n", item);
+            failed++;
+            continue;
+        }
+        *eq = '\0';
+        const er_variant *v = er_select(item);
+        if (v && strcmp(v->variant, eq + 1) == 0) {
+            printf("expected selection: %s/%s\n", item, eq + 1);
+            passed++;
+        } else {
+            printf("FAIL dispatch %s: selected %s, expected %s\n", item, v ? v->variant : "nothing",
+                   eq + 1);
+            failed++;
+        }
+    }
+}
+
 int main(void) {
+    /* Line-buffered even into a pipe: a variant that dies with SIGILL under
+     * qemu must not take the dispatch lines printed before it with it. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     size_t count;
     const er_variant *table = er_variants(&count);
     printf("variants this CPU runs:");
@@ -74,6 +105,7 @@ int main(void) {
             printf(" %s/%s", v->op, v->variant);
         }
     printf("\n");
+    check_expected_selection();
 #define ER_TEST(op) test_##op();
 #include "tests.inc"
 #undef ER_TEST
