@@ -222,16 +222,11 @@ done
 #       passes through from the x86 host; the cpu_info() checks above cover dispatch.
 #   test_every_truncation_is_refused     slow (~40 s emulated) and pure Python: one
 #       file parse per byte of the file; the x86 run covers it bit for bit.
-#   test_s8_extremes_do_not_saturate[4135-*]  a bug in the test under numpy 1.24:
-#       y is float32 and 127*127*4135 = 66693415 is not a float32, so numpy 1.24
-#       compares in float64 and fails (numpy >= 2 casts the int to float32 first).
-#       The kernels are right: scalar and neon give the same float32.
 pytest_args=(
     -q -p no:cacheprovider -n "$(nproc)"
     --ignore=tests/test_onnx_import.py --ignore=tests/test_cli.py
     --deselect tests/test_dispatch.py::test_runnable_matches_the_cpu_flags
     --deselect tests/test_format.py::test_every_truncation_is_refused
-    -k "not (test_s8_extremes_do_not_saturate and 4135)"
 )
 step "pytest under qemu-aarch64 -cpu $cpu"
 (cd "$src" && "$launcher" -m pytest "${pytest_args[@]}" tests)
