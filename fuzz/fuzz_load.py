@@ -1,0 +1,85 @@
+"""Fuzz target: arbitrary bytes -> edgerun.format.load -> Session -> one run.
+
+    python fuzz/make_corpus.py fuzz/corpus                       # seed models
+    python fuzz/fuzz_load.py -max_total_time=300 fuzz/corpus     # libFuzzer flags
+
+The CRC check is off (an attacker can fix CRCs up), so mutations reach the
+decoders and invariant checks behind it.  The path under test is the one a user takes with a downloaded file: the loader
+(JSON header, layout, CRC, Huffman decoding in C, encoding invariants), the
+planner (ops.py prepares every kernel's operands) and one run of the C kernels
+on a small input.  The contract: every input ends in a clean run or an
+edgerun.EdgerunError (FormatError, ShapeError, ...).  Any other exception is a
+finding (atheris reports it and writes the input as crash-<sha1>); a segfault
+or hang is a finding too.  Findings go to tests/regressions/ as tiny files.
+
+With -atheris_runs=N / -runs=N it stops after N inputs; without a time limit
+it runs until stopped.  Pass corpus directories as arguments, as with libFuzzer.
+"""
+import os
+import sys
+import tempfile
+
+import atheris
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+with atheris.instrument_imports(include=["edgerun"]):
+    import edgerun
+    from edgerun import _backend, format as fmt
+    from edgerun.runtime.session import Session
+
+import numpy as np  # noqa: E402
+
+MAX_INPUT_ELEMENTS = 1 << 16  # the file may declare a huge input; the caller picks the batch
+_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_FD, _PATH = tempfile.mkstemp(prefix="edgerun-fuzz-", suffix=".edgerun", dir=_DIR)
+os.close(_FD)
+
+
+def example_input(spec, batch=2):
+    """A small finite input for a graph input spec, or None when the declared
+    shape is too large to be worth running."""
+    shape = [batch if d is None else d for d in spec.shape]
+    count = 1
+    for d in shape:
+        count *= d
+    if count > MAX_INPUT_ELEMENTS or spec.dtype != "float32":
+        return None
+    return np.linspace(-2, 2, count, dtype=np.float32).reshape(shape)
+
+
+def check(data: bytes) -> None:
+    """The property under fuzzing; raises on a finding."""
+    with open(_PATH, "wb") as f:
+        f.write(data)
+    try:
+        # Without the CRC check: a hostile file carries correct CRCs, and with
+        # it nearly every mutation of the data region would stop at the CRC.
+        graph = fmt.load(_PATH, verify_crc=False)
+        with Session(graph) as session:
+            feeds = {}
+            for spec in session.inputs:
+                x = example_input(spec)
+                if x is None:
+                    return
+                feeds[spec.name] = x
+            session.run(feeds)
+    except edgerun.EdgerunError:
+        pass
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    print(f"edgerun fuzz_load: backend {_backend.name}, scratch file {_PATH}", file=sys.stderr)
+    if _backend.name != "c":
+        print("warning: the C extension is not built; the C decode and kernels are not fuzzed "
+              "(python setup.py build_ext --inplace)", file=sys.stderr)
+    atheris.Setup(argv, check)
+    try:
+        atheris.Fuzz()
+    finally:
+        os.unlink(_PATH)
+
+
+if __name__ == "__main__":
+    main()
