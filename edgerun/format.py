@@ -541,7 +541,7 @@ def _parse_tensor(name, value, strict):
     for sname, s in _dict(value["streams"], f"{where} streams", strict=False).items():
         w = f"{where} stream {sname!r}"
         _dict(s, w, ("dtype", "shape", "offset", "length", "crc32"), ("transform", "huffman"), strict)
-        if s["dtype"] not in DTYPES:
+        if not isinstance(s["dtype"], str) or s["dtype"] not in DTYPES:  # a dict is unhashable
             _fail(w, f"dtype {s['dtype']!r:.40} not allowed, expected one of {list(DTYPES)}")
         sshape = _shape(s["shape"], f"{w} shape")
         stream = {"dtype": s["dtype"], "shape": sshape, "offset": _int(s["offset"], f"{w} offset"),

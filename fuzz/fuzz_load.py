@@ -12,10 +12,14 @@ edgerun.EdgerunError (FormatError, ShapeError, ...).  Any other exception is a
 finding (atheris reports it and writes the input as crash-<sha1>); a segfault
 or hang is a finding too.  Findings go to tests/regressions/ as tiny files.
 
+A custom mutator alternates libFuzzer's byte mutations with the
+structure-aware ones of fuzz/mutations.py (valid JSON, one lie at a time).
+
 With -atheris_runs=N / -runs=N it stops after N inputs; without a time limit
 it runs until stopped.  Pass corpus directories as arguments, as with libFuzzer.
 """
 import os
+import random
 import sys
 import tempfile
 
@@ -29,6 +33,9 @@ with atheris.instrument_imports(include=["edgerun"]):
     from edgerun.runtime.session import Session
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mutations  # noqa: E402
 
 MAX_INPUT_ELEMENTS = 1 << 16  # the file may declare a huge input; the caller picks the batch
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -68,13 +75,29 @@ def check(data: bytes) -> None:
         pass
 
 
+def custom_mutator(data, max_size, seed):
+    """Half the time a structure-aware lie (fuzz/mutations.py: shapes, offsets,
+    CSR and codebook indices with CRCs fixed, Huffman tables...), half the time
+    libFuzzer's own byte mutations: the first reaches the checks behind the
+    JSON parser, the second the parser itself."""
+    rng = random.Random(seed)
+    if rng.random() < 0.5:
+        try:
+            out = mutations.mutate(data, rng)
+            if len(out) <= max_size:
+                return out
+        except Exception:  # mutating a file that no longer parses: fall back
+            pass
+    return atheris.Mutate(data, max_size)
+
+
 def main(argv=None):
     argv = sys.argv if argv is None else argv
     print(f"edgerun fuzz_load: backend {_backend.name}, scratch file {_PATH}", file=sys.stderr)
     if _backend.name != "c":
         print("warning: the C extension is not built; the C decode and kernels are not fuzzed "
               "(python setup.py build_ext --inplace)", file=sys.stderr)
-    atheris.Setup(argv, check)
+    atheris.Setup(argv, check, custom_mutator=custom_mutator)
     try:
         atheris.Fuzz()
     finally:
