@@ -3,11 +3,12 @@
     python fuzz/make_corpus.py fuzz/corpus                       # seed models
     python fuzz/fuzz_load.py -max_total_time=300 fuzz/corpus     # libFuzzer flags
 
-The CRC check is off (an attacker can fix CRCs up), so mutations reach the
-decoders and invariant checks behind it.  The path under test is the one a user takes with a downloaded file: the loader
-(JSON header, layout, CRC, Huffman decoding in C, encoding invariants), the
-planner (ops.py prepares every kernel's operands) and one run of the C kernels
-on a small input.  The contract: every input ends in a clean run or an
+The paths under test are the ones a downloaded file takes: `edgerun inspect`
+(inspect + describe), and the loader (JSON header, layout, Huffman decoding in
+C, encoding invariants), the planner (ops.py prepares every kernel's operands)
+and one run of the C kernels on a small input.  The CRC check is off in load
+(an attacker can fix CRCs up), so mutations reach the decoders and invariant
+checks behind it.  The contract: every input ends in a clean run or an
 edgerun.EdgerunError (FormatError, ShapeError, ...).  Any other exception is a
 finding (atheris reports it and writes the input as crash-<sha1>); a segfault
 or hang is a finding too.  Findings go to tests/regressions/ as tiny files.
@@ -59,6 +60,10 @@ def check(data: bytes) -> None:
     """The property under fuzzing; raises on a finding."""
     with open(_PATH, "wb") as f:
         f.write(data)
+    try:
+        fmt.describe(fmt.inspect(_PATH))  # `edgerun inspect` reads untrusted files too
+    except edgerun.EdgerunError:
+        pass
     try:
         # Without the CRC check: a hostile file carries correct CRCs, and with
         # it nearly every mutation of the data region would stop at the CRC.

@@ -126,3 +126,12 @@ def test_regression_files(name):
     """Files the fuzzers found (tests/regressions/README.md says what each was):
     each is refused cleanly or runs -- never another exception."""
     assert outcome(os.path.join(REGRESSIONS, name)) in ("refused", "planned-refused", "ran")
+
+
+@pytest.mark.parametrize("name, match", [
+    ("graph-add-three-inputs.edgerun", "Add takes 2 inputs, got 3"),
+    ("stream-dtype-is-an-object.edgerun", "dtype \\{'a': 1\\} not allowed"),
+])
+def test_known_findings_are_format_errors(name, match):
+    with pytest.raises(edgerun.FormatError, match=match):
+        fmt.load(os.path.join(REGRESSIONS, name))
