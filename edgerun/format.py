@@ -12,6 +12,7 @@ naming the tensor and stream at fault.
     info = inspect("model.edgerun")        # header and per-stream storage, CRC status
 """
 import json
+import math
 import mmap
 import numbers
 import os
@@ -670,7 +671,8 @@ def _check_attrs(node):
         if attrs.get("activation") not in (None, "relu"):
             _fail(where, f"activation must be null or 'relu', got {attrs.get('activation')!r:.40}")
         scale = attrs.get("input_scale")
-        if scale is not None and (type(scale) not in (int, float) or not np.isfinite(scale) or scale <= 0):
+        finite = type(scale) is int or (type(scale) is float and math.isfinite(scale))  # no float(2**70)
+        if scale is not None and (not finite or scale <= 0):
             _fail(where, f"input_scale must be a finite number > 0, got {scale!r:.40}")
     elif node.op in ("Softmax", "Flatten") and "axis" in attrs:
         _int(attrs["axis"], f"{where} axis", -MAX_NDIM, MAX_NDIM)
@@ -704,6 +706,12 @@ def _check_graph(graph):
                 if name not in graph.tensors:
                     raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
         _check_attrs(node)
+    for value in graph.inputs:
+        if value.name in graph.tensors:
+            raise FormatError(f"graph input {value.name!r} has the name of a constant tensor")
+    for value in graph.outputs:
+        if value.name in graph.tensors and not any(value.name in n.outputs for n in graph.nodes):
+            raise FormatError(f"graph output {value.name!r} is a constant tensor; outputs must be computed")
     try:
         graph.validate()
     except EdgerunError as error:

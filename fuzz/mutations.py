@@ -131,10 +131,16 @@ def lying_graph(data, rng):
     elif r < 0.6 and g["nodes"]:
         node = rng.choice(g["nodes"])
         node["op"] = rng.choice(["Relu", "Softmax", "Reshape", "Add", "Mul", "Flatten", "Conv", "Tanh"])
-    elif r < 0.75 and g["nodes"]:
+    elif r < 0.65 and g["nodes"]:
         node = rng.choice(g["nodes"])
         node["attrs"] = rng.choice([{"activation": "gelu"}, {"axis": 7}, {"axis": "x"}, {"shape": [5, -1]},
-                                    {"shape": [0, 0, 0]}, {"shape": "no"}, {"activation": None}])
+                                    {"shape": [0, 0, 0]}, {"shape": "no"}, {"activation": None},
+                                    {"input_scale": 2**70}, {"input_scale": -1.0}, {"input_scale": []}])
+    elif r < 0.75:
+        # a graph input or output takes the name of a constant tensor or of another value
+        info = rng.choice(g["inputs"] + g["outputs"])
+        info["name"] = rng.choice(sorted(m.header["tensors"]) + [n["outputs"][0] for n in g["nodes"]
+                                                                   if n["outputs"]])
     elif g["nodes"]:
         node = rng.choice(g["nodes"])
         names = node["inputs"]

@@ -109,6 +109,11 @@ def test_mutated_files_are_refused_or_run(mutation, seeds, tmp_path):
     assert sum(counts.values()) == len(seeds) * PER_MUTATION
 
 
+def test_huge_integer_input_scale_loads():
+    assert fmt.load(os.path.join(REGRESSIONS, "linear-input-scale-huge-int.edgerun")).nodes[0].attrs[
+        "input_scale"] == 2**70
+
+
 def test_mutations_are_deterministic(seeds):
     data = seeds["csr-codes-uint16-float32-huff.edgerun"]
     for name, mutate in mutations.MUTATIONS.items():
@@ -131,6 +136,7 @@ def test_regression_files(name):
 @pytest.mark.parametrize("name, match", [
     ("graph-add-three-inputs.edgerun", "Add takes 2 inputs, got 3"),
     ("stream-dtype-is-an-object.edgerun", "dtype \\{'a': 1\\} not allowed"),
+    ("graph-output-is-a-constant.edgerun", "graph output 'b' is a constant tensor"),
 ])
 def test_known_findings_are_format_errors(name, match):
     with pytest.raises(edgerun.FormatError, match=match):
