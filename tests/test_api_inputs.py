@@ -10,6 +10,8 @@
     K > 131072 on an int8 path           ShapeError at plan time naming the layer
     compressor options out of range      OptionError before any work
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -173,7 +175,7 @@ def test_huge_batch_runs_in_bounded_chunks(how, rng, monkeypatch):
     chunked = Session(graph, max_batch_rows=64).run(x)
     assert max(seen) == 64 and sum(seen) == 1000 * 2  # two layers, 16 chunks of <= 64 rows
     assert chunked.shape == whole.shape
-    if how in INT8 or how.startswith(("csr", "codebook")):
+    if how in INT8 or (_backend.name == "c" and how.startswith(("csr", "codebook"))):
         assert np.array_equal(chunked, whole)  # our kernels: rows are independent, bit for bit
     else:
         np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)  # BLAS may block differently
@@ -316,4 +318,5 @@ def test_good_options_reach_the_work(rng, monkeypatch):
 
 def test_backend_is_the_c_extension():
     """These tests mean the C path: say so when the extension is missing."""
-    assert _backend.name == "c", _backend.reason
+    if os.environ.get("EDGERUN_BACKEND") != "numpy":  # numpy only when asked for by name
+        assert _backend.name == "c", _backend.reason
