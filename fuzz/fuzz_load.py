@@ -1,7 +1,9 @@
 """Fuzz target: arbitrary bytes -> edgerun.format.load -> Session -> one run.
 
-    python fuzz/make_corpus.py fuzz/corpus                       # seed models
     python fuzz/fuzz_load.py -max_total_time=300 fuzz/corpus     # libFuzzer flags
+
+An empty or missing corpus directory is filled with the seed models of
+fuzz/make_corpus.py first (every encoding, with and without Huffman).
 
 The paths under test are the ones a downloaded file takes: `edgerun inspect`
 (inspect + describe), and the loader (JSON header, layout, Huffman decoding in
@@ -102,6 +104,12 @@ def main(argv=None):
     if _backend.name != "c":
         print("warning: the C extension is not built; the C decode and kernels are not fuzzed "
               "(python setup.py build_ext --inplace)", file=sys.stderr)
+    for directory in argv[1:]:
+        if not directory.startswith("-") and (not os.path.isdir(directory) or not os.listdir(directory)):
+            import make_corpus  # an empty or missing corpus starts from the seed models
+
+            make_corpus.write(directory)
+            print(f"wrote the seed models to {directory}", file=sys.stderr)
     atheris.Setup(argv, check, custom_mutator=custom_mutator)
     try:
         atheris.Fuzz()
