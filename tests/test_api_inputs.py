@@ -202,6 +202,16 @@ def test_graphs_that_mix_rows_are_not_chunked(rng):
     assert np.array_equal(y, x.ravel())
 
 
+def test_softmax_over_a_rank_1_batch_is_not_chunked():
+    """For a rank-1 input the last axis IS the batch: it must see all of it."""
+    graph = GraphBuilder("x", shape=(None,))
+    graph.softmax()
+    graph = graph.build("y")
+    x = np.linspace(-1, 1, 10, dtype=np.float32)
+    y = Session(graph, max_batch_rows=3).run(x)
+    assert y.shape == (10,) and y.sum() == pytest.approx(1, rel=1e-6)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "64"])
 def test_bad_max_batch_rows(bad, rng):
     with pytest.raises(edgerun.EdgerunError, match="max_batch_rows"):

@@ -39,7 +39,8 @@ def _row_wise(graph):
     """Whether every op computes each batch row from the same row alone (so a
     batch may run in chunks of rows): every input batch-sized in dim 0, and
     no op that mixes or reshapes across the batch dimension."""
-    if not graph.inputs or any(not v.shape or v.shape[0] is not None for v in graph.inputs):
+    # rank >= 2 everywhere, so that axis -1 is never the batch axis
+    if not graph.inputs or any(len(v.shape) < 2 or v.shape[0] is not None for v in graph.inputs):
         return False
     for node in graph.nodes:
         attrs = node.attrs
@@ -49,7 +50,8 @@ def _row_wise(graph):
             continue  # over features (-1 is the last axis, never the batch of an input of rank >= 2)
         if node.op == "Flatten" and attrs.get("axis", 1) == 1:
             continue
-        if node.op == "Reshape" and list(attrs.get("shape", [1]))[:1] == [0]:
+        shape = attrs.get("shape")
+        if node.op == "Reshape" and isinstance(shape, list) and len(shape) >= 2 and shape[0] == 0:
             continue
         if node.op in ("Add", "Mul") and all(
                 len(graph.tensors[n].shape) <= 1 or graph.tensors[n].shape[0] == 1
