@@ -9,7 +9,6 @@ with a fixed seed it is reproducible.  Where a mutation changes data bytes it
 can fix the CRCs up afterwards, as an attacker would.
 """
 import json
-import random
 import struct
 import zlib
 

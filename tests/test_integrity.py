@@ -3,7 +3,6 @@ no temp litter; the file records its producer and the compression settings;
 `edgerun inspect` checks every CRC and says which stream is bad."""
 import os
 
-import numpy as np
 import pytest
 
 import edgerun
