@@ -43,7 +43,13 @@ import mutations  # noqa: E402
 MAX_INPUT_ELEMENTS = 1 << 16  # the file may declare a huge input; the caller picks the batch
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 _FD, _PATH = tempfile.mkstemp(prefix="edgerun-fuzz-", suffix=".edgerun", dir=_DIR)
-os.close(_FD)
+if os.path.isdir("/proc/self/fd"):
+    # libFuzzer ends the process with exit(), past any Python cleanup: unlink the
+    # scratch file now and reach it through its descriptor, so nothing is left behind
+    os.unlink(_PATH)
+    _PATH = f"/proc/self/fd/{_FD}"
+else:
+    os.close(_FD)
 
 
 def example_input(spec, batch=2):
@@ -112,10 +118,7 @@ def main(argv=None):
             make_corpus.write(directory)
             print(f"wrote the seed models to {directory}", file=sys.stderr)
     atheris.Setup(argv, check, custom_mutator=custom_mutator)
-    try:
-        atheris.Fuzz()
-    finally:
-        os.unlink(_PATH)
+    atheris.Fuzz()
 
 
 if __name__ == "__main__":
