@@ -45,10 +45,13 @@ def cmd_compress(args):
 def cmd_inspect(args):
     from edgerun import format as fmt
 
-    info = fmt.inspect(args.file)
-    print(fmt.describe(info) if hasattr(fmt, "describe") else info)
-    session = edgerun.load(args.file)
-    print("\nkernels:", ", ".join(f"{name}={kind}" for name, kind in session.layers))
+    info = fmt.inspect(args.file)  # structure checked like load; CRCs reported, not raised
+    print(fmt.describe(info))
+    if not info["crc_ok"]:
+        return 1  # load would refuse this file: say so in the exit status, plan nothing
+    with edgerun.load(args.file) as session:
+        print("\nkernels:", ", ".join(f"{name}={kind}" for name, kind in session.layers))
+    return 0
 
 
 def cmd_run(args):
@@ -131,14 +134,14 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except edgerun.EdgerunError as error:
         print(f"edgerun: error: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
         print(f"edgerun: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

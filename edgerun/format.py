@@ -12,6 +12,7 @@ naming the tensor and stream at fault.
     info = inspect("model.edgerun")        # header and per-stream storage, CRC status
 """
 import json
+import math
 import mmap
 import numbers
 import os
@@ -331,6 +332,20 @@ def _graph_json(graph):
                        "outputs": list(n.outputs), "attrs": dict(n.attrs)} for n in graph.nodes]}
 
 
+def _metadata(graph):
+    """graph.metadata, given a "producer" (the edgerun version writing the
+    file) unless the graph already names one: a loaded file keeps the producer
+    that made it.  The key is set on graph.metadata itself, so the graph in
+    memory describes the file it was saved to and round trips compare equal.
+    The compressor adds its settings under "compression"."""
+    from edgerun import __version__
+
+    if not isinstance(graph.metadata, dict):
+        raise FormatError(f"graph metadata must be a dict, got {type(graph.metadata).__name__}")
+    graph.metadata.setdefault("producer", f"edgerun {__version__}")
+    return graph.metadata
+
+
 def save(graph, path) -> None:
     """Write graph to path as .edgerun, atomically (a temp file in the same
     directory, fsync'd, then os.replace): readers see the old file or the new
@@ -370,7 +385,7 @@ def save(graph, path) -> None:
         if bits is not None:
             entry["bits"] = bits
         tensors[key] = entry
-    header = {"graph": _graph_json(graph), "tensors": tensors, "metadata": graph.metadata}
+    header = {"graph": _graph_json(graph), "tensors": tensors, "metadata": _metadata(graph)}
     try:
         text = json.dumps(header, separators=(",", ":"), allow_nan=False, ensure_ascii=False,
                           default=_json_default).encode("utf-8")
@@ -563,7 +578,7 @@ def _parse_tensor(name, value, strict):
     for sname, s in _dict(value["streams"], f"{where} streams", strict=False).items():
         w = f"{where} stream {sname!r}"
         _dict(s, w, ("dtype", "shape", "offset", "length", "crc32"), ("transform", "huffman"), strict)
-        if s["dtype"] not in DTYPES:
+        if not isinstance(s["dtype"], str) or s["dtype"] not in DTYPES:  # a dict is unhashable
             _fail(w, f"dtype {s['dtype']!r:.40} not allowed, expected one of {list(DTYPES)}")
         sshape = _shape(s["shape"], f"{w} shape")
         stream = {"dtype": s["dtype"], "shape": sshape, "offset": _int(s["offset"], f"{w} offset"),
@@ -689,16 +704,60 @@ def _load_tensor(name, t, buf, data_start, verify_crc):
     return Tensor(name, t["shape"], t["encoding"], arrays, t["bits"], t["huffman"])
 
 
+# How many inputs each op takes (graph.py), so the runtime never calls an op
+# function with the wrong number of arguments.
+ARITY = {"Linear": (2, 3), "Relu": (1,), "Sigmoid": (1,), "Tanh": (1,), "Softmax": (1,),
+         "Add": (2,), "Mul": (2,), "Flatten": (1,), "Reshape": (1,)}
+
+
+def _check_attrs(node):
+    """The attrs the runtime reads, with the types it assumes."""
+    where, attrs = f"node {node.name!r}", node.attrs
+    if node.op == "Linear":
+        if attrs.get("activation") not in (None, "relu"):
+            _fail(where, f"activation must be null or 'relu', got {attrs.get('activation')!r:.40}")
+        scale = attrs.get("input_scale")
+        finite = type(scale) is int or (type(scale) is float and math.isfinite(scale))  # no float(2**70)
+        if scale is not None and (not finite or scale <= 0):
+            _fail(where, f"input_scale must be a finite number > 0, got {scale!r:.40}")
+    elif node.op in ("Softmax", "Flatten") and "axis" in attrs:
+        _int(attrs["axis"], f"{where} axis", -MAX_NDIM, MAX_NDIM)
+    elif node.op == "Reshape":
+        if "shape" not in attrs:
+            _fail(where, "Reshape needs attrs 'shape'")
+        shape = _list(attrs["shape"], f"{where} shape")
+        if len(shape) > MAX_NDIM:
+            _fail(where, f"Reshape to {len(shape)} dimensions, at most {MAX_NDIM} allowed")
+        for d in shape:
+            _int(d, f"{where} shape", -1, MAX_DIM)
+        if shape.count(-1) > 1:
+            _fail(where, "Reshape shape may hold at most one -1")
+
+
 def _check_graph(graph):
-    """Graph.validate plus the checks it assumes: Linear has a weight and
-    optional bias that are constants.  Every failure is a FormatError."""
+    """Graph.validate plus the checks it assumes: every op has the number of
+    inputs and the attrs it takes, one output each; Linear has a weight and
+    optional bias that are constants and an activation that is not.  Every
+    failure is a FormatError."""
     for node in graph.nodes:
+        if node.op in ARITY and len(node.inputs) not in ARITY[node.op]:
+            raise FormatError(f"node {node.name!r}: {node.op} takes {' or '.join(map(str, ARITY[node.op]))} "
+                              f"inputs, got {len(node.inputs)} {node.inputs}")
+        if len(node.outputs) != 1:
+            raise FormatError(f"node {node.name!r}: expected exactly one output, got {node.outputs}")
         if node.op == "Linear":
-            if len(node.inputs) not in (2, 3):
-                raise FormatError(f"node {node.name!r}: Linear takes [x, weight, bias?], got {node.inputs}")
+            if node.inputs[0] in graph.tensors:
+                raise FormatError(f"node {node.name!r}: the Linear input {node.inputs[0]!r} must not be a constant")
             for name in node.inputs[1:]:
                 if name not in graph.tensors:
                     raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
+        _check_attrs(node)
+    for value in graph.inputs:
+        if value.name in graph.tensors:
+            raise FormatError(f"graph input {value.name!r} has the name of a constant tensor")
+    for value in graph.outputs:
+        if value.name in graph.tensors and not any(value.name in n.outputs for n in graph.nodes):
+            raise FormatError(f"graph output {value.name!r} is a constant tensor; outputs must be computed")
     try:
         graph.validate()
     except EdgerunError as error:
@@ -738,7 +797,8 @@ def inspect(path) -> dict:
                               "crc32": s["crc32"], "crc_ok": crc_ok}
             stored += s["length"]
             decoded += out_bytes
-        tensors[name] = {"shape": list(t["shape"]), "encoding": t["encoding"], "bits": t["bits"],
+        layer = next((n.name for n in parsed["nodes"] if name in n.inputs), None)
+        tensors[name] = {"layer": layer, "shape": list(t["shape"]), "encoding": t["encoding"], "bits": t["bits"],
                          "huffman": t["huffman"], "stored_bytes": stored, "decoded_bytes": decoded,
                          "streams": streams}
     return {"path": os.fspath(path), "file_bytes": size, "version": "%d.%d" % parsed["version"],
@@ -748,3 +808,64 @@ def inspect(path) -> dict:
             "nodes": [{"op": n.op, "name": n.name} for n in parsed["nodes"]],
             "tensors": tensors, "metadata": parsed["metadata"],
             "crc_ok": all(s["crc_ok"] for t in tensors.values() for s in t["streams"].values())}
+
+
+def _encoding_label(t):
+    """'csr 3b int8 u16 +huff' from an inspect() tensor entry."""
+    streams = t["streams"]
+    parts = [t["encoding"]]
+    if "codes" in streams:
+        parts.append(f"{t['bits']}b {streams['centroids']['dtype']}")
+    elif "values" in streams:
+        parts.append(streams["values"]["dtype"])
+    if "indices" in streams:
+        parts.append({"uint16": "u16", "uint32": "u32"}[streams["indices"]["dtype"]])
+    if any(s["huffman"] for s in streams.values()):
+        parts.append("+huff")
+    return " ".join(parts)
+
+
+def describe(info) -> str:
+    """inspect(path) as text: the file, its metadata, a table of tensors by
+    layer with stored/decoded bytes and CRC ok/BAD, then every stream."""
+    def dims(shape):
+        return "x".join("N" if d is None else str(d) for d in shape) or "scalar"
+
+    meta = info["metadata"]
+    lines = [f"{info['path']}: edgerun format {info['version']}, {info['file_bytes']:,} bytes "
+             f"(header {info['header_bytes']:,}, data from offset {info['data_offset']:,})",
+             f"producer: {meta.get('producer', 'unknown')}"]
+    if isinstance(meta.get("compression"), dict):
+        lines.append("compression: " + ", ".join(f"{k}={v}" for k, v in meta["compression"].items()))
+    for key in ("inputs", "outputs"):
+        lines.append(f"{key}: " + ", ".join(f"{v['name']} {v['dtype']} [{dims(v['shape'])}]"
+                                            for v in info[key]))
+    lines.append(f"nodes: {len(info['nodes'])} (" + ", ".join(n["op"] for n in info["nodes"]) + ")")
+    rows = [("layer", "tensor", "encoding", "shape", "stored B", "decoded B", "CRC")]
+    for name, t in info["tensors"].items():
+        ok = all(s["crc_ok"] for s in t["streams"].values())
+        rows.append((t["layer"] or "-", name, _encoding_label(t), dims(t["shape"]),
+                     f"{t['stored_bytes']:,}", f"{t['decoded_bytes']:,}", "ok" if ok else "BAD"))
+    stored = sum(t["stored_bytes"] for t in info["tensors"].values())
+    decoded = sum(t["decoded_bytes"] for t in info["tensors"].values())
+    bad = [f"{n}.{s}" for n, t in info["tensors"].items() for s, v in t["streams"].items() if not v["crc_ok"]]
+    rows.append(("total", "", "", "", f"{stored:,}", f"{decoded:,}", "ok" if not bad else f"{len(bad)} BAD"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {4, 5}
+    lines.append("")
+    for r in rows:
+        lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    lines.append("")
+    lines.append("streams:")
+    for name, t in info["tensors"].items():
+        for sname, s in t["streams"].items():
+            how = "huffman" + (f"+{s['transform']}" if s["transform"] else "") if s["huffman"] else "plain"
+            lines.append(f"  {name}.{sname}: {s['dtype']} [{dims(s['shape'])}] {how}, "
+                         f"{s['length']:,} B at {s['offset']:,}, crc32 {s['crc32']:08x} "
+                         f"{'ok' if s['crc_ok'] else 'BAD'}")
+    if bad:
+        lines.append(f"CRC MISMATCH in {len(bad)} stream(s): {', '.join(bad)} -- the file is corrupted")
+    else:
+        lines.append("all CRCs ok")
+    return "\n".join(lines)

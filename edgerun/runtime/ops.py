@@ -18,8 +18,9 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
 import numpy as np
 
 from edgerun import _backend
-from edgerun.errors import EdgerunError
+from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
 from edgerun.packing import pack_nibble32, unpack_bits
+from edgerun.reference import MAX_K_S8
 
 
 def _f32(array):
@@ -59,6 +60,23 @@ class LinearStep:
             self._codebook(weight)
         else:
             raise EdgerunError(f"layer {self.name!r}: unknown weight encoding {weight.encoding!r}")
+        self._check_accumulator()
+
+    def _check_accumulator(self):
+        """Refuse at plan time what the int8 kernels would refuse on every call:
+        more than MAX_K_S8 products per int32 sum (127 * 127 * K must stay below
+        2**31).  For CSR the sum runs over a row's stored entries."""
+        if not self.kind.endswith("s8"):
+            return
+        if self.kind == "spmm_csr_s8":
+            counts = np.diff(self.indptr.astype(np.int64))
+            k = int(counts.max()) if counts.size else 0
+        else:
+            k = self.in_features
+        if k > MAX_K_S8:
+            raise ShapeError(f"layer {self.name!r}: the {self.kind} path sums {k} int8 products per "
+                             f"output in int32, at most {MAX_K_S8} are exact (127*127*K < 2**31); "
+                             f"store this layer with float weights or split it into smaller layers")
 
     # -- preparation -------------------------------------------------------------------
     def _int8_dense(self, values, scale):
@@ -123,7 +141,12 @@ class LinearStep:
             return y
         operands = (x,)
         if self.kind.endswith("s8"):
-            operands = self.kernels.quantize_rows_s8(x)
+            try:
+                operands = self.kernels.quantize_rows_s8(x)
+            except NonFiniteError:
+                raise NonFiniteError(
+                    f"layer {self.name!r} ({self.kind}): its input contains NaN or Inf; int8 layers "
+                    f"quantize their input per row and need finite values") from None
         if pool is None:
             self._columns(operands, y, 0, self.out_features)
         else:

@@ -7,7 +7,13 @@ binds every other op to its numpy function, and resolves the order of values.
 Thread safety: a Session holds no per-call state -- every run allocates its own
 intermediates -- so any number of threads may call `run` on one Session
 concurrently.  With num_threads > 1 a layer's output columns are split across a
-thread pool; the kernels release the GIL.
+thread pool; the kernels release the GIL.  (docs/SECURITY.md, "Threads".)
+
+Memory: a batch of more than `max_batch_rows` rows runs in chunks of that many
+rows when every op treats rows independently, so intermediates stay bounded
+by max_batch_rows x the widest layer whatever the batch; only the output is
+batch-sized.  Rows are independent on every path (int8 quantizes per row), so
+chunked results are bit-identical to unchunked ones on the integer paths.
 """
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,27 +25,62 @@ from edgerun.graph import Graph
 from edgerun.runtime.ops import LinearStep
 
 
-def load(path, num_threads=1):
+MAX_BATCH_ROWS = 1024  # rows per chunk: 1024 x a 4096-wide layer is 16 MB of float32
+
+
+def load(path, num_threads=1, max_batch_rows=MAX_BATCH_ROWS):
     """Open a .edgerun file (memory-mapped, fully validated) and plan it."""
     from edgerun import format as fmt
 
-    return Session(fmt.load(path), num_threads=num_threads)
+    return Session(fmt.load(path), num_threads=num_threads, max_batch_rows=max_batch_rows)
+
+
+def _row_wise(graph):
+    """Whether every op computes each batch row from the same row alone (so a
+    batch may run in chunks of rows): every input batch-sized in dim 0, and
+    no op that mixes or reshapes across the batch dimension."""
+    # rank >= 2 everywhere, so that axis -1 is never the batch axis
+    if not graph.inputs or any(len(v.shape) < 2 or v.shape[0] is not None for v in graph.inputs):
+        return False
+    for node in graph.nodes:
+        attrs = node.attrs
+        if node.op in ("Linear", "Relu", "Sigmoid", "Tanh"):
+            continue
+        if node.op == "Softmax" and (attrs.get("axis", -1) == -1 or attrs.get("axis", -1) in range(1, 9)):
+            continue  # over features (-1 is the last axis, never the batch of an input of rank >= 2)
+        if node.op == "Flatten" and attrs.get("axis", 1) == 1:
+            continue
+        shape = attrs.get("shape")
+        if node.op == "Reshape" and isinstance(shape, list) and len(shape) >= 2 and shape[0] == 0:
+            continue
+        if node.op in ("Add", "Mul") and all(
+                len(graph.tensors[n].shape) <= 1 or graph.tensors[n].shape[0] == 1
+                for n in node.inputs if n in graph.tensors):
+            continue
+        return False
+    return True
 
 
 class Session:
-    def __init__(self, graph: Graph, num_threads=1, kernels=None):
+    def __init__(self, graph: Graph, num_threads=1, kernels=None, max_batch_rows=MAX_BATCH_ROWS):
         """kernels: the kernel module (default: the active backend; tests pass
-        edgerun.reference to compare the C path with its numpy twin)."""
-        if not isinstance(num_threads, int) or num_threads < 1:
+        edgerun.reference to compare the C path with its numpy twin).
+        max_batch_rows: larger batches run in chunks of this many rows."""
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
             raise EdgerunError(f"num_threads must be a positive integer, got {num_threads!r}")
+        if not isinstance(max_batch_rows, int) or isinstance(max_batch_rows, bool) or max_batch_rows < 1:
+            raise EdgerunError(f"max_batch_rows must be a positive integer, got {max_batch_rows!r}")
         graph.validate()
         self.graph = graph
         self.inputs = list(graph.inputs)
         self.outputs = list(graph.outputs)
         self.num_threads = num_threads
+        self.max_batch_rows = max_batch_rows
         self._kernels = kernels or _backend.kernels
-        self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
         self._steps = [self._plan(node) for node in graph.nodes]
+        self._chunkable = _row_wise(graph)
+        # created last: a plan that fails leaves no pool threads behind
+        self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
 
     def _plan(self, node):
         tensors = self.graph.tensors
@@ -85,8 +126,37 @@ class Session:
         return np.ascontiguousarray(value)
 
     def run(self, x):
-        """One array in -> the first output; a dict {input name: array} in -> dict out."""
-        values = self._feeds(x)
+        """One array in -> the first output; a dict {input name: array} in -> dict out.
+
+        Errors: ShapeError for a wrong dtype, rank or size (naming what is
+        expected), NonFiniteError for NaN/Inf reaching an int8 layer (naming
+        the layer).  NaN/Inf on float layers propagate as in numpy."""
+        feeds = self._feeds(x)
+        rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
+        n = rows.pop() if len(rows) == 1 else 0
+        if n > self.max_batch_rows:
+            values = self._run_chunks(feeds, n)
+        else:
+            values = self._run(feeds)
+        if isinstance(x, dict):
+            return {v.name: values[v.name] for v in self.outputs}
+        return values[self.outputs[0].name]
+
+    def _run_chunks(self, feeds, n):
+        """_run over slices of max_batch_rows rows, written into batch-sized outputs."""
+        outputs = {}
+        for start in range(0, n, self.max_batch_rows):
+            stop = min(start + self.max_batch_rows, n)
+            part = self._run({name: array[start:stop] for name, array in feeds.items()})
+            for v in self.outputs:
+                y = part[v.name]
+                if v.name not in outputs:
+                    outputs[v.name] = np.empty((n,) + y.shape[1:], dtype=y.dtype)
+                outputs[v.name][start:stop] = y
+        return outputs
+
+    def _run(self, values):
+        """Every step on feeds {input name: array}; returns all values by name."""
         for node, step, extra in self._steps:
             if isinstance(step, LinearStep):
                 activation = values[node.inputs[0]]
@@ -96,11 +166,16 @@ class Session:
                 result = step(np.ascontiguousarray(activation, dtype=np.float32), self._pool)
             else:
                 args = [extra[name] if name in extra else values[name] for name in node.inputs]
-                result = step(*args)
+                try:
+                    result = step(*args)
+                except EdgerunError:
+                    raise
+                except (ValueError, IndexError, TypeError) as error:  # numpy: shapes, axes
+                    shapes = [list(np.shape(a)) for a in args]
+                    raise ShapeError(f"node {node.name!r} ({node.op}) cannot run on inputs of "
+                                     f"shape {shapes}: {error}") from None
             values[node.outputs[0]] = result
-        if isinstance(x, dict):
-            return {v.name: values[v.name] for v in self.outputs}
-        return values[self.outputs[0].name]
+        return values
 
     def close(self):
         if self._pool is not None:
