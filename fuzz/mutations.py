@@ -22,7 +22,10 @@ class Model:
     def __init__(self, data: bytes):
         magic, self.major, self.minor, length = PREAMBLE.unpack_from(data, 0)
         self.magic = magic
-        self.header = json.loads(data[PREAMBLE.size:PREAMBLE.size + length].decode("utf-8"))
+        stored = data[PREAMBLE.size:PREAMBLE.size + length]
+        if stored.startswith(b"\0"):  # a deflated header (docs/FORMAT.md); rewritten plain
+            stored = zlib.decompress(stored[1:])
+        self.header = json.loads(stored.decode("utf-8"))
         start = -(-(PREAMBLE.size + length) // ALIGN) * ALIGN
         self.data = bytearray(data[start:])
 
