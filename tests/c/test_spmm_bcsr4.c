@@ -173,8 +173,8 @@ static void argument_checks(void) {
     const er_variant *vf[8], *vs[8];
     size_t nf = h_variants("spmm_bcsr4_f32", vf, 8), ns = h_variants("spmm_bcsr4_s8", vs, 8);
     bcsr_case c = make_bcsr(5, 12, 50, 0, 0);
-    float x[12] = {0}, y[5];
-    int8_t xs[12] = {0};
+    float x[24] = {0}, y[10];
+    int8_t xs[24] = {0}; /* m = 2 rows */
     er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5};
     er_csr bad = view(&c, 3, 0, 0, 5);
     for (size_t v = 0; v < nf; v++) {
