@@ -10,8 +10,10 @@
  *   step in two accumulators; the row's sum is reordered over the lanes
  *   (within tolerance of the scalar C).
  * m > 1: up to 4 rows of x at a time share each index and weight load; no
- *   transpose, no scratch.  A row's last 0..3 blocks (int8: after one 4-block
- *   128-bit step) go to the scalar walker of spmm_bcsr4.h. */
+ *   transpose, no scratch.
+ * Leftovers: int8 ends a row with one masked 8-block step (tail_mask); float
+ *   hands a row's last 0..1 blocks (after a 2-block step) to the scalar walker
+ *   of spmm_bcsr4.h. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
@@ -22,7 +24,8 @@
 #include "spmm_bcsr4.h"
 
 /* Build the x-quad vectors with scalar 32-bit loads + inserts (1) or with one
- * vpgatherdd (0); see the measurements in the report of this file's commit. */
+ * vpgatherdd (0).  On Zen 3, 4096 x 4096 at 10% density, m = 1, best of 300
+ * calls: 0.115 ns per weight with scalar loads, 0.180 with vpgatherdd. */
 #ifndef ER_BCSR4_SCALAR_GATHER
 #define ER_BCSR4_SCALAR_GATHER 1
 #endif
@@ -74,21 +77,22 @@ static inline __m256i gather8_u32(const int8_t *x, const uint32_t *ix) {
     return _mm256_setr_epi32(ld32(x + ix[0]), ld32(x + ix[1]), ld32(x + ix[2]), ld32(x + ix[3]),
                              ld32(x + ix[4]), ld32(x + ix[5]), ld32(x + ix[6]), ld32(x + ix[7]));
 }
-static inline __m128i gather4_u16(const int8_t *x, const uint16_t *ix) {
-    return _mm_setr_epi32(ld32(x + ix[0]), ld32(x + ix[1]), ld32(x + ix[2]), ld32(x + ix[3]));
-}
-static inline __m128i gather4_u32(const int8_t *x, const uint32_t *ix) {
-    return _mm_setr_epi32(ld32(x + ix[0]), ld32(x + ix[1]), ld32(x + ix[2]), ld32(x + ix[3]));
-}
 
 /* acc += the 32 products of quads xq and weights v, as 8 int32 lanes. */
 static inline __m256i dot32(__m256i acc, __m256i xq, __m256i v) {
     __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(xq), _mm256_sign_epi8(v, xq));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
-static inline __m128i dot16(__m128i acc, __m128i xq, __m128i v) {
-    __m128i p = _mm_maddubs_epi16(_mm_abs_epi8(xq), _mm_sign_epi8(v, xq));
-    return _mm_add_epi32(acc, _mm_madd_epi16(p, _mm_set1_epi16(1)));
+
+/* The last rem (1..7) blocks of a row as one 8-block step: vpmaskmovd reads
+ * only the weights of lanes t < rem (it does not fault past the end of the
+ * array, so no padding is needed), the other lanes get weight 0 and re-read the
+ * x quad of the step's first block (any valid address will do).  On Zen 3 this
+ * took the 4096 x 4096, 10%-dense layer from 0.115 to 0.108 ns per weight
+ * (best of 300 calls) against a 4-block step plus the scalar walker: rows are
+ * ~100 blocks, so a row's tail is a visible share of its work. */
+static inline __m256i tail_mask(size_t rem) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* Two x quads (float) of blocks at columns c0, c1: one 256-bit vector. */
@@ -116,24 +120,25 @@ static inline __m256 quads2_f32(const float *x, size_t c0, size_t c1) {
             for (int r = 0; r < R; r++)                                                       \
                 acc[r] = dot32(acc[r], ER_GATHER8(IDX, xr + r * k, indices + b, vix), v);     \
         }                                                                                     \
-        __m128i acc4[4];                                                                      \
-        for (int r = 0; r < R; r++)                                                           \
-            acc4[r] = _mm_add_epi32(_mm256_castsi256_si128(acc[r]),                           \
-                                    _mm256_extracti128_si256(acc[r], 1));                     \
-        if (b + 4 <= end) {                                                                   \
-            __m128i v = _mm_loadu_si128((const __m128i *)(values + 4 * b));                   \
-            for (int r = 0; r < R; r++)                                                       \
-                acc4[r] = dot16(acc4[r], gather4_##IDX(xr + r * k, indices + b), v);          \
-            b += 4;                                                                           \
+        if (b < end) { /* the last 1..7 blocks: one masked step (see tail_mask) */       \
+            size_t rem = end - b;                                                             \
+            __m256i keep = tail_mask(rem);                                                    \
+            __m256i v = _mm256_maskload_epi32((const int *)(values + 4 * b), keep);           \
+            const idx_t *ix = indices + b;                                                    \
+            size_t c[8];                                                                      \
+            /* t * (t < rem), not a ?: -- GCC turned that into a branch chain that */          \
+            /* mispredicted on every row (rem is random).                          */          \
+            for (size_t t = 0; t < 8; t++) c[t] = ix[t * (size_t)(t < rem)];                  \
+            for (int r = 0; r < R; r++) {                                                     \
+                const int8_t *xq = xr + r * k;                                                \
+                __m256i q = _mm256_setr_epi32(ld32(xq + c[0]), ld32(xq + c[1]),               \
+                                              ld32(xq + c[2]), ld32(xq + c[3]),               \
+                                              ld32(xq + c[4]), ld32(xq + c[5]),               \
+                                              ld32(xq + c[6]), ld32(xq + c[7]));              \
+                acc[r] = dot32(acc[r], q, v);                                                 \
+            }                                                                                 \
         }                                                                                     \
-        for (int r = 0; r < R; r++) {                                                         \
-            __m128i s = acc4[r];                                                              \
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));                                 \
-            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));                                 \
-            int32_t total = _mm_cvtsi128_si32(s) +                                            \
-                            er_bcsr4_dot_s8_##IDX(indices, values, b, end, xr + r * k);       \
-            er_store_s32(ep, i + r, j, total);                                                \
-        }                                                                                     \
+        for (int r = 0; r < R; r++) er_store_s32(ep, i + r, j, hsum_epi32(acc[r]));           \
     }                                                                                         \
     static void s8_all_##IDX(const er_csr *w, const int8_t *x, size_t m,                      \
                              const er_epilogue *ep) {                                         \
