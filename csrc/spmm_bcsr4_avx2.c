@@ -6,6 +6,9 @@
  *   sign(x) * w (signed): each product is at most 127 * 127 and a pair at most
  *   32258, so the int16 step never saturates (x and w are in [-127, 127]);
  *   vpmaddwd by ones widens the pairs into the int32 accumulator.
+ *   m == 1 walks two output rows at once over their common full steps
+ *   (s8_rows2): 4096 x 4096 at 10% density went from 0.108 to 0.090 ns per
+ *   weight (best of 300 calls), against 0.29 for spmm_csr_s8 at equal nnz.
  * float: 2 blocks per 256-bit vector (two 128-bit x loads), FMA, 4 blocks per
  *   step in two accumulators; the row's sum is reordered over the lanes
  *   (within tolerance of the scalar C).
@@ -103,16 +106,12 @@ static inline __m256 quads2_f32(const float *x, size_t c0, size_t c1) {
 
 /* R rows of x (R = 1..4, a constant after inlining) against output row j. */
 #define ER_SPMM_BCSR4_AVX2(IDX, idx_t)                                                        \
-    static inline __attribute__((always_inline)) void s8_row_##IDX(                           \
-        const er_csr *w, const int8_t *x, size_t i, const int R, size_t j,                    \
-        const er_epilogue *ep) {                                                              \
+    /* Blocks [b, end) of one output row into acc[0..R) (rows of x xr, xr + k, ..). */      \
+    static inline __attribute__((always_inline)) void s8_blocks_##IDX(                        \
+        const er_csr *w, const int8_t *xr, const int R, size_t b, size_t end, __m256i *acc) { \
         const idx_t *indices = (const idx_t *)w->indices;                                     \
         const int8_t *values = (const int8_t *)w->values;                                     \
         const size_t k = w->cols;                                                             \
-        const int8_t *xr = x + i * k;                                                         \
-        size_t b = w->indptr[j], end = w->indptr[j + 1];                                      \
-        __m256i acc[4];                                                                       \
-        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();                          \
         for (; b + 8 <= end; b += 8) {                                                        \
             __m256i v = _mm256_loadu_si256((const __m256i *)(values + 4 * b));                \
             __m256i vix = idx8_##IDX(indices + b);                                            \
@@ -138,11 +137,47 @@ static inline __m256 quads2_f32(const float *x, size_t c0, size_t c1) {
                 acc[r] = dot32(acc[r], q, v);                                                 \
             }                                                                                 \
         }                                                                                     \
+    }                                                                                         \
+    static inline __attribute__((always_inline)) void s8_row_##IDX(                           \
+        const er_csr *w, const int8_t *x, size_t i, const int R, size_t j,                    \
+        const er_epilogue *ep) {                                                              \
+        __m256i acc[4];                                                                       \
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();                          \
+        s8_blocks_##IDX(w, x + i * w->cols, R, w->indptr[j], w->indptr[j + 1], acc);          \
         for (int r = 0; r < R; r++) er_store_s32(ep, i + r, j, hsum_epi32(acc[r]));           \
+    }                                                                                         \
+    /* m == 1, two output rows at once over their common full steps: the two   */           \
+    /* independent streams keep the core busy across a row's end (its loop     */           \
+    /* exit mispredicts), then each row finishes alone.                         */           \
+    static void s8_rows2_##IDX(const er_csr *w, const int8_t *x, size_t j,                    \
+                               const er_epilogue *ep) {                                       \
+        const idx_t *indices = (const idx_t *)w->indices;                                     \
+        const int8_t *values = (const int8_t *)w->values;                                     \
+        size_t b0 = w->indptr[j], e0 = w->indptr[j + 1], b1 = e0, e1 = w->indptr[j + 2];     \
+        size_t n0 = (e0 - b0) / 8, n1 = (e1 - b1) / 8, steps = n0 < n1 ? n0 : n1;            \
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;                                         \
+        for (size_t s = 0; s < steps; s++, b0 += 8, b1 += 8) {                                \
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(values + 4 * b0));              \
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(values + 4 * b1));              \
+            __m256i vix0 = idx8_##IDX(indices + b0), vix1 = idx8_##IDX(indices + b1);         \
+            (void)vix0, (void)vix1;                                                           \
+            a0 = dot32(a0, ER_GATHER8(IDX, x, indices + b0, vix0), v0);                       \
+            a1 = dot32(a1, ER_GATHER8(IDX, x, indices + b1, vix1), v1);                       \
+        }                                                                                     \
+        s8_blocks_##IDX(w, x, 1, b0, e0, &a0);                                                \
+        s8_blocks_##IDX(w, x, 1, b1, e1, &a1);                                                \
+        er_store_s32(ep, 0, j, hsum_epi32(a0));                                               \
+        er_store_s32(ep, 0, j + 1, hsum_epi32(a1));                                           \
     }                                                                                         \
     static void s8_all_##IDX(const er_csr *w, const int8_t *x, size_t m,                      \
                              const er_epilogue *ep) {                                         \
         size_t i = 0;                                                                         \
+        if (m == 1) {                                                                         \
+            size_t j = 0;                                                                     \
+            for (; j + 2 <= w->rows; j += 2) s8_rows2_##IDX(w, x, j, ep);                     \
+            for (; j < w->rows; j++) s8_row_##IDX(w, x, 0, 1, j, ep);                         \
+            return;                                                                           \
+        }                                                                                     \
         for (; i + 4 <= m; i += 4)                                                            \
             for (size_t j = 0; j < w->rows; j++) s8_row_##IDX(w, x, i, 4, j, ep);             \
         for (; i < m; i++)                                                                    \
