@@ -100,6 +100,23 @@ typedef er_status er_spmm_csr_s8_fn(const er_csr *w, const int8_t *x, size_t m,
 /* Bytes of scratch that spmm_csr_* needs for m rows of k inputs (any variant). */
 size_t er_spmm_csr_scratch_bytes(size_t m, size_t k);
 
+/* ---- spmm_bcsr4_f32 / spmm_bcsr4_s8: 1x4 block-sparse weights -----------------
+ * The er_csr struct over blocks of 4 consecutive weights of one row: w->rows = n,
+ * w->cols = k; indptr [rows + 1] counts BLOCKS (absolute, like CSR; indptr[0]
+ * may be > 0 for a slice of rows); indices[b] is the first column of block b,
+ * with indices[b] + 4 <= cols (the loader guarantees it; the blocks of one row
+ * do not overlap); values holds 4 weights per block, contiguous: values[4b + t]
+ * is the weight at column indices[b] + t (float32 or int8, by kernel).
+ *     acc[i, j] = sum over blocks b of row j, t = 0..3, of
+ *                 values[4b + t] * x[i, indices[b] + t]
+ * int8: int32, exact in any order (a row holds at most ER_MAX_K_S8 / 4 blocks).
+ * float32: summed block by block, t inner, by the scalar C; a SIMD variant may
+ * reorder the sum (within tolerance).  One index and one 4-byte (int8) x load
+ * serve four weights, against one each per weight in CSR.  The signatures are
+ * those of spmm_csr; scratch is not used (may be NULL).  Cost: m * 4 * blocks. */
+typedef er_spmm_csr_f32_fn er_spmm_bcsr4_f32_fn;
+typedef er_spmm_csr_s8_fn er_spmm_bcsr4_s8_fn;
+
 /* ---- codebook_f32 -------------------------------------------------------------
  * Weight-shared layer: w[j, p] = centroids[index(j, p)], index b bits wide
  * (1 <= bits <= 8), packed LSB-first, each row starting on a byte boundary:

@@ -242,3 +242,47 @@ def huffman_decode(code_lengths, data, n_out):
         done += chain.size
         start += int(chain[-1] + step[chain[-1]])
     return out
+
+
+def _bcsr4_columns(indices, values, nblocks_total):
+    """Per-weight columns and values of a 1x4 block-sparse matrix, as int64 [nblocks, 4]."""
+    indices = np.asarray(indices).astype(np.int64)
+    cols = indices[:, None] + np.arange(4)[None, :]
+    return cols, np.asarray(values).reshape(nblocks_total, 4)
+
+
+def spmm_bcsr4_f32(indptr, indices, values, x, bias=None, relu=False, out=None):
+    """y [m, n] = x [m, k] @ W.T for a 1x4 block-sparse W [n, k], then the epilogue.
+
+    indptr counts blocks per row; block b covers columns indices[b] .. +3 with
+    weights values[4b .. 4b+3] (values is flat, 4 per block).  Each output sums
+    its row block by block, t inner, in float32 (product rounded, then added),
+    as the scalar C does."""
+    x = np.asarray(x, dtype=np.float32)
+    start, length = _csr_rows(indptr)
+    values = np.asarray(values, dtype=np.float32)
+    cols, vals = _bcsr4_columns(indices, values, np.asarray(indices).shape[0])
+    acc = np.zeros((x.shape[0], start.shape[0]), dtype=np.float32)
+    for blk in range(int(length.max()) if length.size else 0):
+        rows = np.nonzero(length > blk)[0]
+        b = start[rows] + blk
+        for t in range(4):
+            acc[:, rows] += vals[b, t][None, :] * x[:, cols[b, t]]
+    return epilogue(acc, bias=bias, relu=relu, out=out)
+
+
+def spmm_bcsr4_s8(indptr, indices, values, x, x_scale, w_scale, bias=None, relu=False,
+                  out_scale=None, out=None):
+    """int8 1x4 block-sparse W [n, k] times int8 x [m, k]: int32 sums (exact,
+    in int64 here), then the epilogue with x_scale [m] and w_scale [n]."""
+    x = np.asarray(x)
+    start, length = _csr_rows(indptr)
+    n, k = start.shape[0], x.shape[1]
+    cols, vals = _bcsr4_columns(indices, values, np.asarray(indices).shape[0])
+    row_of_block = np.repeat(np.arange(n), length)
+    blocks = np.arange(start[0], start[0] + length.sum()) if n else np.zeros(0, np.int64)
+    dense = np.zeros((n, k), dtype=np.int64)
+    np.add.at(dense, (np.repeat(row_of_block, 4), cols[blocks].ravel()),
+              vals[blocks].astype(np.int64).ravel())
+    acc = (x.astype(np.int64) @ dense.T).astype(np.int32)
+    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
