@@ -7,11 +7,12 @@ er_status er_dwconv2d_f32__scalar(const er_conv2d_params *p, const float *x, con
     if (st != ER_OK) return st;
     if (!x || !w || !y) return ER_ERR_ARGUMENT;
     size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const float *x_image = x + n * p->in_h * p->in_w * C;
         for (size_t oy = 0; oy < p->out_h; oy++)
             for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
                 float *y_pixel = y + ((n * p->out_h + oy) * p->out_w + ox) * C;
                 er_dwconv2d_f32_pixel(p, &win, x_image, w, bias, y_pixel, 0, C);
             }
@@ -24,11 +25,12 @@ er_status er_dwconv2d_s8__scalar(const er_conv2d_params *p, const int8_t *x, con
     er_status st = er_dwconv2d_s8_check(p, x, w, q);
     if (st != ER_OK) return st;
     size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const int8_t *x_image = x + n * p->in_h * p->in_w * C;
         for (size_t oy = 0; oy < p->out_h; oy++)
             for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
                 size_t at = ((n * p->out_h + oy) * p->out_w + ox) * C;
                 er_dwconv2d_s8_pixel(p, &win, x_image, w, q, at, 0, C);
             }

@@ -56,18 +56,53 @@ static inline void er_conv_taps(size_t o, size_t stride, size_t dilation, size_t
     *t1 = (size_t)hi;
 }
 
+/* The outputs [lo, hi) of one axis whose taps all fall inside the input:
+ * computed once per call, so interior pixels skip er_conv_taps (and its
+ * divisions) entirely. */
+typedef struct {
+    size_t oy_lo, oy_hi, ox_lo, ox_hi;
+} er_conv_plan;
+
+static inline void er_conv_interior(size_t out, size_t stride, size_t dilation, size_t pad,
+                                    size_t n, size_t kernel, size_t *lo, size_t *hi) {
+    size_t first = (pad + stride - 1) / stride; /* o * stride >= pad */
+    size_t reach = (kernel - 1) * dilation;     /* last tap offset */
+    size_t last_end = 0;                        /* o*stride - pad + reach <= n - 1 */
+    if (n - 1 + pad >= reach) last_end = (n - 1 + pad - reach) / stride + 1;
+    if (last_end > out) last_end = out;
+    if (first > last_end) first = last_end;
+    *lo = first;
+    *hi = last_end;
+}
+
+static inline er_conv_plan er_conv_plan_of(const er_conv2d_params *p) {
+    er_conv_plan plan;
+    er_conv_interior(p->out_h, p->stride_h, p->dilation_h, p->pad_top, p->in_h, p->kernel_h,
+                     &plan.oy_lo, &plan.oy_hi);
+    er_conv_interior(p->out_w, p->stride_w, p->dilation_w, p->pad_left, p->in_w, p->kernel_w,
+                     &plan.ox_lo, &plan.ox_hi);
+    return plan;
+}
+
 /* One output pixel's window: its valid taps and where tap (0, 0) would read. */
 typedef struct {
     size_t ky0, ky1, kx0, kx1;
     ptrdiff_t iy, ix;  /* input coordinates of tap (0, 0), possibly negative */
 } er_conv_window;
 
-static inline er_conv_window er_conv_window_at(const er_conv2d_params *p, size_t oy, size_t ox) {
+static inline er_conv_window er_conv_window_at(const er_conv2d_params *p,
+                                               const er_conv_plan *plan, size_t oy, size_t ox) {
     er_conv_window win;
-    er_conv_taps(oy, p->stride_h, p->dilation_h, p->pad_top, p->in_h, p->kernel_h, &win.ky0,
-                 &win.ky1);
-    er_conv_taps(ox, p->stride_w, p->dilation_w, p->pad_left, p->in_w, p->kernel_w, &win.kx0,
-                 &win.kx1);
+    if (oy >= plan->oy_lo && oy < plan->oy_hi)
+        win.ky0 = 0, win.ky1 = p->kernel_h;
+    else
+        er_conv_taps(oy, p->stride_h, p->dilation_h, p->pad_top, p->in_h, p->kernel_h,
+                     &win.ky0, &win.ky1);
+    if (ox >= plan->ox_lo && ox < plan->ox_hi)
+        win.kx0 = 0, win.kx1 = p->kernel_w;
+    else
+        er_conv_taps(ox, p->stride_w, p->dilation_w, p->pad_left, p->in_w, p->kernel_w,
+                     &win.kx0, &win.kx1);
     win.iy = (ptrdiff_t)(oy * p->stride_h) - (ptrdiff_t)p->pad_top;
     win.ix = (ptrdiff_t)(ox * p->stride_w) - (ptrdiff_t)p->pad_left;
     return win;
@@ -89,21 +124,28 @@ static inline float er_activate(float v, int activation) {
     return v;
 }
 
-/* Channels [c0, c1) of one float output pixel, y pointing at its channel 0. */
+/* Channels [c0, c1) of one float output pixel, y pointing at its channel 0.
+ * Taps outside, channels inside: y itself holds the running sums (each
+ * channel still adds its taps in (ky, kx) order) and x, w are read
+ * contiguously. */
 static inline void er_dwconv2d_f32_pixel(const er_conv2d_params *p, const er_conv_window *win,
                                          const float *x_image, const float *w,
                                          const float *bias, float *y, size_t c0, size_t c1) {
     size_t C = p->channels;
-    for (size_t c = c0; c < c1; c++) {
-        float acc = 0.0f;
-        for (size_t ky = win->ky0; ky < win->ky1; ky++)
-            for (size_t kx = win->kx0; kx < win->kx1; kx++) {
-                float prod = x_image[er_conv_x_offset(p, win, ky, kx) + c] *
-                             w[(ky * p->kernel_w + kx) * C + c];
-                acc = acc + prod;
+    for (size_t c = c0; c < c1; c++) y[c] = 0.0f;
+    for (size_t ky = win->ky0; ky < win->ky1; ky++)
+        for (size_t kx = win->kx0; kx < win->kx1; kx++) {
+            const float *xp = x_image + er_conv_x_offset(p, win, ky, kx);
+            const float *wp = w + (ky * p->kernel_w + kx) * C;
+            for (size_t c = c0; c < c1; c++) {
+                float prod = xp[c] * wp[c];
+                y[c] = y[c] + prod;
             }
-        if (bias) acc = acc + bias[c];
-        y[c] = er_activate(acc, p->activation);
+        }
+    for (size_t c = c0; c < c1; c++) {
+        float v = y[c];
+        if (bias) v = v + bias[c];
+        y[c] = er_activate(v, p->activation);
     }
 }
 
@@ -121,19 +163,25 @@ static inline void er_dwconv2d_s8_store(const er_conv_quant *q, int activation, 
         q->y_s8[at] = er_requantize(v, q->out_inv_scale);
 }
 
-/* Channels [c0, c1) of one int8 output pixel; `at` is the element index of its channel 0. */
+/* Channels [c0, c1) of one int8 output pixel; `at` is the element index of
+ * its channel 0.  Sums of up to 64 channels at a time live on the stack. */
 static inline void er_dwconv2d_s8_pixel(const er_conv2d_params *p, const er_conv_window *win,
                                         const int8_t *x_image, const int8_t *w,
                                         const er_conv_quant *q, size_t at, size_t c0,
                                         size_t c1) {
     size_t C = p->channels;
-    for (size_t c = c0; c < c1; c++) {
-        int32_t acc = 0;
+    int32_t acc[64];
+    for (size_t b0 = c0; b0 < c1; b0 += 64) {
+        size_t b1 = c1 - b0 < 64 ? c1 : b0 + 64;
+        for (size_t c = b0; c < b1; c++) acc[c - b0] = 0;
         for (size_t ky = win->ky0; ky < win->ky1; ky++)
-            for (size_t kx = win->kx0; kx < win->kx1; kx++)
-                acc += (int32_t)x_image[er_conv_x_offset(p, win, ky, kx) + c] *
-                       (int32_t)w[(ky * p->kernel_w + kx) * C + c];
-        er_dwconv2d_s8_store(q, p->activation, at + c, c, acc);
+            for (size_t kx = win->kx0; kx < win->kx1; kx++) {
+                const int8_t *xp = x_image + er_conv_x_offset(p, win, ky, kx);
+                const int8_t *wp = w + (ky * p->kernel_w + kx) * C;
+                for (size_t c = b0; c < b1; c++) acc[c - b0] += (int32_t)xp[c] * (int32_t)wp[c];
+            }
+        for (size_t c = b0; c < b1; c++)
+            er_dwconv2d_s8_store(q, p->activation, at + c, c, acc[c - b0]);
     }
 }
 

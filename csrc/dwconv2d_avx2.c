@@ -9,9 +9,9 @@
  * float32: two neighbouring output pixels with the same window share each
  * weight load, and 32 channels per step give 8 independent add chains -- a
  * single pixel's 4 chains leave the adder waiting on its own latency.
- * int8: 16 channels per step, sign-extended to int16; a product of two values
- * in [-127, 127] fits int16 and so does the sum of two (32258 < 32767), so
- * two taps are added in int16 before each widening to int32.
+ * int8: 16 channels of two pixels per step, sign-extended to int16; a product
+ * of two values in [-127, 127] fits int16 and so does the sum of two
+ * (32258 < 32767), so two taps are added in int16 before each widening to int32.
  * Both epilogues are the scalar one of dwconv2d.h lane by lane (same float ops
  * in the same order, NaN handled the same way), so the bits match; the channel
  * tail (C % 8 or C % 16) goes to the scalar helpers.
@@ -95,15 +95,16 @@ er_status er_dwconv2d_f32__avx2(const er_conv2d_params *p, const float *x, const
     if (st != ER_OK) return st;
     if (!x || !w || !y) return ER_ERR_ARGUMENT;
     const size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const float *x_image = x + n * p->in_h * p->in_w * C;
         for (size_t oy = 0; oy < p->out_h; oy++) {
             float *y_row = y + (n * p->out_h + oy) * p->out_w * C;
             size_t ox = 0;
             while (ox < p->out_w) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
                 if (ox + 1 < p->out_w) {
-                    er_conv_window second = er_conv_window_at(p, oy, ox + 1);
+                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
                     if (same_taps(&win, &second)) {
                         pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 2);
                         ox += 2;
@@ -142,34 +143,14 @@ ER_INLINE __m256i requantize8(__m256 v, float inv_scale) {
     return _mm256_cvtps_epi32(r);
 }
 
-/* 16 channels from c of one pixel. */
-ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
-                          const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
-                          size_t at, size_t c) {
-    const size_t C = p->channels;
-    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, pending = acc0;
-    int have_pending = 0;
-    for (size_t ky = win->ky0; ky < win->ky1; ky++)
-        for (size_t kx = win->kx0; kx < win->kx1; kx++) {
-            __m256i xv = LOAD16_S8_AS_S16(x_image + er_conv_x_offset(p, win, ky, kx) + c);
-            __m256i wv = LOAD16_S8_AS_S16(w + (ky * p->kernel_w + kx) * C + c);
-            __m256i prod = _mm256_mullo_epi16(xv, wv);
-            if (!have_pending) {
-                pending = prod;
-                have_pending = 1;
-                continue;
-            }
-            pending = _mm256_add_epi16(pending, prod); /* |sum| <= 32258: exact */
-            acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pending)));
-            acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pending, 1)));
-            have_pending = 0;
-        }
-    if (have_pending) {
-        acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pending)));
-        acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pending, 1)));
-    }
-    __m256 v0 = epilogue8_s8(q, p->activation, c, acc0);
-    __m256 v1 = epilogue8_s8(q, p->activation, c + 8, acc1);
+#define WIDEN_LOW(v) _mm256_cvtepi16_epi32(_mm256_castsi256_si128(v))
+#define WIDEN_HIGH(v) _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1))
+
+/* The epilogue of 16 channels from c of one pixel whose element index is at. */
+ER_INLINE void store16_s8(const er_conv_quant *q, int activation, size_t at, size_t c,
+                          __m256i acc0, __m256i acc1) {
+    __m256 v0 = epilogue8_s8(q, activation, c, acc0);
+    __m256 v1 = epilogue8_s8(q, activation, c + 8, acc1);
     if (q->y_f32) {
         _mm256_storeu_ps(q->y_f32 + at + c, v0);
         _mm256_storeu_ps(q->y_f32 + at + c + 8, v1);
@@ -182,21 +163,85 @@ ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
     _mm_storeu_si128((__m128i *)(q->y_s8 + at + c), _mm_packs_epi16(s0, s1));
 }
 
+/* 16 channels from c of NPIX pixels (1 or 2, stride_w apart, consecutive in
+ * y; a constant per instance): the second pixel reuses each widened weight. */
+ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
+                          const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
+                          size_t at, size_t c, const int npix) {
+    const size_t C = p->channels, next = p->stride_w * C;
+    __m256i acc[2][2], pending[2];
+    for (int i = 0; i < npix; i++)
+        acc[i][0] = acc[i][1] = pending[i] = _mm256_setzero_si256();
+    int have_pending = 0;
+    for (size_t ky = win->ky0; ky < win->ky1; ky++)
+        for (size_t kx = win->kx0; kx < win->kx1; kx++) {
+            const int8_t *xp = x_image + er_conv_x_offset(p, win, ky, kx) + c;
+            __m256i wv = LOAD16_S8_AS_S16(w + (ky * p->kernel_w + kx) * C + c);
+            if (!have_pending) {
+                for (int i = 0; i < npix; i++)
+                    pending[i] = _mm256_mullo_epi16(LOAD16_S8_AS_S16(xp + i * next), wv);
+                have_pending = 1;
+                continue;
+            }
+            for (int i = 0; i < npix; i++) {
+                /* |sum of two products| <= 32258: exact in int16 */
+                __m256i sum = _mm256_add_epi16(
+                    pending[i], _mm256_mullo_epi16(LOAD16_S8_AS_S16(xp + i * next), wv));
+                acc[i][0] = _mm256_add_epi32(acc[i][0], WIDEN_LOW(sum));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], WIDEN_HIGH(sum));
+            }
+            have_pending = 0;
+        }
+    for (int i = 0; i < npix; i++) {
+        if (have_pending) {
+            acc[i][0] = _mm256_add_epi32(acc[i][0], WIDEN_LOW(pending[i]));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], WIDEN_HIGH(pending[i]));
+        }
+        store16_s8(q, p->activation, at + i * C, c, acc[i][0], acc[i][1]);
+    }
+}
+
+ER_INLINE void pixels_s8(const er_conv2d_params *p, const er_conv_window *win,
+                         const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
+                         size_t at, const int npix) {
+    const size_t C = p->channels;
+    size_t c = 0;
+    for (; c + 16 <= C; c += 16) block16_s8(p, win, x_image, w, q, at, c, npix);
+    if (c < C) {
+        er_dwconv2d_s8_pixel(p, win, x_image, w, q, at, c, C);
+        if (npix == 2) {
+            er_conv_window second = *win;
+            second.ix += (ptrdiff_t)p->stride_w;
+            er_dwconv2d_s8_pixel(p, &second, x_image, w, q, at + C, c, C);
+        }
+    }
+}
+
 er_status er_dwconv2d_s8__avx2(const er_conv2d_params *p, const int8_t *x, const int8_t *w,
                                const er_conv_quant *q) {
     er_status st = er_dwconv2d_s8_check(p, x, w, q);
     if (st != ER_OK) return st;
     const size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const int8_t *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++)
-            for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
-                size_t at = ((n * p->out_h + oy) * p->out_w + ox) * C;
-                size_t c = 0;
-                for (; c + 16 <= C; c += 16) block16_s8(p, &win, x_image, w, q, at, c);
-                if (c < C) er_dwconv2d_s8_pixel(p, &win, x_image, w, q, at, c, C);
+        for (size_t oy = 0; oy < p->out_h; oy++) {
+            size_t row = (n * p->out_h + oy) * p->out_w * C;
+            size_t ox = 0;
+            while (ox < p->out_w) {
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
+                if (ox + 1 < p->out_w) {
+                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
+                    if (same_taps(&win, &second)) {
+                        pixels_s8(p, &win, x_image, w, q, row + ox * C, 2);
+                        ox += 2;
+                        continue;
+                    }
+                }
+                pixels_s8(p, &win, x_image, w, q, row + ox * C, 1);
+                ox += 1;
             }
+        }
     }
     return ER_OK;
 }

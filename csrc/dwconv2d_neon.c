@@ -53,11 +53,12 @@ er_status er_dwconv2d_f32__neon(const er_conv2d_params *p, const float *x, const
     if (st != ER_OK) return st;
     if (!x || !w || !y) return ER_ERR_ARGUMENT;
     const size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const float *x_image = x + n * p->in_h * p->in_w * C;
         for (size_t oy = 0; oy < p->out_h; oy++)
             for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
                 float *y_pixel = y + ((n * p->out_h + oy) * p->out_w + ox) * C;
                 size_t c = 0;
                 for (; c + 16 <= C; c += 16) block_f32(p, &win, x_image, w, bias, y_pixel, c, 4);
@@ -125,11 +126,12 @@ er_status er_dwconv2d_s8__neon(const er_conv2d_params *p, const int8_t *x, const
     er_status st = er_dwconv2d_s8_check(p, x, w, q);
     if (st != ER_OK) return st;
     const size_t C = p->channels;
+    const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const int8_t *x_image = x + n * p->in_h * p->in_w * C;
         for (size_t oy = 0; oy < p->out_h; oy++)
             for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, oy, ox);
+                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
                 size_t at = ((n * p->out_h + oy) * p->out_w + ox) * C;
                 size_t c = 0;
                 for (; c + 16 <= C; c += 16) block16_s8(p, &win, x_image, w, q, at, c);
