@@ -3,7 +3,8 @@
  * The same plan as the AVX2 variant: vectorise over the contiguous channels of
  * one tap, keep the scalar's tap order, multiply and add separately (vmulq +
  * vaddq, never vfmaq / vmlaq, so the float bits equal the scalar's).
- * float32: 16 channels (4 vectors) per step, then 4; int8: 16 channels per
+ * float32: two neighbouring pixels by 16 channels (4 vectors) per step, then
+ * by 4, sharing the weight loads; int8: 16 channels per
  * step, vmull_s8 to int16 products (|p| <= 16129, exact) widened into four
  * int32x4 accumulators with vaddw.  Epilogues mirror dwconv2d.h lane by lane;
  * the channel tail goes to the scalar helpers, borders run fewer taps. */
@@ -27,24 +28,55 @@ ER_INLINE float32x4_t activate4(float32x4_t v, int activation) {
     return v;
 }
 
-/* NV*4 channels from c of one pixel (NV constant per instance). */
+/* NPIX pixels (1 or 2, stride_w apart, consecutive in y) by NV*4 channels
+ * from c; constants per instance, so the accumulators live in registers
+ * (2 x 4 of them, well within NEON's 32).  The second pixel reuses each
+ * weight load. */
 ER_INLINE void block_f32(const er_conv2d_params *p, const er_conv_window *win,
                          const float *x_image, const float *w, const float *bias, float *y,
-                         size_t c, const int nv) {
-    const size_t C = p->channels;
-    float32x4_t acc[4];
-    for (int v = 0; v < nv; v++) acc[v] = vdupq_n_f32(0.0f);
+                         size_t c, const int npix, const int nv) {
+    const size_t C = p->channels, next = p->stride_w * C;
+    float32x4_t acc[2][4];
+    for (int i = 0; i < npix; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = vdupq_n_f32(0.0f);
     for (size_t ky = win->ky0; ky < win->ky1; ky++)
         for (size_t kx = win->kx0; kx < win->kx1; kx++) {
             const float *xp = x_image + er_conv_x_offset(p, win, ky, kx) + c;
             const float *wp = w + (ky * p->kernel_w + kx) * C + c;
-            for (int v = 0; v < nv; v++)
-                acc[v] = vaddq_f32(acc[v], vmulq_f32(vld1q_f32(xp + 4 * v), vld1q_f32(wp + 4 * v)));
+            for (int v = 0; v < nv; v++) {
+                float32x4_t wv = vld1q_f32(wp + 4 * v);
+                for (int i = 0; i < npix; i++)
+                    acc[i][v] = vaddq_f32(acc[i][v], vmulq_f32(vld1q_f32(xp + i * next + 4 * v), wv));
+            }
         }
     for (int v = 0; v < nv; v++) {
-        float32x4_t r = bias ? vaddq_f32(acc[v], vld1q_f32(bias + c + 4 * v)) : acc[v];
-        vst1q_f32(y + c + 4 * v, activate4(r, p->activation));
+        float32x4_t b = bias ? vld1q_f32(bias + c + 4 * v) : vdupq_n_f32(0.0f);
+        for (int i = 0; i < npix; i++) {
+            float32x4_t r = bias ? vaddq_f32(acc[i][v], b) : acc[i][v];
+            vst1q_f32(y + i * C + c + 4 * v, activate4(r, p->activation));
+        }
     }
+}
+
+ER_INLINE void pixels_f32(const er_conv2d_params *p, const er_conv_window *win,
+                          const float *x_image, const float *w, const float *bias, float *y,
+                          const int npix) {
+    const size_t C = p->channels;
+    size_t c = 0;
+    for (; c + 16 <= C; c += 16) block_f32(p, win, x_image, w, bias, y, c, npix, 4);
+    for (; c + 4 <= C; c += 4) block_f32(p, win, x_image, w, bias, y, c, npix, 1);
+    if (c < C) {
+        er_dwconv2d_f32_pixel(p, win, x_image, w, bias, y, c, C);
+        if (npix == 2) {
+            er_conv_window second = *win;
+            second.ix += (ptrdiff_t)p->stride_w;
+            er_dwconv2d_f32_pixel(p, &second, x_image, w, bias, y + C, c, C);
+        }
+    }
+}
+
+static int same_taps(const er_conv_window *a, const er_conv_window *b) {
+    return a->ky0 == b->ky0 && a->ky1 == b->ky1 && a->kx0 == b->kx0 && a->kx1 == b->kx1;
 }
 
 er_status er_dwconv2d_f32__neon(const er_conv2d_params *p, const float *x, const float *w,
@@ -56,15 +88,23 @@ er_status er_dwconv2d_f32__neon(const er_conv2d_params *p, const float *x, const
     const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
         const float *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++)
-            for (size_t ox = 0; ox < p->out_w; ox++) {
+        for (size_t oy = 0; oy < p->out_h; oy++) {
+            float *y_row = y + (n * p->out_h + oy) * p->out_w * C;
+            size_t ox = 0;
+            while (ox < p->out_w) {
                 er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
-                float *y_pixel = y + ((n * p->out_h + oy) * p->out_w + ox) * C;
-                size_t c = 0;
-                for (; c + 16 <= C; c += 16) block_f32(p, &win, x_image, w, bias, y_pixel, c, 4);
-                for (; c + 4 <= C; c += 4) block_f32(p, &win, x_image, w, bias, y_pixel, c, 1);
-                if (c < C) er_dwconv2d_f32_pixel(p, &win, x_image, w, bias, y_pixel, c, C);
+                if (ox + 1 < p->out_w) {
+                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
+                    if (same_taps(&win, &second)) {
+                        pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 2);
+                        ox += 2;
+                        continue;
+                    }
+                }
+                pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 1);
+                ox += 1;
             }
+        }
     }
     return ER_OK;
 }
