@@ -224,3 +224,28 @@ def test_unknown_variant_is_refused():
     x = np.zeros((1, 3, 3, 2), np.float32)
     with pytest.raises(EdgerunError, match="no variant"):
         _backend.kernels.dwconv2d_f32(x, np.zeros((3, 3, 2), np.float32), variant="nope")
+
+
+@pytest.mark.parametrize("variant", F32)
+def test_empty_and_strided_inputs(variant, rng):
+    x, weight, bias = float_operands(rng, 2, 6, 5, (3, 3), 9)
+    y = call("dwconv2d_f32", variant, x[:0], weight, bias, padding=(1, 1, 1, 1))
+    assert y.shape == (0, 6, 5, 9)
+    # A non-contiguous NHWC view (e.g. transposed from NCHW) is copied, not misread.
+    x_view = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
+    assert not x_view.flags.c_contiguous
+    y = call("dwconv2d_f32", variant, x_view, weight, bias, padding=(1, 1, 1, 1))
+    assert_same_bits(y, reference.dwconv2d_f32(x, weight, bias, padding=(1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("variant", S8)
+def test_s8_all_taps_in_padding_give_bias(variant, rng):
+    """A 1x1 input with padding 3 and a 3x3 kernel at stride 1: the corner outputs
+    see no input at all, so they are exactly the activated bias."""
+    x, weight, x_scale, w_scale, bias = int8_operands(rng, 1, 1, 1, (3, 3), 20)
+    y = call("dwconv2d_s8", variant, x, weight, x_scale, w_scale, bias, padding=(3, 3, 3, 3),
+             activation="relu")
+    assert y.shape == (1, 5, 5, 20)
+    assert_same_bits(y[0, 0, 0], np.maximum(bias, 0).astype(np.float32))
+    assert_same_bits(y, reference.dwconv2d_s8(x, weight, x_scale, w_scale, bias,
+                                              padding=(3, 3, 3, 3), activation="relu"))
