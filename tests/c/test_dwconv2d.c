@@ -71,7 +71,47 @@ static void one_case(size_t batch, size_t h, size_t w_in, size_t C, size_t k, si
     free(xq), free(wq), free(yq_ref), free(yq);
 }
 
+/* Refusals that happen before any memory is read. */
+static void refusals(void) {
+    const er_variant *fv[8], *sv[8];
+    size_t nfv = h_variants("dwconv2d_f32", fv, 8), nsv = h_variants("dwconv2d_s8", sv, 8);
+    float f = 0.0f, scale = 1.0f;
+    int8_t b = 0;
+    /* 363 * 363 = 131769 taps > ER_MAX_K_S8: int32 sums could overflow. */
+    er_conv2d_params big = {1, 400, 400, 1, 363, 363, 1, 1, 1, 1, 0, 0, 0, 0, 38, 38, 0};
+    er_conv2d_params ok = {1, 3, 3, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0};
+    er_conv2d_params bad_act = ok, zero_stride = ok, too_big_kernel = ok;
+    bad_act.activation = 3;
+    zero_stride.stride_w = 0;
+    too_big_kernel.kernel_h = 4; /* 4 > 3 rows of input, no padding */
+    er_conv_quant q = {1.0f, &scale, NULL, &f, NULL, 1.0f};
+    er_conv_quant no_scale = q, two_outputs = q;
+    no_scale.w_scale = NULL;
+    two_outputs.y_s8 = &b;
+    for (size_t i = 0; i < nsv; i++) {
+        er_dwconv2d_s8_fn *fn = (er_dwconv2d_s8_fn *)sv[i]->fn;
+        h_check(fn(&big, &b, &b, &q) == ER_ERR_K_TOO_LARGE, "dwconv2d_s8", sv[i]->variant,
+                "kernel_h * kernel_w > ER_MAX_K_S8");
+        h_check(fn(&ok, &b, &b, &no_scale) == ER_ERR_ARGUMENT, "dwconv2d_s8", sv[i]->variant,
+                "NULL w_scale");
+        h_check(fn(&ok, &b, &b, &two_outputs) == ER_ERR_ARGUMENT, "dwconv2d_s8",
+                sv[i]->variant, "both outputs set");
+        h_check(fn(&ok, NULL, &b, &q) == ER_ERR_ARGUMENT, "dwconv2d_s8", sv[i]->variant,
+                "NULL x");
+    }
+    const er_conv2d_params *bad[] = {&bad_act, &zero_stride, &too_big_kernel, NULL};
+    for (size_t i = 0; i < nfv; i++) {
+        er_dwconv2d_f32_fn *fn = (er_dwconv2d_f32_fn *)fv[i]->fn;
+        for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++)
+            h_check(fn(bad[j], &f, &f, NULL, &f) == ER_ERR_ARGUMENT, "dwconv2d_f32",
+                    fv[i]->variant, "bad geometry");
+        h_check(fn(&ok, &f, &f, NULL, NULL) == ER_ERR_ARGUMENT, "dwconv2d_f32",
+                fv[i]->variant, "NULL y");
+    }
+}
+
 void test_dwconv2d(void) {
+    refusals();
     static const size_t channels[] = {1, 3, 4, 8, 16, 17, 32, 33, 48, 96};
     for (size_t a = 0; a < sizeof channels / sizeof channels[0]; a++) {
         size_t C = channels[a];
