@@ -9,9 +9,13 @@
  * float32: two neighbouring output pixels with the same window share each
  * weight load, and 32 channels per step give 8 independent add chains -- a
  * single pixel's 4 chains leave the adder waiting on its own latency.
- * int8: 16 channels of two pixels per step, sign-extended to int16; a product
- * of two values in [-127, 127] fits int16 and so does the sum of two
- * (32258 < 32767), so two taps are added in int16 before each widening to int32.
+ * int8: 16 channels of two pixels per step, sign-extended to int16; the int16
+ * values of two taps are interleaved so that vpmaddwd multiplies and adds
+ * both into int32 at once (measured ~5% ahead of multiplying in int16 and
+ * widening the sums).
+ * Every entry point works on local copies of *p and *q: -fno-strict-aliasing
+ * (and int8 stores in any case) lets each output store alias them, and the
+ * reloads after every store cost ~20% of the int8 kernel.
  * Both epilogues are the scalar one of dwconv2d.h lane by lane (same float ops
  * in the same order, NaN handled the same way), so the bits match; the channel
  * tail (C % 8 or C % 16) goes to the scalar helpers.
@@ -94,6 +98,9 @@ er_status er_dwconv2d_f32__avx2(const er_conv2d_params *p, const float *x, const
     er_status st = er_conv2d_check(p);
     if (st != ER_OK) return st;
     if (!x || !w || !y) return ER_ERR_ARGUMENT;
+    /* Local copies: an output store may alias *p (see the file comment). */
+    const er_conv2d_params params = *p;
+    p = &params;
     const size_t C = p->channels;
     const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
@@ -164,40 +171,46 @@ ER_INLINE void store16_s8(const er_conv_quant *q, int activation, size_t at, siz
 }
 
 /* 16 channels from c of NPIX pixels (1 or 2, stride_w apart, consecutive in
- * y; a constant per instance): the second pixel reuses each widened weight. */
+ * y; a constant per instance): the second pixel reuses each widened weight.
+ * Two taps at a time: their int16 x and w are interleaved (unpack) so that one
+ * vpmaddwd yields x_a*w_a + x_b*w_b per channel in int32 (|sum| <= 32258). */
 ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
                           const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
                           size_t at, size_t c, const int npix) {
     const size_t C = p->channels, next = p->stride_w * C;
-    __m256i acc[2][2], pending[2];
+    __m256i acc[2][2], px[2];
+    __m256i pw = _mm256_setzero_si256();
     for (int i = 0; i < npix; i++)
-        acc[i][0] = acc[i][1] = pending[i] = _mm256_setzero_si256();
+        acc[i][0] = acc[i][1] = px[i] = _mm256_setzero_si256();
     int have_pending = 0;
     for (size_t ky = win->ky0; ky < win->ky1; ky++)
         for (size_t kx = win->kx0; kx < win->kx1; kx++) {
             const int8_t *xp = x_image + er_conv_x_offset(p, win, ky, kx) + c;
             __m256i wv = LOAD16_S8_AS_S16(w + (ky * p->kernel_w + kx) * C + c);
             if (!have_pending) {
-                for (int i = 0; i < npix; i++)
-                    pending[i] = _mm256_mullo_epi16(LOAD16_S8_AS_S16(xp + i * next), wv);
+                for (int i = 0; i < npix; i++) px[i] = LOAD16_S8_AS_S16(xp + i * next);
+                pw = wv;
                 have_pending = 1;
                 continue;
             }
+            __m256i wlo = _mm256_unpacklo_epi16(pw, wv), whi = _mm256_unpackhi_epi16(pw, wv);
             for (int i = 0; i < npix; i++) {
-                /* |sum of two products| <= 32258: exact in int16 */
-                __m256i sum = _mm256_add_epi16(
-                    pending[i], _mm256_mullo_epi16(LOAD16_S8_AS_S16(xp + i * next), wv));
-                acc[i][0] = _mm256_add_epi32(acc[i][0], WIDEN_LOW(sum));
-                acc[i][1] = _mm256_add_epi32(acc[i][1], WIDEN_HIGH(sum));
+                __m256i xv = LOAD16_S8_AS_S16(xp + i * next);
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(px[i], xv), wlo));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(px[i], xv), whi));
             }
             have_pending = 0;
         }
+    const __m256i zero = _mm256_setzero_si256(); /* an odd last tap pairs with 0 */
     for (int i = 0; i < npix; i++) {
         if (have_pending) {
-            acc[i][0] = _mm256_add_epi32(acc[i][0], WIDEN_LOW(pending[i]));
-            acc[i][1] = _mm256_add_epi32(acc[i][1], WIDEN_HIGH(pending[i]));
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(px[i], zero), _mm256_unpacklo_epi16(pw, zero)));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(px[i], zero), _mm256_unpackhi_epi16(pw, zero)));
         }
-        store16_s8(q, p->activation, at + i * C, c, acc[i][0], acc[i][1]);
+        /* unpack works within 128-bit lanes: acc0 = c0-3 | c8-11, acc1 = c4-7 | c12-15 */
+        __m256i a0 = _mm256_permute2x128_si256(acc[i][0], acc[i][1], 0x20);
+        __m256i a1 = _mm256_permute2x128_si256(acc[i][0], acc[i][1], 0x31);
+        store16_s8(q, p->activation, at + i * C, c, a0, a1);
     }
 }
 
@@ -221,6 +234,11 @@ er_status er_dwconv2d_s8__avx2(const er_conv2d_params *p, const int8_t *x, const
                                const er_conv_quant *q) {
     er_status st = er_dwconv2d_s8_check(p, x, w, q);
     if (st != ER_OK) return st;
+    /* Local copies: an output store may alias *p and *q (see the file comment). */
+    const er_conv2d_params params = *p;
+    const er_conv_quant quant = *q;
+    p = &params;
+    q = &quant;
     const size_t C = p->channels;
     const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {

@@ -84,6 +84,9 @@ er_status er_dwconv2d_f32__neon(const er_conv2d_params *p, const float *x, const
     er_status st = er_conv2d_check(p);
     if (st != ER_OK) return st;
     if (!x || !w || !y) return ER_ERR_ARGUMENT;
+    /* A local copy: an output store may alias *p and force reloads. */
+    const er_conv2d_params params = *p;
+    p = &params;
     const size_t C = p->channels;
     const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
@@ -165,6 +168,11 @@ er_status er_dwconv2d_s8__neon(const er_conv2d_params *p, const int8_t *x, const
                                const er_conv_quant *q) {
     er_status st = er_dwconv2d_s8_check(p, x, w, q);
     if (st != ER_OK) return st;
+    /* Local copies: an output store may alias *p and *q and force reloads. */
+    const er_conv2d_params params = *p;
+    const er_conv_quant quant = *q;
+    p = &params;
+    q = &quant;
     const size_t C = p->channels;
     const er_conv_plan plan = er_conv_plan_of(p);
     for (size_t n = 0; n < p->batch; n++) {
