@@ -150,8 +150,6 @@ ER_INLINE __m256i requantize8(__m256 v, float inv_scale) {
     return _mm256_cvtps_epi32(r);
 }
 
-#define WIDEN_LOW(v) _mm256_cvtepi16_epi32(_mm256_castsi256_si128(v))
-#define WIDEN_HIGH(v) _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1))
 
 /* The epilogue of 16 channels from c of one pixel whose element index is at. */
 ER_INLINE void store16_s8(const er_conv_quant *q, int activation, size_t at, size_t c,
