@@ -150,7 +150,6 @@ ER_INLINE __m256i requantize8(__m256 v, float inv_scale) {
     return _mm256_cvtps_epi32(r);
 }
 
-
 /* The epilogue of 16 channels from c of one pixel whose element index is at. */
 ER_INLINE void store16_s8(const er_conv_quant *q, int activation, size_t at, size_t c,
                           __m256i acc0, __m256i acc1) {
