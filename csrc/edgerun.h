@@ -151,6 +151,69 @@ typedef er_status er_huffman_decode_fn(const uint8_t *code_lengths,
                                        const uint8_t *data, size_t n_bytes,
                                        uint8_t *out, size_t n_out);
 
+/* ---- convolution geometry ------------------------------------------------------
+ * Activations are NHWC: x [batch, in_h, in_w, channels], channels innermost, so
+ * the channel vector of one pixel is contiguous (the layout SIMD wants for
+ * depthwise convolution, and the runtime's internal layout for CNNs).
+ * Output position (oy, ox) reads input rows oy*stride_h - pad_top + ky*dilation_h
+ * (ky in [0, kernel_h)) and columns likewise; positions outside the input are
+ * zero padding.  out_h / out_w are given by the caller and must equal
+ *     out_h = (in_h + pad_top + pad_bottom - dilation_h*(kernel_h-1) - 1) / stride_h + 1
+ * (integer division, the dividend >= 0), and out_w likewise; otherwise the kernel
+ * returns ER_ERR_ARGUMENT.  Every size, stride and dilation is >= 1; pads may be
+ * any size (an output whose taps all fall in padding is bias + activation). */
+typedef enum {
+    ER_ACT_NONE = 0,
+    ER_ACT_RELU = 1,   /* v > 0 ? v : 0 (NaN stays NaN) */
+    ER_ACT_RELU6 = 2   /* relu, then v > 6 ? 6 : v */
+} er_activation;
+
+typedef struct {
+    size_t batch, in_h, in_w, channels;
+    size_t kernel_h, kernel_w;
+    size_t stride_h, stride_w;
+    size_t dilation_h, dilation_w;
+    size_t pad_top, pad_left, pad_bottom, pad_right;
+    size_t out_h, out_w;
+    int activation;          /* er_activation, applied after the bias */
+} er_conv2d_params;
+
+/* ---- dwconv2d_f32 ---------------------------------------------------------------
+ * Depthwise 2-D convolution, channel multiplier 1:
+ *     y[n, oy, ox, c] = act(sum_{ky, kx} x[n, iy, ix, c] * w[ky, kx, c] + bias[c])
+ * x float32 [batch, in_h, in_w, C] NHWC; w float32 [kernel_h, kernel_w, C] (HWC:
+ * the C weights of one tap are contiguous); bias float32 [C] or NULL (skipped);
+ * y float32 [batch, out_h, out_w, C], caller-allocated, not aliasing x.
+ * The sum starts at +0.0f and adds the products of the taps in (ky, kx) order,
+ * each a float32 multiply then a float32 add (no FMA), so every variant gives
+ * the same bits, and the bits of numpy adding shifted slices in that order.
+ * Taps in the padding are skipped: with finite weights their product is +-0,
+ * and adding +-0 to a sum that started at +0 never changes its bits.
+ * Cost: batch*out_h*out_w*C*kernel_h*kernel_w multiply-adds. */
+typedef er_status er_dwconv2d_f32_fn(const er_conv2d_params *p, const float *x,
+                                     const float *w, const float *bias, float *y);
+
+/* Quantization parameters and output of an int8 convolution. */
+typedef struct {
+    float x_scale;           /* the one scale of the int8 input tensor */
+    const float *w_scale;    /* [C] per-channel weight scale, never NULL */
+    const float *bias;       /* [C] or NULL */
+    float *y_f32;            /* exactly one of y_f32 / y_s8 is non-NULL */
+    int8_t *y_s8;
+    float out_inv_scale;     /* y_s8 only: 1 / scale of the int8 output */
+} er_conv_quant;
+
+/* ---- dwconv2d_s8 ----------------------------------------------------------------
+ * The same geometry over int8 x and w in [-127, 127]; acc = sum of the taps'
+ * products in int32 (kernel_h*kernel_w <= ER_MAX_K_S8, else ER_ERR_K_TOO_LARGE),
+ * then per output, in float32, in this order (the rules of epilogue.h):
+ *     v = (float)acc;  v *= x_scale;  v *= w_scale[c];  v += bias[c];  v = act(v)
+ * and y_f32 = v, or y_s8 = clamp(round_half_even(v * out_inv_scale), -127, 127)
+ * (NaN -> 0).  y is [batch, out_h, out_w, C] NHWC.  Bit-exact across variants.
+ * Cost: batch*out_h*out_w*C*kernel_h*kernel_w multiply-adds. */
+typedef er_status er_dwconv2d_s8_fn(const er_conv2d_params *p, const int8_t *x,
+                                    const int8_t *w, const er_conv_quant *q);
+
 /* ---- dispatch (dispatch.c) ----------------------------------------------------
  * Every compiled variant of every kernel, from csrc/kernels.inc.  A variant runs
  * only if the CPU has its ISA; er_select picks, per op, the last runnable

@@ -40,6 +40,23 @@ cdef extern from "edgerun.h" nogil:
         int index_bytes
         const void *values
 
+    ctypedef struct er_conv2d_params:
+        size_t batch, in_h, in_w, channels
+        size_t kernel_h, kernel_w
+        size_t stride_h, stride_w
+        size_t dilation_h, dilation_w
+        size_t pad_top, pad_left, pad_bottom, pad_right
+        size_t out_h, out_w
+        int activation
+
+    ctypedef struct er_conv_quant:
+        float x_scale
+        const float *w_scale
+        const float *bias
+        float *y_f32
+        int8_t *y_s8
+        float out_inv_scale
+
     ctypedef struct er_variant:
         const char *op
         const char *variant
@@ -64,6 +81,10 @@ cdef extern from "edgerun.h" nogil:
     ctypedef er_status er_huffman_decode_fn(const uint8_t *code_lengths,
                                             const uint8_t *data, size_t n_bytes,
                                             uint8_t *out, size_t n_out)
+    ctypedef er_status er_dwconv2d_f32_fn(const er_conv2d_params *p, const float *x,
+                                          const float *w, const float *bias, float *y)
+    ctypedef er_status er_dwconv2d_s8_fn(const er_conv2d_params *p, const int8_t *x,
+                                         const int8_t *w, const er_conv_quant *q)
 
     size_t er_spmm_csr_scratch_bytes(size_t m, size_t k)
     size_t er_codebook_f32_scratch_bytes(size_t k)
@@ -205,3 +226,4 @@ include "_spmm.pxi"
 include "_codebook.pxi"
 include "_huffman.pxi"
 include "_spmm_bcsr4.pxi"
+include "_dwconv2d.pxi"

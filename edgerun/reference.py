@@ -286,3 +286,126 @@ def spmm_bcsr4_s8(indptr, indices, values, x, x_scale, w_scale, bias=None, relu=
               vals[blocks].astype(np.int64).ravel())
     acc = (x.astype(np.int64) @ dense.T).astype(np.int32)
     return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
+
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}
+
+
+def _int_tuple(value, length, minimum, what):
+    try:
+        items = tuple(int(v) for v in value)
+    except TypeError:
+        items = ()
+    if len(items) != length or any(v < minimum or v != u for v, u in zip(items, value)):
+        raise ShapeError(f"{what} must be {length} integers >= {minimum}, got {value!r}")
+    return items
+
+
+def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, activation):
+    """Checks a depthwise NHWC convolution; returns ((out_h, out_w), stride,
+    padding, dilation, activation code).  x [n, h, w, C], weight [kh, kw, C]."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"x must be 4-D NHWC [batch, height, width, channels], got shape {tuple(x_shape)}")
+    channels = x_shape[3]
+    if len(w_shape) != 3 or w_shape[2] != channels:
+        raise ShapeError(f"weight must be [kernel_h, kernel_w, {channels}] (HWC, one filter per "
+                         f"channel of x), got shape {tuple(w_shape)}")
+    stride = _int_tuple(stride, 2, 1, "stride (h, w)")
+    padding = _int_tuple(padding, 4, 0, "padding (top, left, bottom, right)")
+    dilation = _int_tuple(dilation, 2, 1, "dilation (h, w)")
+    if activation not in ACTIVATIONS:
+        raise ShapeError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+    out = []
+    for axis, (size, kernel) in enumerate(zip(x_shape[1:3], w_shape[:2])):
+        name = ("height", "width")[axis]
+        if size < 1 or kernel < 1:
+            raise ShapeError(f"x {name} and kernel {name} must be >= 1, got {size} and {kernel}")
+        padded = size + padding[axis] + padding[axis + 2]
+        span = dilation[axis] * (kernel - 1) + 1
+        if padded < span:
+            raise ShapeError(f"the dilated kernel {name} {span} exceeds the padded input {name} {padded}")
+        out.append((padded - span) // stride[axis] + 1)
+    return tuple(out), stride, padding, dilation, ACTIVATIONS[activation]
+
+
+def _channel_vector(v, channels, what):
+    if v is None:
+        return None
+    v = np.asarray(v, dtype=np.float32)
+    if v.shape != (channels,):
+        raise ShapeError(f"{what} must have shape ({channels},), got {v.shape}")
+    return v
+
+
+def _activate(v, code):
+    if code:
+        v = np.where(v > 0, v, np.where(np.isnan(v), v, np.float32(0)))
+    if code == 2:
+        v = np.where(v > 6, np.float32(6), v)
+    return v.astype(np.float32)
+
+
+def _dwconv2d_taps(x, weight, stride, padding, dilation, out_hw, acc_dtype):
+    """sum over taps (kh, kw) in order of shifted, strided slices of the
+    zero-padded x times that tap's channel vector, in acc_dtype."""
+    (sh, sw), (pt, pl, pb, pr), (dh, dw), (oh, ow) = stride, padding, dilation, out_hw
+    xp = np.pad(x.astype(acc_dtype), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    w = weight.astype(acc_dtype)
+    acc = np.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=acc_dtype)
+    for ky in range(weight.shape[0]):
+        for kx in range(weight.shape[1]):
+            window = xp[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh,
+                        kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
+            acc = acc + window * w[ky, kx]
+    return acc
+
+
+def dwconv2d_f32(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                 activation=None, out=None):
+    """Depthwise convolution, NHWC: x float32 [n, h, w, C], weight float32 [kh, kw, C],
+    bias [C]; taps summed in (kh, kw) order from +0, float32 multiply then add."""
+    x, weight = np.asarray(x), np.asarray(weight)
+    if x.dtype != np.float32 or weight.dtype != np.float32:
+        raise ShapeError(f"x and weight must be float32, got {x.dtype} and {weight.dtype}")
+    out_hw, stride, padding, dilation, act = conv2d_geometry(x.shape, weight.shape, stride,
+                                                             padding, dilation, activation)
+    bias = _channel_vector(bias, x.shape[3], "bias")
+    v = _dwconv2d_taps(x, weight, stride, padding, dilation, out_hw, np.float32)
+    if bias is not None:
+        v = v + bias
+    y = _output(out, v.shape, np.float32)
+    y[...] = _activate(v, act)
+    return y
+
+
+def dwconv2d_s8(x, weight, x_scale, w_scale, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
+                dilation=(1, 1), activation=None, out_scale=None, out=None):
+    """Depthwise convolution, NHWC, int8: x int8 [n, h, w, C] with one scale,
+    weight int8 [kh, kw, C] with w_scale [C]; int32 sums, then
+    v = acc * x_scale * w_scale[c] + bias[c], activation -> float32, or int8 by out_scale."""
+    x, weight = np.asarray(x), np.asarray(weight)
+    if x.dtype != np.int8 or weight.dtype != np.int8:
+        raise ShapeError(f"x and weight must be int8, got {x.dtype} and {weight.dtype}")
+    out_hw, stride, padding, dilation, act = conv2d_geometry(x.shape, weight.shape, stride,
+                                                             padding, dilation, activation)
+    if weight.shape[0] * weight.shape[1] > MAX_K_S8:
+        raise ShapeError(f"dwconv2d_s8: kernel_h * kernel_w exceeds {MAX_K_S8}, the int32 accumulator limit")
+    w_scale = _channel_vector(w_scale, x.shape[3], "w_scale")
+    bias = _channel_vector(bias, x.shape[3], "bias")
+    if out_scale is not None and not (out_scale > 0 and np.isfinite(out_scale)):
+        raise ShapeError(f"out_scale must be a positive finite number, got {out_scale}")
+    acc = _dwconv2d_taps(x, weight, stride, padding, dilation, out_hw, np.int32)
+    v = acc.astype(np.float32)
+    v *= np.float32(x_scale)
+    v *= w_scale
+    if bias is not None:
+        v += bias
+    v = _activate(v, act)
+    if out_scale is None:
+        y = _output(out, v.shape, np.float32)
+        y[...] = v
+        return y
+    r = v * (np.float32(1) / np.float32(out_scale))
+    r = np.where(np.isnan(r), np.float32(0), np.clip(r, -127, 127))
+    y = _output(out, v.shape, np.int8)
+    y[...] = np.rint(r).astype(np.int8)
+    return y
