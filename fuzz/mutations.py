@@ -166,7 +166,8 @@ def _set_element(m, s, index, value, fmt):
 
 def csr_index_out_of_range(data, rng):
     """A CSR column index >= cols, a bcsr4 block running past cols (or an indptr
-    that is not monotone or does not end at nnz), CRC fixed: only the invariant checks stand in the way."""
+    that is not monotone or does not end at nnz), CRC fixed: only the invariant
+    checks stand in the way."""
     m = Model(data)
     is_csr = lambda t: t["encoding"] in ("csr", "bcsr4")  # noqa: E731
     choice = rng.random()
