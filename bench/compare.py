@@ -141,6 +141,19 @@ def prune_rows(w, sparsity, rng):
     return indptr, indices, values.reshape(-1)
 
 
+def random_blocks(n, k, sparsity, rng):
+    """An aligned 1x4 block matrix with (1 - sparsity) of the weights kept, the
+    blocks at random aligned positions per row: bcsr4 arrays (indptr u32, u16/u32
+    block columns, int8 values 4 per block)."""
+    groups = k // 4
+    keep = max(1, int(round(groups * (1 - sparsity))))
+    starts = np.sort(np.stack([rng.choice(groups, keep, replace=False) for _ in range(n)]), axis=1)
+    indptr = (np.arange(n + 1) * keep).astype(np.uint32)
+    indices = (4 * starts).reshape(-1).astype(np.uint16 if k <= 65536 else np.uint32)
+    values = rng.integers(-127, 128, 4 * n * keep).astype(np.int8)
+    return indptr, indices, values
+
+
 def run(quick=False, out=print):
     rng = np.random.default_rng(0)
     shapes = SHAPES[:2] if quick else SHAPES
@@ -165,6 +178,7 @@ def run(quick=False, out=print):
             table = np.linspace(-127, 127, 16).round().astype(np.int8)
             csr = prune_rows(w, 0.9, rng)
             csr_s8 = (csr[0], csr[1], np.clip(np.rint(csr[2] / 0.002), -127, 127).astype(np.int8))
+            bcsr4_s8 = random_blocks(n, k, 0.9, rng)
             try:
                 import scipy.sparse as sp
 
@@ -184,6 +198,8 @@ def run(quick=False, out=print):
                 row["er_csr90_s8"] = timeit(
                     lambda: K.spmm_csr_s8(*csr_s8, xq, sx, w_scale), budget)
                 row["er_csr90_f32"] = timeit(lambda: K.spmm_csr_f32(*csr, x), budget)
+                row["er_bcsr4_90_s8"] = timeit(
+                    lambda: K.spmm_bcsr4_s8(*bcsr4_s8, xq, sx, w_scale), budget)
                 if w_sp is not None:
                     x_t = np.ascontiguousarray(x.T)
                     row["scipy_csr90"] = timeit(lambda: w_sp @ x_t, budget)
@@ -255,11 +271,13 @@ def table(rows, cold, ort_version):
             f"| - | - | {r['numpy_fp32'] / r['er_int8']:.2f}x | - | - |")
     lines += [
         "",
-        "Weight sharing (4-bit codebook_s8) and 90 % sparse CSR at the same shapes:",
+        "Weight sharing (4-bit codebook_s8), 90 % sparse CSR and 90 % sparse 1x4 blocks "
+        "(bcsr4, random aligned blocks, u16 indices) at the same shapes:",
         "",
         "| M x K x N | codebook4 s8 | gemm_s8 | codebook4 vs gemm_s8 | csr90 s8 | csr90 f32 "
-        "| scipy csr90 f32 | csr90 s8 vs ort dyn-int8 | csr90 s8 vs scipy | csr90 f32 vs scipy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scipy csr90 f32 | csr90 s8 vs ort dyn-int8 | csr90 s8 vs scipy | csr90 f32 vs scipy "
+        "| bcsr4 90 s8 | bcsr4 90 s8 vs ort dyn-int8 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         sp, dyn = r.get("scipy_csr90"), r.get("ort_dynamic_int8")
@@ -269,7 +287,9 @@ def table(rows, cold, ort_version):
             f"| {us(r['er_csr90_f32'])} | {us(sp) if sp else '-'} "
             f"| {(dyn / r['er_csr90_s8']) if dyn else float('nan'):.2f}x "
             f"| {(sp / r['er_csr90_s8']) if sp else float('nan'):.2f}x "
-            f"| {(sp / r['er_csr90_f32']) if sp else float('nan'):.2f}x |")
+            f"| {(sp / r['er_csr90_f32']) if sp else float('nan'):.2f}x "
+            f"| {us(r['er_bcsr4_90_s8'])} "
+            f"| {(dyn / r['er_bcsr4_90_s8']) if dyn else float('nan'):.2f}x |")
     if cold:
         lines += [
             "",

@@ -36,7 +36,7 @@ def cmd_compress(args):
         calibration = np.load(args.calib, allow_pickle=False).astype(np.float32)
     model = edgerun.compress(graph, prune=_layer_dict(args.prune, float), quantize=args.quantize,
                              share_bits=_layer_dict(args.share_bits, _bits), huffman=args.huffman,
-                             calibration=calibration)
+                             calibration=calibration, prune_block=_layer_dict(args.prune_block, _bits))
     model.save(args.output)
     print(model.report())
     print(f"wrote {args.output} ({os.path.getsize(args.output)} bytes)")
@@ -103,6 +103,8 @@ def parser():
     comp.add_argument("input", help="model.onnx")
     comp.add_argument("-o", "--output", required=True, help="output .edgerun file")
     comp.add_argument("--prune", help="target sparsity, e.g. 0.9, or per layer: fc1=0.5,fc2=0.9")
+    comp.add_argument("--prune-block", help="1 (unstructured) or 4 (1x4 blocks, stored as bcsr4), "
+                                            "or per layer: fc1=4,fc2=1")
     comp.add_argument("--quantize", choices=["fp16", "int8", "int8-static"])
     comp.add_argument("--share-bits", help="weight-sharing bits 1..8, or per layer: fc1=4,fc2=5")
     comp.add_argument("--huffman", action="store_true", help="Huffman-code index streams")

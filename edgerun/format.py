@@ -51,7 +51,8 @@ CENTROID_DTYPES = ("float32", "float16", "int8")
 VALUE_INFO_DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "float64")
 
 # Which stream may carry which transform (docs/FORMAT.md, "Transforms").
-TRANSFORMS = {("csr", "indptr"): ("delta",), ("csr", "indices"): ("delta-rows", "delta-rows-u8")}
+TRANSFORMS = {("csr", "indptr"): ("delta",), ("csr", "indices"): ("delta-rows", "delta-rows-u8"),
+              ("bcsr4", "indptr"): ("delta",), ("bcsr4", "indices"): ("delta-rows", "delta-rows-u8")}
 # transforms whose stored elements are one byte, whatever the stream's dtype
 NARROWING = {"delta-rows-u8"}
 # Integer streams worth Huffman coding when Tensor.huffman is set.
@@ -159,7 +160,7 @@ def _check_streams(where, shape, encoding, bits, declared):
         centroids()
         need("codes")
         expected["codes"] = (("uint8",), (rows, row_bytes(cols, bits)))
-    else:  # csr
+    else:  # csr, bcsr4: the same streams; bcsr4 counts blocks and stores 4 values each
         rows, cols = shape
         need("indptr")
         index_dtype = need("indices")
@@ -171,7 +172,11 @@ def _check_streams(where, shape, encoding, bits, declared):
         if index_dtype == "uint16" and cols > 65536:
             _fail(where, f"stream 'indices' is uint16 but cols = {cols} > 65536 needs uint32")
         expected["indices"] = (("uint16", "uint32"), (nnz,))
-        if "codes" in declared:
+        if encoding == "bcsr4":
+            expected["values"] = (VALUE_DTYPES, (4 * nnz,))
+            if need("values") == "int8":
+                expected["scale"] = (("float32",), (rows,))
+        elif "codes" in declared:
             centroids()
             expected["codes"] = (("uint8",), (nnz,))
         else:
@@ -201,6 +206,24 @@ def _check_indptr(where, indptr, nnz):
         _fail(f"{where} stream 'indptr'", f"ends at {int(indptr[-1])}, expected nnz = {nnz}")
 
 
+def _check_blocks_disjoint(where, indices, indptr):
+    """Within a row, each block starts at least 4 columns after the previous one:
+    sorted, no two blocks share a weight (to_dense and the kernels agree)."""
+    if indices.size < 2:
+        return
+    step = np.diff(indices.astype(np.int64))
+    same_row = np.ones(indices.size - 1, dtype=bool)
+    counts = np.diff(indptr.astype(np.int64))
+    starts = indptr[:-1][counts > 0].astype(np.int64)
+    same_row[starts[starts > 0] - 1] = False  # step into the first block of a row
+    bad = same_row & (step < 4)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0]) + 1
+        _fail(f"{where} stream 'indices'", f"block {b} starts at column {int(indices[b])}, less than 4 "
+                                           f"after the previous block of its row ({int(indices[b - 1])}); "
+                                           "a row's blocks must be sorted and must not overlap")
+
+
 def _check_no_minus_128(where, name, array):
     if array.size and int(array.min()) == -128:
         _fail(f"{where} stream {name!r}", "int8 values must be in [-127, 127], found -128")
@@ -221,6 +244,13 @@ def _check_content(where, shape, encoding, bits, a):
             _fail(f"{where} stream 'indices'", f"index {int(a['indices'].max())} >= cols = {cols}")
         if "codes" in a and a["codes"].size and int(a["codes"].max()) >= 1 << bits:
             _fail(f"{where} stream 'codes'", f"code {int(a['codes'].max())} >= 2**bits = {1 << bits}")
+    if encoding == "bcsr4":
+        rows, cols = shape
+        _check_indptr(where, a["indptr"], a["indices"].shape[0])
+        if a["indices"].size and int(a["indices"].max()) + 4 > cols:
+            _fail(f"{where} stream 'indices'", f"block at column {int(a['indices'].max())} runs past "
+                                               f"cols = {cols} (a block covers index .. index + 3)")
+        _check_blocks_disjoint(where, a["indices"], a["indptr"])
     if encoding == "codebook":
         rows, cols = shape
         width = row_bytes(cols, bits)

@@ -23,6 +23,11 @@ Tensor encodings (the arrays each one holds, all numpy, little-endian):
               values f32 | f16 | i8 [nnz] (i8 adds scale f32 [rows]), or, when the
               nonzeros are weight-shared, codes u8 [nnz] < 2**bits with
               centroids f32 | f16 [2**bits] (or i8 centroids with scale f32 [1])
+    bcsr4     2-D [rows, cols] in 1x4 blocks (4 consecutive columns of one output
+              row): indptr u32 [rows+1] counting BLOCKS, indices u16 (cols <= 65536)
+              | u32 [nblocks] = first column of each block (index + 4 <= cols;
+              a row's blocks sorted and not overlapping), values f32 | f16 | i8
+              [nblocks*4], 4 per block contiguous (i8 adds scale f32 [rows])
     codebook  2-D [rows, cols]: codes u8 [rows, ceil(cols*bits/8)] packed b-bit
               indices (edgerun.packing.pack_bits), centroids f32 | f16 [2**bits],
               or i8 [2**bits] with scale f32 [1]
@@ -36,7 +41,7 @@ import numpy as np
 
 from edgerun.errors import EdgerunError, ShapeError
 
-ENCODINGS = ("dense", "csr", "codebook")
+ENCODINGS = ("dense", "csr", "bcsr4", "codebook")
 OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape")
 
 
@@ -115,6 +120,16 @@ class Tensor:
                 if "scale" in a:
                     values = values * a["scale"][row_of]
             dense[row_of, a["indices"].astype(np.int64)] = values
+            return dense
+        if self.encoding == "bcsr4":
+            dense = np.zeros((rows, cols), dtype=np.float32)
+            counts = np.diff(a["indptr"].astype(np.int64))
+            row_of = np.repeat(np.arange(rows), counts)
+            values = a["values"].astype(np.float32).reshape(-1, 4)
+            if "scale" in a:
+                values = values * a["scale"][row_of][:, None]
+            columns = a["indices"].astype(np.int64)[:, None] + np.arange(4)
+            dense[row_of[:, None], columns] = values
             return dense
         raise EdgerunError(f"tensor {self.name!r}: unknown encoding {self.encoding!r}")
 

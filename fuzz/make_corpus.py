@@ -4,7 +4,8 @@
 
 Every encoding the format knows (docs/FORMAT.md section 3) is here, with and
 without Huffman: dense f32/f16/i8, CSR f32/f16/i8 values with u16 and u32
-indices, CSR with codes (float and int8 centroids), codebook 1..8 bits.  The
+indices, CSR with codes (float and int8 centroids), bcsr4 (1x4 blocks) f32/f16/i8
+values with u16 and u32 indices, codebook 1..8 bits.  The
 models are tiny (a few hundred bytes) so that a mutation engine spends its time
 on the header and on stream boundaries, not on bulk weights.  The same builders
 serve tests/test_fuzz.py, so CI mutates exactly what the fuzzer starts from.
@@ -41,6 +42,25 @@ def _csr_structure(rng, rows, cols, skew):
         mask[1] = False
     indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.uint32)
     return indptr, np.nonzero(mask)[1], int(mask.sum())
+
+
+def _bcsr4_structure(rng, rows, cols, skew):
+    """Sorted, disjoint 1x4 blocks per row, not all aligned, one block ending at
+    cols; an empty row.  skew: most blocks 4 apart (delta-rows pays off)."""
+    indptr, indices = [0], []
+    for r in range(rows):
+        column, starts = 0, []
+        while r != 1 and column + 4 <= cols:
+            if skew or rng.random() < 0.5:
+                starts.append(column)
+                column += 4 if skew and rng.random() < 0.8 else 4 + int(rng.integers(0, 3))
+            else:
+                column += 1
+        if r == 0 and cols >= 4:
+            starts = [c for c in starts if c + 4 <= cols - 4] + [cols - 4]  # the last column
+        indices += starts
+        indptr.append(indptr[-1] + len(starts))
+    return np.array(indptr, np.uint32), np.array(indices, np.int64), len(indices)
 
 
 def _centroids(rng, bits, dtype):
@@ -85,6 +105,18 @@ def weight(kind, huffman, seed=0):
         else:
             arrays["values"] = rng.standard_normal(nnz).astype(parts[1])
         return Tensor("w", (rows, cols), "csr", arrays, bits=bits, huffman=huffman)
+    if parts[0] == "bcsr4":
+        indptr, indices, nblocks = _bcsr4_structure(rng, rows, cols, huffman)
+        arrays = {"indptr": indptr, "indices": indices.astype(parts[2])}
+        if parts[1] == "int8":
+            values = rng.integers(-127, 128, 4 * nblocks)
+            if huffman:
+                values[rng.random(4 * nblocks) < 0.8] = 0
+            arrays["values"] = values.astype(np.int8)
+            arrays["scale"] = (rng.random(rows) * 0.02 + 0.001).astype(np.float32)
+        else:
+            arrays["values"] = rng.standard_normal(4 * nblocks).astype(parts[1])
+        return Tensor("w", (rows, cols), "bcsr4", arrays, huffman=huffman)
     bits = int(parts[1])
     codes = rng.integers(0, 1 << bits, (rows, cols))
     if huffman:
@@ -98,7 +130,9 @@ ENCODINGS = (["dense-float32", "dense-float16", "dense-int8"]
              + [f"csr-{v}-{i}" for v in ("float32", "float16", "int8") for i in ("uint16", "uint32")]
              + ["csr-codes-uint16-float32", "csr-codes-uint32-int8"]
              + [f"codebook-{b}-float32" for b in range(1, 9)]
-             + [f"codebook-{b}-int8" for b in (2, 4, 6, 8)])
+             + [f"codebook-{b}-int8" for b in (2, 4, 6, 8)]
+             + ["bcsr4-float32-uint16", "bcsr4-float16-uint32", "bcsr4-int8-uint16",
+                "bcsr4-int8-uint32"])
 
 
 def models():

@@ -165,10 +165,11 @@ def _set_element(m, s, index, value, fmt):
 
 
 def csr_index_out_of_range(data, rng):
-    """A CSR column index >= cols (or an indptr that is not monotone or does
-    not end at nnz), CRC fixed: only the invariant checks stand in the way."""
+    """A CSR column index >= cols, a bcsr4 block running past cols (or an indptr
+    that is not monotone or does not end at nnz), CRC fixed: only the invariant
+    checks stand in the way."""
     m = Model(data)
-    is_csr = lambda t: t["encoding"] == "csr"  # noqa: E731
+    is_csr = lambda t: t["encoding"] in ("csr", "bcsr4")  # noqa: E731
     choice = rng.random()
     if choice < 0.5 and (hit := _plain(m, rng, is_csr, "indices")) and hit[1]["shape"][0]:
         t, s = hit
@@ -176,6 +177,8 @@ def csr_index_out_of_range(data, rng):
         fmt = "H" if s["dtype"] == "uint16" else "I"
         top = 0xFFFF if fmt == "H" else 0xFFFFFFFF
         value = rng.choice([cols, cols + 1, top])
+        if t["encoding"] == "bcsr4":  # a block must end by cols: index + 4 <= cols
+            value = rng.choice([cols - 3, cols - 1, cols, top])
         if value <= top:
             _set_element(m, s, rng.randrange(s["shape"][0]), value, fmt)
     elif (hit := _plain(m, rng, is_csr, "indptr")):

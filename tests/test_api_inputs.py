@@ -270,6 +270,24 @@ def test_int8_csr_row_longer_than_the_accumulator_is_refused(tmp_path):
         edgerun.load(path)
 
 
+@pytest.mark.parametrize("blocks, ok", [(reference.MAX_K_S8 // 4, True), (reference.MAX_K_S8 // 4 + 1, False)])
+def test_int8_bcsr4_row_longer_than_the_accumulator_is_refused(blocks, ok):
+    """For bcsr4 the sum runs over 4 products per block of a row."""
+    cols = 4 * blocks
+    arrays = {"indptr": np.array([0, blocks], np.uint32),
+              "indices": np.arange(0, cols, 4, dtype=np.uint32),
+              "values": np.full(cols, 127, np.int8), "scale": np.ones(1, np.float32)}
+    weight = Tensor("w", (1, cols), "bcsr4", arrays)
+    if ok:
+        session = Session(one_layer(weight))
+        assert session.layers == [("wide", "spmm_bcsr4_s8")]
+        y = session.run(np.ones((1, cols), np.float32))  # the worst case int32 sum, exact
+        assert y[0, 0] == pytest.approx(127.0 * cols, rel=1e-6)
+    else:
+        with pytest.raises(edgerun.ShapeError, match=rf"layer 'wide'.*spmm_bcsr4_s8.*{cols}"):
+            Session(one_layer(weight))
+
+
 def test_float_layers_have_no_k_limit():
     weight = Tensor("w", (1, K_BIG), "dense", {"values": np.ones((1, K_BIG), np.float16)})
     y = Session(one_layer(weight)).run(np.ones((1, K_BIG), np.float32))

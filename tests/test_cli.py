@@ -67,3 +67,15 @@ def test_module_entry_point_reports_its_version():
     result = subprocess.run([sys.executable, "-m", "edgerun.cli", "--version"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.startswith("edgerun ")
+
+
+def test_compress_with_block_pruning(mlp_onnx, tmp_path, capsys):
+    path, x, expected = mlp_onnx
+    out = tmp_path / "blocks.edgerun"
+    assert main(["compress", str(path), "-o", str(out), "--quantize", "int8", "--prune", "0.5",
+                 "--prune-block", "4"]) == 0
+    assert "bcsr4 int8" in capsys.readouterr().out
+    assert main(["inspect", str(out)]) == 0
+    assert "spmm_bcsr4_s8" in capsys.readouterr().out
+    assert main(["compress", str(path), "-o", str(out), "--prune", "0.5", "--prune-block", "3"]) == 2
+    assert "prune_block" in capsys.readouterr().err

@@ -89,8 +89,10 @@ def test_seed_corpus_covers_every_encoding(seeds, tmp_path):
             assert ("csr", dtype, index, None) in kinds
     assert ("csr", None, "uint16", 3) in kinds and ("csr", None, "uint32", 3) in kinds
     assert {k[3] for k in kinds if k[0] == "codebook"} == set(range(1, 9))
+    for dtype, index in (("float32", "uint16"), ("float16", "uint32"), ("int8", "uint16"), ("int8", "uint32")):
+        assert ("bcsr4", dtype, index, None) in kinds
     assert {("dense", "values"), ("csr", "indices"), ("csr", "codes"),
-            ("codebook", "codes")} <= huffman_streams
+            ("codebook", "codes"), ("bcsr4", "indices"), ("bcsr4", "values")} <= huffman_streams
 
 
 @pytest.mark.parametrize("mutation", sorted(mutations.MUTATIONS))

@@ -50,6 +50,18 @@ def to_csr(w, rng, keep=0.3, index_dtype=np.uint16):
     return indptr, cols.astype(index_dtype), w[rows, cols]
 
 
+def to_bcsr4(w, rng, keep=0.3):
+    """Aligned 1x4 blocks (columns 4g .. 4g+3) kept at random; row 0 empty.
+    Columns past the last whole group (cols % 4) stay zero."""
+    rows, cols = w.shape
+    groups = rng.random((rows, cols // 4)) < keep
+    groups[0] = False
+    block_rows, g = np.nonzero(groups)
+    indptr = np.concatenate([[0], np.cumsum(groups.sum(axis=1))]).astype(np.uint32)
+    columns = 4 * g[:, None] + np.arange(4)
+    return indptr, (4 * g).astype(np.uint16), w[block_rows[:, None], columns].reshape(-1)
+
+
 def encode(tensor, how, rng):
     """Re-encode a float weight tensor the way the compressor would."""
     w = tensor.to_dense()
@@ -79,6 +91,17 @@ def encode(tensor, how, rng):
         else:
             arrays["values"] = values.astype(np.float32)
         return Tensor(name, w.shape, "csr", arrays, bits=4 if "codes" in how else None)
+    if how.startswith("bcsr4"):
+        indptr, indices, values = to_bcsr4(w, rng)
+        arrays = {"indptr": indptr, "indices": indices}
+        if "i8" in how:
+            scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+            row_of = np.repeat(np.repeat(np.arange(rows), np.diff(indptr.astype(np.int64))), 4)
+            arrays["values"] = np.rint(values / scale[row_of]).clip(-127, 127).astype(np.int8)
+            arrays["scale"] = scale
+        else:
+            arrays["values"] = values.astype(np.float16 if "f16" in how else np.float32)
+        return Tensor(name, w.shape, "bcsr4", arrays)
     if how.startswith("codebook"):
         bits = int(how.split("-")[1])
         codes = rng.integers(0, 1 << bits, w.shape).astype(np.uint8)
@@ -96,6 +119,7 @@ ENCODINGS = {
     "dense-f32": "blas", "dense-f16": "blas", "dense-i8": "gemm_s8",
     "csr-f32": "spmm_csr_f32", "csr-f32-u32": "spmm_csr_f32", "csr-i8": "spmm_csr_s8",
     "csr-codes-f32": "spmm_csr_f32", "csr-codes-s8": "spmm_csr_s8",
+    "bcsr4-f32": "spmm_bcsr4_f32", "bcsr4-f16": "spmm_bcsr4_f32", "bcsr4-i8": "spmm_bcsr4_s8",
     "codebook-3-f32": "codebook_f32", "codebook-4-s8": "codebook_s8",
     "codebook-2-s8": "codebook_s8", "codebook-6-s8": "gemm_s8",
 }
@@ -119,7 +143,8 @@ def test_each_encoding_runs_its_kernel_and_matches_float(how, batch, rng):
     y = session.run(x)
     expected = float_forward(graph, x)
     assert y.shape == (batch, 19) and y.dtype == np.float32
-    tolerance = 1e-4 if ENCODINGS[how] in ("blas", "spmm_csr_f32", "codebook_f32") else 0.05
+    tolerance = 1e-4 if ENCODINGS[how] in ("blas", "spmm_csr_f32", "spmm_bcsr4_f32",
+                                           "codebook_f32") else 0.05
     assert np.abs(y - expected).max() <= tolerance * (1 + np.abs(expected).max())
 
 
@@ -164,7 +189,8 @@ def test_empty_batch(rng):
     assert y.shape == (0, 19)
 
 
-@pytest.mark.parametrize("how", ["dense-i8", "csr-i8", "codebook-4-s8", "codebook-3-f32"])
+@pytest.mark.parametrize("how", ["dense-i8", "csr-i8", "bcsr4-i8", "bcsr4-f32", "codebook-4-s8",
+                                 "codebook-3-f32"])
 def test_threads_inside_and_across_sessions_are_bit_identical(how, rng):
     graph = mlp(rng, sizes=(64, 300, 100))
     for node, tensor in list(graph.weights()):

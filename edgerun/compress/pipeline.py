@@ -40,6 +40,15 @@ error: gradual pruning (10 steps vs 1: half the error), error feedback (vs
 fitting on float inputs), the ReLU-aware fit, the GPTQ-style assignment
 (share_bits=2: -20% error; prune 0.5 + 3 bits: -40%).
 
+prune_block=4 prunes in aligned groups of 4 consecutive input columns of one
+output row (columns 4g .. 4g+3), scored by the group's L2 norm, or with
+calibration by the sum of its Wanda scores |w|*||x||; a group is kept or
+pruned whole, and the refits run unchanged on that mask.  Such a layer is
+stored as "bcsr4" (1x4 blocks, the spmm_bcsr4 kernels: one index per 4
+weights) unless dense is smaller; with share_bits it keeps the csr-with-codes
+path.  A layer whose input count is not a multiple of 4 falls back to
+unstructured pruning, with a note in the report.
+
 quantize="int8-static" stores each Linear's calibrated input scale in the node's
 attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
 a runtime that does not use static scales quantizes activations per row at run time.
@@ -61,6 +70,7 @@ from edgerun.compress.share import kmeans_1d
 from edgerun.packing import pack_bits
 
 QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
+PRUNE_BLOCKS = (1, 4)   # 1: unstructured; 4: 1x4 blocks along the input columns
 # Knobs of the method (module constants so that experiments can switch them; see above).
 ERROR_FEEDBACK = True   # fit each layer on the compressed model's inputs, not the float ones
 PRUNE_STEPS = 10        # gradual pruning steps when refitting
@@ -145,6 +155,20 @@ def _bits_plan(share_bits, names):
     return plan
 
 
+def _block_plan(prune_block, names):
+    """{layer: 1 | 4}; None means 1 (unstructured)."""
+    plan = _per_layer("prune_block", prune_block, names)
+    for n, block in plan.items():
+        if block is None:
+            plan[n] = 1
+            continue
+        if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block not in PRUNE_BLOCKS:
+            raise OptionError(f"prune_block for layer {n!r} must be one of {PRUNE_BLOCKS} "
+                              f"(or None), got {block!r}")
+        plan[n] = int(block)
+    return plan
+
+
 def _calibration_feeds(graph, calibration):
     if calibration is None:
         return None
@@ -208,8 +232,10 @@ def _relu_successor(graph, node):
     return successor
 
 
-def _remove_dead_neurons(work, feeds, layers, prune_plan):
-    """Drop ReLU neurons that never activate on the calibration inputs: {layer: removed}."""
+def _remove_dead_neurons(work, feeds, layers, prune_plan, block_plan=None):
+    """Drop ReLU neurons that never activate on the calibration inputs: {layer: removed}.
+    When the next layer prunes in 1x4 blocks, as many are dropped as leave it a
+    multiple of 4 inputs (the others stay: their output is 0 on the calibration data)."""
     candidates = {}
     for node in layers:
         successor = _relu_successor(work, node)
@@ -228,6 +254,11 @@ def _remove_dead_neurons(work, feeds, layers, prune_plan):
         dead = pruning.dead_neurons(pre)
         if dead.all():
             dead[int(np.argmax(pre.max(axis=0)))] = False  # keep a layer of width >= 1
+        if block_plan and block_plan.get(successor.name) == 4:
+            surplus = (dead.size - int(dead.sum())) % 4  # kept neurons past a multiple of 4
+            if surplus and int(dead.sum()) >= 4 - surplus:
+                revive = 4 - surplus  # keep the dead neurons closest to activating
+                dead[np.flatnonzero(dead)[np.argsort(-pre.max(axis=0)[dead], kind="stable")[:revive]]] = False
         if not dead.any():
             continue
         keep = ~dead
@@ -249,6 +280,19 @@ def _index_dtype(cols):
 
 def _indptr(mask):
     return np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.uint32)
+
+
+def _bcsr4_tensor(name, weight, mask, mode):
+    """mask kept or pruned in whole aligned groups of 4 columns (cols % 4 == 0)."""
+    rows, cols = weight.shape
+    values, scale = _values(weight, mode, name)
+    blocks = mask.reshape(rows, cols // 4, 4).any(axis=2)
+    block_rows, groups = np.nonzero(blocks)  # row-major: sorted, disjoint within a row
+    arrays = {"indptr": _indptr(blocks), "indices": (4 * groups).astype(_index_dtype(cols)),
+              "values": np.ascontiguousarray(values.reshape(rows, cols // 4, 4)[blocks].reshape(-1))}
+    if scale is not None:
+        arrays["scale"] = scale.astype(np.float32)
+    return Tensor(name, (rows, cols), "bcsr4", arrays)
 
 
 def _csr_structure(mask):
@@ -349,9 +393,31 @@ def _share(name, weight, bias, mask, bits, mode, x, target, use_refit, has_bias,
     return tensor, bias
 
 
+def _block_scores(weight, x):
+    """[rows, cols // 4]: each aligned group's L2 norm, or with calibration inputs
+    the sum of its Wanda scores |w| * ||x_j||."""
+    rows, cols = weight.shape
+    if x is None:
+        w = np.asarray(weight, dtype=np.float64).reshape(rows, cols // 4, 4)
+        return np.sqrt((w ** 2).sum(axis=2))
+    return pruning.scores(weight, x).reshape(rows, cols // 4, 4).sum(axis=2)
+
+
+def _prune_mask(weight, x, mask, count, block):
+    """The mask that prunes `count` weights (rounded to whole groups for block 4)."""
+    if block == 1:
+        score = np.where(mask, pruning.scores(weight, x), -1.0)  # once pruned, stays pruned
+        return pruning.mask_by_count(score, count)
+    groups = mask.reshape(mask.shape[0], -1, 4).any(axis=2)
+    score = np.where(groups, _block_scores(weight, x), -1.0)
+    kept = pruning.mask_by_count(score, int(round(count / 4)))
+    return np.repeat(kept, 4, axis=1)
+
+
 def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, pruned_count,
-                    relu=False, huffman=False):
-    """-> (weight Tensor, float32 bias, effective dense weight)."""
+                    relu=False, huffman=False, block=1):
+    """-> (weight Tensor, float32 bias, effective dense weight).  block: 1 or 4 (the
+    caller has checked that cols % 4 == 0 for 4)."""
     rows, cols = weight.shape
     has_bias = bias is not None
     bias = np.zeros(rows, np.float32) if bias is None else bias
@@ -372,9 +438,10 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
     for step, count in enumerate(schedule):
         if count is None:
             mask = pruning.mask_by_threshold(weight, sparsity["threshold"])
+            if block == 4:  # a group stays when any of its weights passes the threshold
+                mask = np.repeat(mask.reshape(rows, -1, 4).any(axis=2), 4, axis=1)
         else:
-            score = np.where(mask, pruning.scores(weight, x), -1.0)  # once pruned, stays pruned
-            mask = pruning.mask_by_count(score, count)
+            mask = _prune_mask(weight, x, mask, count, block)
         weight = np.where(mask, weight, np.float32(0))
         if use_refit and not mask.all():
             relu_fit = relu and step >= len(schedule) - RELU_STEPS
@@ -391,7 +458,9 @@ def _compress_layer(name, weight, bias, sparsity, bits, mode, x, target, refit, 
         tensor, bias = min(options, key=lambda option: stored_bytes(option[0]))
     else:
         candidates = [_dense_tensor(name, weight, mode)]
-        if pruned:
+        if pruned and block == 4:
+            candidates.append(_bcsr4_tensor(name, weight, mask, mode))
+        elif pruned:
             candidates.append(_csr_tensor(name, weight, mask, mode))
         for candidate in candidates:
             candidate.huffman = huffman
@@ -414,7 +483,7 @@ def _feeds_relu(graph, node):
 # -- the pipeline ------------------------------------------------------------------------------
 
 def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, calibration=None,
-             prune_scope="layer", refit=True, seed=0):
+             prune_scope="layer", refit=True, seed=0, prune_block=None):
     """Compress every Linear layer of graph; see the module doc for the order of work.
 
     prune: None | 0 <= s < 1 | {"threshold": t} | {layer: s or {"threshold": t}}
@@ -423,10 +492,12 @@ def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, c
     calibration: float32 model inputs (or {input name: array}): Wanda scores, dead-neuron
     removal, least-squares refits (refit=True), static scales and the report's errors.
     prune_scope: "layer" (each layer reaches its sparsity) or "global" (one ranking).
+    prune_block: None | 1 | 4 (or {layer: 1, 4 or None}): 4 prunes aligned groups of 4
+    input columns per output row and stores the layer as bcsr4 (see the module doc).
     """
     with _one_blas_thread():
         return _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope,
-                         refit, seed)
+                         refit, seed, prune_block)
 
 
 def _one_blas_thread():
@@ -440,10 +511,12 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope, refit, seed):
+def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope, refit, seed,
+              prune_block=None):
     layers = [node for node in graph.nodes if node.op == "Linear"]
     names = [node.name for node in layers]
     prune_plan = _prune_plan(prune, names)
+    block_plan = _block_plan(prune_block, names)
     quantize_plan = _quantize_plan(quantize, names)
     bits_plan = _bits_plan(share_bits, names)
     if prune_scope not in ("layer", "global"):
@@ -466,7 +539,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
                      for n in layers}
     removed = {}
     if feeds is not None:
-        removed = _remove_dead_neurons(work, feeds, layers, prune_plan)
+        removed = _remove_dead_neurons(work, feeds, layers, prune_plan, block_plan)
 
     reference = evaluate(work, feeds, capture=set(names)) if feeds is not None else {}
     weights = {n.name: work.tensors[n.inputs[1]].to_dense() for n in layers}
@@ -489,13 +562,18 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         n = node.name
         mode = quantize_plan[n]
         relu = _feeds_relu(work, node)
+        block, note = block_plan[n], None
+        if block == 4 and weights[n].shape[1] % 4:
+            block = 1
+            note = (f"prune_block=4 needs a multiple of 4 inputs, this layer has "
+                    f"{weights[n].shape[1]}: pruned unstructured")
         x = None
         if feeds is not None:
             x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
             x, targets.get(n), refit, counts.get(n, 0), relu=relu,
-            huffman=huffman)
+            huffman=huffman, block=block)
         tensor.huffman = huffman
         work.tensors[node.inputs[1]] = tensor
         bias_tensor = None
@@ -522,12 +600,14 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             "removed_neurons": removed.get(n, 0), "encoding": _describe(tensor),
             "sparsity": float((effective == 0).mean()) if effective.size else 0.0,
             "bits_per_weight": 8.0 * weight_bytes / max(before_shape[0] * before_shape[1], 1),
-            "bytes_before": before, "bytes_after": after, "error": error,
+            "bytes_before": before, "bytes_after": after, "error": error, "note": note,
         })
 
     settings = {"prune": prune, "quantize": quantize, "share_bits": share_bits,
                 "huffman": huffman, "prune_scope": prune_scope,
                 "calibration": feeds is not None, "refit": refit}
+    if prune_block is not None:
+        settings["prune_block"] = prune_block
     work.metadata = dict(work.metadata)
     work.metadata["compression"] = {k: (v if not isinstance(v, dict) else dict(v))
                                     for k, v in settings.items()}

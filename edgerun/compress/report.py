@@ -65,9 +65,9 @@ def _stream_bytes(tensor, name, array, huffman):
     if not huffman or name not in HUFFMAN_STREAMS or array.dtype.kind not in "iu" or not array.size:
         return size
     candidates = [array]
-    if tensor.encoding == "csr" and name == "indptr":
+    if tensor.encoding in ("csr", "bcsr4") and name == "indptr":
         candidates = [np.diff(array.astype(np.int64), prepend=0).astype(array.dtype)]
-    elif tensor.encoding == "csr" and name == "indices":
+    elif tensor.encoding in ("csr", "bcsr4") and name == "indices":
         deltas = _row_deltas(array, tensor.arrays["indptr"])
         candidates.append(deltas)
         if array.itemsize > 1 and int(deltas.max()) < 256:
@@ -83,7 +83,8 @@ def stored_bytes(tensor, huffman=None):
 
 class Report:
     """rows: one dict per Linear layer (layer, shape, original_shape, removed_neurons,
-    encoding, sparsity, bits_per_weight, bytes_before, bytes_after, error); ratio:
+    encoding, sparsity, bits_per_weight, bytes_before, bytes_after, error, and
+    note: None or a remark such as a prune_block fallback); ratio:
     total bytes before / after; error: relative L2 error of the model outputs on the
     calibration data (or None).
 
@@ -122,6 +123,9 @@ class Report:
         lines.insert(1, "-" * len(lines[0]))
         lines.insert(len(lines) - 1, "-" * len(lines[0]))
         settings = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
+        for r in self.rows:
+            if r.get("note"):
+                lines.append(f"note: {r['layer']}: {r['note']}")
         lines.append(f"ratio {self.ratio:.2f}x smaller than float32"
                      + (f"  ({settings})" if settings else ""))
         return "\n".join(lines)

@@ -11,6 +11,8 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
     csr i8 values + scale                quantize_rows_s8 -> spmm_csr_s8
     csr codes + f32/f16 centroids        spmm_csr_f32 (values decoded at load)
     csr codes + i8 centroids + scale     quantize_rows_s8 -> spmm_csr_s8
+    bcsr4 f32 / f16 values               spmm_bcsr4_f32 (f16 widened at load)
+    bcsr4 i8 values + scale              quantize_rows_s8 -> spmm_bcsr4_s8
     codebook f32/f16 centroids           codebook_f32
     codebook i8 centroids, bits <= 4     quantize_rows_s8 -> codebook_s8 (nibble32 table lookup)
     codebook i8 centroids, bits > 4      quantize_rows_s8 -> gemm_s8 (indices decoded at load)
@@ -39,7 +41,7 @@ class LinearStep:
     """y = act(x @ W.T + b) with the kernel the encoding calls for.
 
     `kind` names the path ("blas", "gemm_s8", "spmm_csr_f32", "spmm_csr_s8",
-    "codebook_f32", "codebook_s8") for `edgerun inspect` and the tests."""
+    "spmm_bcsr4_f32", "spmm_bcsr4_s8", "codebook_f32", "codebook_s8") for `edgerun inspect` and the tests."""
 
     def __init__(self, node, weight, bias, kernels=None):
         self.name = node.name
@@ -56,6 +58,8 @@ class LinearStep:
                 self.weight_t = _f32(a["values"].T)
         elif weight.encoding == "csr":
             self._csr(weight)
+        elif weight.encoding == "bcsr4":
+            self._bcsr4(weight)
         elif weight.encoding == "codebook":
             self._codebook(weight)
         else:
@@ -65,12 +69,16 @@ class LinearStep:
     def _check_accumulator(self):
         """Refuse at plan time what the int8 kernels would refuse on every call:
         more than MAX_K_S8 products per int32 sum (127 * 127 * K must stay below
-        2**31).  For CSR the sum runs over a row's stored entries."""
+        2**31).  For CSR the sum runs over a row's stored entries, for bcsr4
+        over 4 per stored block."""
         if not self.kind.endswith("s8"):
             return
         if self.kind == "spmm_csr_s8":
             counts = np.diff(self.indptr.astype(np.int64))
             k = int(counts.max()) if counts.size else 0
+        elif self.kind == "spmm_bcsr4_s8":
+            counts = np.diff(self.indptr.astype(np.int64))
+            k = 4 * int(counts.max()) if counts.size else 0
         else:
             k = self.in_features
         if k > MAX_K_S8:
@@ -103,6 +111,18 @@ class LinearStep:
             self.scale = _f32(a["scale"])
         else:
             self.kind = "spmm_csr_f32"
+            self.values = _f32(a["values"])
+
+    def _bcsr4(self, weight):
+        a = weight.arrays
+        self.indptr = np.ascontiguousarray(a["indptr"], dtype=np.uint32)
+        self.indices = np.ascontiguousarray(a["indices"])
+        if a["values"].dtype == np.int8:
+            self.kind = "spmm_bcsr4_s8"
+            self.values = np.ascontiguousarray(a["values"])
+            self.scale = _f32(a["scale"])
+        else:
+            self.kind = "spmm_bcsr4_f32"
             self.values = _f32(a["values"])
 
     def _codebook(self, weight):
@@ -169,6 +189,13 @@ class LinearStep:
             xq, sx = operands
             k.spmm_csr_s8(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
                           self.scale[begin:end], bias, self.relu, out=out)
+        elif self.kind == "spmm_bcsr4_f32":
+            k.spmm_bcsr4_f32(self.indptr[begin:end + 1], self.indices, self.values, operands[0],
+                             bias, self.relu, out=out)
+        elif self.kind == "spmm_bcsr4_s8":
+            xq, sx = operands
+            k.spmm_bcsr4_s8(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
+                            self.scale[begin:end], bias, self.relu, out=out)
         elif self.kind == "codebook_f32":
             k.codebook_f32(self.packed[begin:end], self.bits, self.centroids, operands[0],
                            bias, self.relu, out=out)
