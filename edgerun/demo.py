@@ -94,7 +94,9 @@ CONFIGS = [
     ("int8", {"quantize": "int8"}),
     ("int8, 4-bit shared", {"quantize": "int8", "share_bits": 4}),
     ("pruned 90%, int8", {"prune": 0.9, "quantize": "int8"}),
-    ("pruned 90% in 1x4 blocks, int8", {"prune": 0.9, "prune_block": 4, "quantize": "int8"}),
+    # 1x4 blocks run ~3x faster than unstructured CSR at batch 1, but a layer as
+    # small as 10x100 keeps too few blocks at 90 %: 80 % holds the accuracy here.
+    ("pruned 80% in 1x4 blocks, int8", {"prune": 0.8, "prune_block": 4, "quantize": "int8"}),
     # Deep Compression: prune (90 % of all weights, where they matter least
     # globally), share the survivors' values through a 5-bit codebook, Huffman-code
     # the streams; calibration refits keep the accuracy.
