@@ -32,3 +32,12 @@ def random_s8(rng, shape, extreme=False):
     if extreme:
         return (rng.integers(0, 2, size=shape) * 254 - 127).astype(np.int8)
     return rng.integers(-127, 128, size=shape).astype(np.int8)
+
+
+def assert_same_bits(y, y_ref):
+    """Equal dtype, shape and bits (float32 compared as its uint32 patterns)."""
+    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
+    if y.dtype == np.float32:
+        assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
+    else:
+        assert np.array_equal(y, y_ref)

@@ -7,7 +7,7 @@ import pytest
 import edgerun
 from edgerun import packing, reference
 
-from conftest import call, kernel_implementations, random_s8
+from conftest import assert_same_bits, call, kernel_implementations, random_s8
 
 KS = [1, 15, 16, 17, 31, 32, 33, 64, 100, 1000]
 MS = [1, 2, 5, 8]
@@ -19,14 +19,6 @@ class Variant:
 
     def __init__(self, op, variant):
         setattr(self, op, lambda *args, **kwargs: call(op, variant, *args, **kwargs))
-
-
-def assert_same_bits(y, y_ref):
-    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
-    if y.dtype == np.float32:
-        assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
-    else:
-        assert np.array_equal(y, y_ref)
 
 
 def nibble_case(rng, m, n, k, extreme=False):

@@ -8,7 +8,7 @@ import pytest
 from edgerun import reference
 from edgerun.errors import EdgerunError, ShapeError
 
-from conftest import call, kernel_implementations, random_s8
+from conftest import assert_same_bits, call, kernel_implementations, random_s8
 
 F32 = kernel_implementations("dwconv2d_f32")
 S8 = kernel_implementations("dwconv2d_s8")
@@ -33,14 +33,6 @@ CHANNELS = [1, 3, 8, 17, 32, 96]
 def geometry_id(g):
     n, h, w, k, s, d, p = g
     return f"n{n}-{h}x{w}-k{k[0]}x{k[1]}-s{s[0]}{s[1]}-d{d[0]}{d[1]}-p{''.join(map(str, p))}"
-
-
-def assert_same_bits(y, y_ref):
-    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
-    if y.dtype == np.float32:
-        assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
-    else:
-        assert np.array_equal(y, y_ref)
 
 
 def float_operands(rng, n, h, w, k, c):

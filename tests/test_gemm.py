@@ -5,7 +5,7 @@ import pytest
 import edgerun
 from edgerun import reference
 
-from conftest import call, kernel_implementations, random_s8
+from conftest import assert_same_bits, call, kernel_implementations, random_s8
 
 OP = "gemm_s8"
 VARIANTS = kernel_implementations(OP)
@@ -20,14 +20,6 @@ def operands(rng, m, n, k, extreme=False, nonneg=False):
     w_scale = (rng.random(n) * 0.01).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     return x, w, x_scale, w_scale, bias
-
-
-def assert_same_bits(y, y_ref):
-    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
-    if y.dtype == np.float32:
-        assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
-    else:
-        assert np.array_equal(y, y_ref)
 
 
 # K below/at/above the SIMD steps (16 NEON, 32 AVX2), N and M across the tiles
