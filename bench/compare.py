@@ -314,9 +314,20 @@ def main():
     text = table(rows, cold, ort_version)
     print(text)
     if args.write:
-        with open(args.write, "w") as f:
-            f.write("# Performance\n\nWritten by `python bench/compare.py --write "
-                    f"{args.write}` on {time.strftime('%Y-%m-%d')}.\n\n{text}\n")
+        write_tables(args.write, text)
+
+
+def write_tables(path, text):
+    """Replace what follows "## Tables" in path (the analysis above it is kept)."""
+    marker = "## Tables\n"
+    stamp = f"Written by `python bench/compare.py --write {path}` on {time.strftime('%Y-%m-%d')}."
+    try:
+        with open(path) as f:
+            before = f.read().split(marker, 1)[0]
+    except FileNotFoundError:
+        before = "# Performance\n\n"
+    with open(path, "w") as f:
+        f.write(f"{before}{marker}\n{stamp}\n\n{text}\n")
 
 
 if __name__ == "__main__":
