@@ -44,7 +44,8 @@ def _row_wise(graph):
         return False
     for node in graph.nodes:
         attrs = node.attrs
-        if node.op in ("Linear", "Relu", "Sigmoid", "Tanh"):
+        if node.op in ("Linear", "Relu", "Sigmoid", "Tanh", "Clip", "Conv2d", "MaxPool",
+                       "AveragePool", "GlobalAveragePool"):
             continue
         if node.op == "Softmax" and (attrs.get("axis", -1) == -1 or attrs.get("axis", -1) in range(1, 9)):
             continue  # over features (-1 is the last axis, never the batch of an input of rank >= 2)
