@@ -169,3 +169,65 @@ def test_conv_weight_must_be_4d_without_kernel(rng):
     del graph.nodes[0].attrs["kernel"]
     with pytest.raises(ShapeError, match="4-D"):
         graph.validate()
+
+
+# ------------------------------------------------------------------ runtime: Conv2dStep
+
+def conv_graph(weight, bias, attrs, in_shape):
+    tensors = {"w": weight}
+    inputs = ["x", "w"]
+    if bias is not None:
+        tensors["b"] = Tensor.dense("b", bias)
+        inputs.append("b")
+    node = Node("Conv2d", "conv", inputs, ["y"], attrs)
+    return Graph([ValueInfo("x", (None,) + in_shape)], [ValueInfo("y", (None, None, None, None))],
+                 [node], tensors)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+def test_session_conv_matches_evaluate(case, activation, rng):
+    n, c, h, wd, out, k, strides, pads, dilations, group = case
+    w = (3 * rng.normal(size=(out, c // group) + k)).astype(np.float32)
+    attrs = {"strides": list(strides), "pads": list(pads), "dilations": list(dilations),
+             "group": group, "activation": activation}
+    graph = conv_graph(Tensor.dense("w", w), rng.normal(size=out), attrs, (c, h, wd))
+    x = rng.normal(size=(n, c, h, wd)).astype(np.float32)
+    session = Session(graph)
+    expected = "dwconv2d_f32" if c == out == group else "numpy_grouped" if group > 1 else "blas"
+    assert session.layers == [("conv", expected)]
+    np.testing.assert_allclose(session.run(x), evaluate(graph, x)["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_int8_conv_weight_runs_on_gemm_s8(rng):
+    w = rng.normal(size=(6, 4, 3, 3)).astype(np.float32)
+    scale = (np.abs(w).reshape(6, -1).max(axis=1) / 127).astype(np.float32)
+    q = np.round(w / scale[:, None, None, None]).astype(np.int8)
+    weight = Tensor("w", (6, 4, 3, 3), "dense", {"values": q, "scale": scale})
+    attrs = {"strides": [2, 1], "pads": [1, 1, 1, 1], "group": 1, "activation": "relu6"}
+    graph = conv_graph(weight, rng.normal(size=6), attrs, (4, 7, 6))
+    x = rng.normal(size=(2, 4, 7, 6)).astype(np.float32)
+    session = Session(graph)
+    assert session.layers == [("conv", "gemm_s8")]
+    expected = evaluate(graph, x)["y"]
+    y = session.run(x)
+    assert y.max() <= 6 and y.min() >= 0
+    # int8 activations: error of the order of one input quantization step
+    assert np.linalg.norm(y - expected) / np.linalg.norm(expected) < 0.02
+
+
+def test_session_small_cnn_with_reference_kernels(rng):
+    from edgerun import reference
+
+    graph = small_cnn(rng)
+    x = rng.normal(size=(2, 3, 10, 9)).astype(np.float32)
+    y = Session(graph, kernels=reference).run(x)
+    np.testing.assert_allclose(y, evaluate(graph, x)["y"], rtol=1e-5, atol=1e-6)
+    assert Session(graph).layers == [("conv1", "blas"), ("dw", "dwconv2d_f32")]
+
+
+def test_session_refuses_wrong_channels(rng):
+    graph = small_cnn(rng)
+    graph.inputs[0] = ValueInfo("x", (None, 4, 10, 9))
+    with pytest.raises(ShapeError, match="3 channels"):
+        Session(graph).run(np.zeros((1, 4, 10, 9), np.float32))
