@@ -93,3 +93,27 @@ def test_calibrated_compression_leaves_convs_uncalibrated():
     assert 0 < cm.report().error < 0.5   # the model error is measured on the calibration data
     with pytest.raises(OptionError, match="not available for conv layers"):
         edgerun.compress(graph, quantize="int8-static", calibration=x)
+
+
+@pytest.mark.parametrize("share_bits,quantize,kind", [(4, None, "codebook_f32"), (4, "int8", "codebook_s8")])
+def test_weight_shared_convs_run_on_the_codebook_kernels(share_bits, quantize, kind):
+    graph = edgerun.import_onnx(models.resnet_block_cnn())
+    x = np.random.default_rng(2).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    cm = edgerun.compress(graph, share_bits=share_bits, quantize=quantize)
+    session = Session(cm.graph)
+    assert {k for name, k in session.layers if name.startswith("conv")} == {kind}
+    y = session.run(x)
+    assert relative_error(y, evaluate(cm.graph, x)["logits"]) < (1e-5 if quantize is None else 0.05)
+    assert relative_error(y, Session(graph).run(x)) < 0.2     # 16 levels per layer
+
+
+def test_fp16_convs_and_threads_and_chunks():
+    graph = edgerun.import_onnx(models.mobilenet_v2_cnn())
+    x = np.random.default_rng(3).standard_normal((5, 8, 11, 11)).astype(np.float32)
+    cm = edgerun.compress(graph, quantize="fp16")
+    assert all(cm.graph.tensors[n.inputs[1]].arrays["values"].dtype == np.float16
+               for n in cm.graph.nodes if n.op == "Conv2d")
+    single = Session(cm.graph).run(x)
+    assert relative_error(single, Session(graph).run(x)) < 1e-2
+    with Session(cm.graph, num_threads=2, max_batch_rows=2) as threaded:
+        np.testing.assert_allclose(threaded.run(x), single, rtol=1e-5, atol=1e-6)
