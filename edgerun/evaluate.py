@@ -83,10 +83,15 @@ def _windows(x, kh, kw, strides, dilations):
 
 
 def _pad(x, pads, value=0.0):
+    """x [N, C, H, W] padded by pads (top, left, bottom, right) with value.
+    (np.pad costs ~50x more per call on the small images of edge CNNs.)"""
     top, left, bottom, right = pads
     if not any(pads):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
 
 
 def _check_nchw(x, what):
