@@ -766,7 +766,10 @@ def _check_window_attrs(node, where, attrs):
         if "kernel" in attrs:
             _ints(attrs, "kernel", where, 3, 1)
     else:
-        _ints(attrs, "kernel_shape", where, 2, 1)
+        kernel = _ints(attrs, "kernel_shape", where, 2, 1)
+        pads = _ints(attrs, "pads", where, 4, 0, [0, 0, 0, 0])
+        if any(pads[i] >= kernel[i % 2] for i in range(4)):
+            _fail(where, f"pads {pads} must be smaller than the window {kernel} (as ONNX requires)")
         if attrs.get("count_include_pad", 0) not in (0, 1) or type(attrs.get("count_include_pad", 0)) is not int:
             _fail(where, f"count_include_pad must be 0 or 1, got {attrs.get('count_include_pad')!r:.40}")
 
@@ -802,6 +805,25 @@ def _check_attrs(node):
             _fail(where, "Reshape shape may hold at most one -1")
 
 
+def _check_conv_pads(graph, node):
+    """A pad at least the dilated kernel's extent only adds outputs that never see the
+    input; no exporter writes one, and refusing it keeps a file from asking for
+    activations far larger than its input (a 1x1 image padded by 65536)."""
+    weight = graph.tensors.get(node.inputs[1])
+    if weight is None or len(weight.shape) not in (2, 4):
+        return  # Graph.validate names the problem
+    kernel = node.attrs.get("kernel")
+    kh, kw = (kernel[1:] if isinstance(kernel, list) and len(kernel) == 3 else weight.shape[2:4]
+              if len(weight.shape) == 4 else (None, None))
+    if kh is None:
+        return
+    dh, dw = node.attrs.get("dilations", [1, 1])
+    spans = [(int(kh) - 1) * dh + 1, (int(kw) - 1) * dw + 1]
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    if any(pads[i] >= spans[i % 2] for i in range(4)):
+        _fail(f"node {node.name!r}", f"pads {pads} must be smaller than the dilated kernel {spans}")
+
+
 def _check_graph(graph):
     """Graph.validate plus the checks it assumes: every op has the number of
     inputs and the attrs it takes, one output each; Linear has a weight and
@@ -820,6 +842,8 @@ def _check_graph(graph):
                 if name not in graph.tensors:
                     raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
         _check_attrs(node)
+        if node.op == "Conv2d":
+            _check_conv_pads(graph, node)
     for value in graph.inputs:
         if value.name in graph.tensors:
             raise FormatError(f"graph input {value.name!r} has the name of a constant tensor")

@@ -156,6 +156,9 @@ def test_small_cnn_round_trips_and_runs(rng, tmp_path):
     (2, {"kernel_shape": None}, "kernel_shape"),
     (3, {"count_include_pad": 2}, "count_include_pad"),
     (4, {"min": "zero"}, "Clip min"),
+    (0, {"pads": [3, 0, 0, 0]}, "smaller than the dilated kernel"),
+    (1, {"pads": [0, 0, 0, 3], "dilations": [1, 1]}, "smaller than the dilated kernel"),
+    (2, {"pads": [0, 2, 0, 0]}, "smaller than the window"),
 ])
 def test_bad_attrs_are_refused(node_index, attrs, match, rng, tmp_path):
     graph = small_cnn(rng, weight_2d=True)
