@@ -89,3 +89,29 @@ def test_conv1d_and_ceil_mode_are_refused_by_name():
                               [models.float_output("y", 2, 3, 3)])
     with pytest.raises(edgerun.UnsupportedOpError, match=r"'pool' uses MaxPool .*ceil_mode=1"):
         edgerun.import_onnx(model)
+
+
+@pytest.mark.parametrize("opset", [10, 13])
+def test_clip_before_and_after_opset_11(opset):
+    """Clip(0, 6) after a Conv fuses into relu6 (attributes before opset 11, inputs after);
+    a Clip on the graph input stays a Clip."""
+    rng = np.random.default_rng(9)
+    inits = [("w", rng.standard_normal((4, 2, 3, 3)).astype(np.float32))]
+    if opset < 11:
+        first = helper.make_node("Clip", ["x"], ["c"], name="clip_in", min=-1.5, max=1.0)
+        relu6 = helper.make_node("Clip", ["h"], ["y"], name="relu6", min=0.0, max=6.0)
+    else:
+        inits += [("lo", np.array(-1.5, np.float32)), ("hi", np.array(1.0, np.float32)),
+                  ("zero", np.array(0, np.float32)), ("six", np.array(6, np.float32))]
+        first = helper.make_node("Clip", ["x", "lo", "hi"], ["c"], name="clip_in")
+        relu6 = helper.make_node("Clip", ["h", "zero", "six"], ["y"], name="relu6")
+    conv = helper.make_node("Conv", ["c", "w"], ["h"], name="conv", pads=[1, 1, 1, 1])
+    model = models.make_model([first, conv, relu6], [helper.make_tensor_value_info("x", 1, ["N", 2, 6, 6])],
+                              [models.float_output("y", 4, 6, 6)], inits, opset=opset)
+    graph = edgerun.import_onnx(model)
+    assert ops(graph) == ["Clip", "Conv2d"] and graph.nodes[1].attrs["activation"] == "relu6"
+    assert graph.nodes[0].attrs == {"min": -1.5, "max": 1.0}
+    x = (3 * rng.standard_normal((2, 2, 6, 6))).astype(np.float32)
+    expected = onnxruntime_run(model, x)
+    assert (expected == 6).any() and (expected == 0).any()     # both bounds matter on this input
+    np.testing.assert_allclose(Session(graph).run(x), expected, rtol=1e-5, atol=1e-5)
