@@ -14,6 +14,7 @@ The elementwise functions are exported for the runtime to reuse.
 import numpy as np
 
 from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
+from edgerun.graph import conv_weight_shape
 
 
 def relu(x):
@@ -65,6 +66,125 @@ def linear(x, weight, bias=None, activation=None):
     return y.astype(np.float32, copy=False)
 
 
+def _windows(x, kh, kw, strides, dilations):
+    """View of x [N, C, H, W] as [N, C, kh, kw, OH, OW]: element (i, j, p, q) is
+    x[..., p*sh + i*dh, q*sw + j*dw].  No copy (stride tricks)."""
+    n, c, h, w = x.shape
+    (sh, sw), (dh, dw) = strides, dilations
+    oh = (h - dh * (kh - 1) - 1) // sh + 1
+    ow = (w - dw * (kw - 1) - 1) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"a {kh}x{kw} window (dilations {list(dilations)}) does not fit the "
+                         f"padded input of {h}x{w}")
+    s = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, c, kh, kw, oh, ow), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw),
+        writeable=False)
+
+
+def _pad(x, pads, value=0.0):
+    """x [N, C, H, W] padded by pads (top, left, bottom, right) with value.
+    (np.pad costs ~50x more per call on the small images of edge CNNs.)"""
+    top, left, bottom, right = pads
+    if not any(pads):
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def _check_nchw(x, what):
+    if x.ndim != 4:
+        raise ShapeError(f"{what} expects a 4-D NCHW input, got shape {list(x.shape)}")
+
+
+def activate(y, activation):
+    """The fused activation of Conv2d/Linear: None, "relu" or "relu6", in place."""
+    if activation in ("relu", "relu6"):
+        np.maximum(y, 0, out=y)
+    if activation == "relu6":
+        np.minimum(y, 6, out=y)
+    return y
+
+
+def im2col(x, kh, kw, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1)):
+    """x [N, C, H, W] -> (cols [N, OH*OW, C*kh*kw], OH, OW): each row one window,
+    columns in the order of a conv weight's [C, kh, kw] (so cols @ W2d.T is a conv)."""
+    windows = _windows(_pad(np.asarray(x, dtype=np.float32), pads), kh, kw, strides, dilations)
+    n, c, _, _, oh, ow = windows.shape
+    cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(n, oh * ow, c * kh * kw)
+    return cols, oh, ow
+
+
+def conv2d(x, weight, bias=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
+           activation=None):
+    """ONNX Conv on NCHW x with weight [out, in/group, kh, kw]: im2col + one
+    batched matmul over the groups; then bias and the fused activation."""
+    x = np.asarray(x, dtype=np.float32)
+    _check_nchw(x, "Conv2d")
+    out, cg, kh, kw = weight.shape
+    n, c = x.shape[:2]
+    if c != cg * group:
+        raise ShapeError(f"Conv2d expects {cg * group} input channels ({group} groups of {cg}), "
+                         f"got {c}")
+    windows = _windows(_pad(x, pads), kh, kw, strides, dilations)
+    oh, ow = windows.shape[4:]
+    og = out // group
+    # [N, G, OH*OW, cg*kh*kw] @ [G, cg*kh*kw, og] -> [N, G, OH*OW, og]
+    cols = windows.reshape(n, group, cg, kh, kw, oh, ow).transpose(0, 1, 5, 6, 2, 3, 4)
+    cols = cols.reshape(n, group, oh * ow, cg * kh * kw)
+    w = weight.reshape(group, og, cg * kh * kw).transpose(0, 2, 1)
+    y = np.matmul(cols, w).transpose(0, 1, 3, 2).reshape(n, out, oh, ow)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float32).reshape(1, out, 1, 1)
+    return activate(y, activation)
+
+
+def max_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0)):
+    x = np.asarray(x, dtype=np.float32)
+    _check_nchw(x, "MaxPool")
+    kh, kw = kernel_shape
+    windows = _windows(_pad(x, pads, -np.inf), kh, kw, strides or (1, 1), (1, 1))
+    return np.ascontiguousarray(windows.max(axis=(2, 3)), dtype=np.float32)
+
+
+def average_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), count_include_pad=0):
+    """ONNX AveragePool: padded cells count in the divisor only with count_include_pad."""
+    x = np.asarray(x, dtype=np.float32)
+    _check_nchw(x, "AveragePool")
+    kh, kw = kernel_shape
+    strides = strides or (1, 1)
+    sums = _windows(_pad(x, pads), kh, kw, strides, (1, 1)).sum(axis=(2, 3), dtype=np.float32)
+    if count_include_pad or not any(pads):
+        return (sums / np.float32(kh * kw)).astype(np.float32)
+    ones = np.ones((1, 1) + x.shape[2:], dtype=np.float32)
+    counts = _windows(_pad(ones, pads), kh, kw, strides, (1, 1)).sum(axis=(2, 3))
+    return (sums / counts).astype(np.float32)
+
+
+def global_average_pool(x):
+    x = np.asarray(x, dtype=np.float32)
+    _check_nchw(x, "GlobalAveragePool")
+    return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+
+
+def clip(x, lo=None, hi=None):
+    y = np.asarray(x, dtype=np.float32)
+    if lo is not None:
+        y = np.maximum(y, np.float32(lo))
+    if hi is not None:
+        y = np.minimum(y, np.float32(hi))
+    return y.astype(np.float32, copy=False)
+
+
+def conv_weight4d(node, weight):
+    """A Conv2d weight as the 4-D array [out, in/group, kh, kw] (a compressed
+    weight is stored as its 2-D matrix view with attrs "kernel")."""
+    return weight.reshape(conv_weight_shape(node, weight))
+
+
 def op_function(node):
     """The numpy function computing node's output from its input arrays, in order.
 
@@ -84,6 +204,21 @@ def op_function(node):
         return lambda x: flatten(x, attrs.get("axis", 1))
     if op == "Reshape":
         return lambda x: reshape(x, attrs["shape"])
+    if op == "Conv2d":
+        options = dict(strides=attrs.get("strides", (1, 1)), pads=attrs.get("pads", (0, 0, 0, 0)),
+                       dilations=attrs.get("dilations", (1, 1)), group=attrs.get("group", 1),
+                       activation=attrs.get("activation"))
+        return lambda x, weight, bias=None: conv2d(x, conv_weight4d(node, weight), bias, **options)
+    if op in ("MaxPool", "AveragePool"):
+        options = dict(kernel_shape=attrs["kernel_shape"], strides=attrs.get("strides"),
+                       pads=attrs.get("pads", (0, 0, 0, 0)))
+        if op == "MaxPool":
+            return lambda x: max_pool(x, **options)
+        return lambda x: average_pool(x, count_include_pad=attrs.get("count_include_pad", 0), **options)
+    if op == "GlobalAveragePool":
+        return global_average_pool
+    if op == "Clip":
+        return lambda x: clip(x, attrs.get("min"), attrs.get("max"))
     raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
 
 

@@ -737,7 +737,41 @@ def _load_tensor(name, t, buf, data_start, verify_crc):
 # How many inputs each op takes (graph.py), so the runtime never calls an op
 # function with the wrong number of arguments.
 ARITY = {"Linear": (2, 3), "Relu": (1,), "Sigmoid": (1,), "Tanh": (1,), "Softmax": (1,),
-         "Add": (2,), "Mul": (2,), "Flatten": (1,), "Reshape": (1,)}
+         "Add": (2,), "Mul": (2,), "Flatten": (1,), "Reshape": (1,), "Conv2d": (2, 3),
+         "MaxPool": (1,), "AveragePool": (1,), "GlobalAveragePool": (1,), "Clip": (1,)}
+MAX_WINDOW = 1 << 16  # kernel, stride, dilation and pad sizes: far beyond any real model
+
+
+def _ints(attrs, key, where, count, lo, default=None):
+    """attrs[key] as a list of `count` ints in lo..MAX_WINDOW (default when absent)."""
+    if key not in attrs:
+        if default is None:
+            _fail(where, f"needs attrs {key!r}")
+        return default
+    values = _list(attrs[key], f"{where} {key}")
+    if len(values) != count:
+        _fail(where, f"{key} must hold {count} integers, got {len(values)}")
+    return [_int(v, f"{where} {key}", lo, MAX_WINDOW) for v in values]
+
+
+def _check_window_attrs(node, where, attrs):
+    """Conv2d / pooling geometry: strides and dilations >= 1, pads >= 0."""
+    _ints(attrs, "strides", where, 2, 1, [1, 1])
+    _ints(attrs, "pads", where, 4, 0, [0, 0, 0, 0])
+    if node.op == "Conv2d":
+        _ints(attrs, "dilations", where, 2, 1, [1, 1])
+        _int(attrs.get("group", 1), f"{where} group", 1, MAX_DIM)
+        if attrs.get("activation") not in (None, "relu", "relu6"):
+            _fail(where, f"activation must be null, 'relu' or 'relu6', got {attrs.get('activation')!r:.40}")
+        if "kernel" in attrs:
+            _ints(attrs, "kernel", where, 3, 1)
+    else:
+        kernel = _ints(attrs, "kernel_shape", where, 2, 1)
+        pads = _ints(attrs, "pads", where, 4, 0, [0, 0, 0, 0])
+        if any(pads[i] >= kernel[i % 2] for i in range(4)):
+            _fail(where, f"pads {pads} must be smaller than the window {kernel} (as ONNX requires)")
+        if attrs.get("count_include_pad", 0) not in (0, 1) or type(attrs.get("count_include_pad", 0)) is not int:
+            _fail(where, f"count_include_pad must be 0 or 1, got {attrs.get('count_include_pad')!r:.40}")
 
 
 def _check_attrs(node):
@@ -750,6 +784,13 @@ def _check_attrs(node):
         finite = type(scale) is int or (type(scale) is float and math.isfinite(scale))  # no float(2**70)
         if scale is not None and (not finite or scale <= 0):
             _fail(where, f"input_scale must be a finite number > 0, got {scale!r:.40}")
+    elif node.op in ("Conv2d", "MaxPool", "AveragePool"):
+        _check_window_attrs(node, where, attrs)
+    elif node.op == "Clip":
+        for key in ("min", "max"):
+            value = attrs.get(key)
+            if value is not None and not (type(value) in (int, float) and math.isfinite(value)):
+                _fail(where, f"Clip {key} must be null or a finite number, got {value!r:.40}")
     elif node.op in ("Softmax", "Flatten") and "axis" in attrs:
         _int(attrs["axis"], f"{where} axis", -MAX_NDIM, MAX_NDIM)
     elif node.op == "Reshape":
@@ -764,6 +805,25 @@ def _check_attrs(node):
             _fail(where, "Reshape shape may hold at most one -1")
 
 
+def _check_conv_pads(graph, node):
+    """A pad at least the dilated kernel's extent only adds outputs that never see the
+    input; no exporter writes one, and refusing it keeps a file from asking for
+    activations far larger than its input (a 1x1 image padded by 65536)."""
+    weight = graph.tensors.get(node.inputs[1])
+    if weight is None or len(weight.shape) not in (2, 4):
+        return  # Graph.validate names the problem
+    kernel = node.attrs.get("kernel")
+    kh, kw = (kernel[1:] if isinstance(kernel, list) and len(kernel) == 3 else weight.shape[2:4]
+              if len(weight.shape) == 4 else (None, None))
+    if kh is None:
+        return
+    dh, dw = node.attrs.get("dilations", [1, 1])
+    spans = [(int(kh) - 1) * dh + 1, (int(kw) - 1) * dw + 1]
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    if any(pads[i] >= spans[i % 2] for i in range(4)):
+        _fail(f"node {node.name!r}", f"pads {pads} must be smaller than the dilated kernel {spans}")
+
+
 def _check_graph(graph):
     """Graph.validate plus the checks it assumes: every op has the number of
     inputs and the attrs it takes, one output each; Linear has a weight and
@@ -775,13 +835,15 @@ def _check_graph(graph):
                               f"inputs, got {len(node.inputs)} {node.inputs}")
         if len(node.outputs) != 1:
             raise FormatError(f"node {node.name!r}: expected exactly one output, got {node.outputs}")
-        if node.op == "Linear":
+        if node.op in ("Linear", "Conv2d"):
             if node.inputs[0] in graph.tensors:
-                raise FormatError(f"node {node.name!r}: the Linear input {node.inputs[0]!r} must not be a constant")
+                raise FormatError(f"node {node.name!r}: the {node.op} input {node.inputs[0]!r} must not be a constant")
             for name in node.inputs[1:]:
                 if name not in graph.tensors:
                     raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
         _check_attrs(node)
+        if node.op == "Conv2d":
+            _check_conv_pads(graph, node)
     for value in graph.inputs:
         if value.name in graph.tensors:
             raise FormatError(f"graph input {value.name!r} has the name of a constant tensor")

@@ -13,6 +13,15 @@ Ops (the runtime's vocabulary, not ONNX's):
     Add, Mul inputs [a, b]               numpy broadcasting; b may be a constant tensor
     Flatten  attrs {"axis": int}         to 2-D, like ONNX Flatten
     Reshape  attrs {"shape": [int]}      0 copies the input dim, -1 is inferred
+    Conv2d   inputs [x, weight, bias?]   x NCHW (like ONNX); weight [out, in/group, kh, kw]
+             attrs {"strides": [sh, sw], "pads": [top, left, bottom, right],
+             "dilations": [dh, dw], "group": int, "activation": None | "relu" | "relu6",
+             "kernel": [in/group, kh, kw] (only when the weight is stored as the 2-D
+             matrix [out, in/group*kh*kw], as the compressor stores it)}
+    MaxPool, AveragePool                 NCHW; attrs {"kernel_shape": [kh, kw], "strides",
+             "pads" (as Conv2d), "count_include_pad": 0 | 1 (AveragePool)}
+    GlobalAveragePool                    NCHW -> [N, C, 1, 1]
+    Clip     attrs {"min": float | None, "max": float | None}
 
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
@@ -42,7 +51,26 @@ import numpy as np
 from edgerun.errors import EdgerunError, ShapeError
 
 ENCODINGS = ("dense", "csr", "bcsr4", "codebook")
-OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape")
+OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape",
+       "Conv2d", "MaxPool", "AveragePool", "GlobalAveragePool", "Clip")
+
+
+def conv_weight_shape(node, weight):
+    """The 4-D [out, in/group, kh, kw] a Conv2d weight stands for: its own shape,
+    or, for a weight stored as the 2-D matrix [out, in/group*kh*kw], the rows
+    times attrs["kernel"].  ShapeError when neither fits."""
+    shape = tuple(int(d) for d in weight.shape)
+    kernel = node.attrs.get("kernel")
+    if kernel is None:
+        if len(shape) != 4:
+            raise ShapeError(f"node {node.name!r}: conv weight must be 4-D [out, in/group, kh, kw], "
+                             f"got shape {shape} (a 2-D weight needs attrs 'kernel')")
+        return shape
+    kernel = tuple(int(d) for d in kernel)
+    if len(shape) != 2 or len(kernel) != 3 or shape[1] != kernel[0] * kernel[1] * kernel[2]:
+        raise ShapeError(f"node {node.name!r}: a conv weight of shape {shape} does not match "
+                         f"kernel {list(kernel)}; expected [out, {'*'.join(map(str, kernel))}]")
+    return (shape[0],) + kernel
 
 
 @dataclass
@@ -169,6 +197,17 @@ class Graph:
                     raise ShapeError(f"node {node.name!r}: weight must be a 2-D constant")
                 if len(node.inputs) > 2 and self.tensors[node.inputs[2]].shape != (weight.shape[0],):
                     raise ShapeError(f"node {node.name!r}: bias must have shape ({weight.shape[0]},)")
+            if node.op == "Conv2d":
+                weight = self.tensors.get(node.inputs[1]) if len(node.inputs) > 1 else None
+                if weight is None:
+                    raise ShapeError(f"node {node.name!r}: conv weight must be a constant")
+                out = conv_weight_shape(node, weight)[0]
+                group = node.attrs.get("group", 1)
+                if out % group:
+                    raise ShapeError(f"node {node.name!r}: {out} output channels do not split "
+                                     f"into {group} groups")
+                if len(node.inputs) > 2 and self.tensors[node.inputs[2]].shape != (out,):
+                    raise ShapeError(f"node {node.name!r}: bias must have shape ({out},)")
             known.update(node.outputs)
         for out in self.outputs:
             if out.name not in known:

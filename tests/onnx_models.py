@@ -175,12 +175,13 @@ def softmax_3d(axis, opset):
     return make_model(nodes, inputs, outputs, [("w", weights(rng, 5, 4))], opset=opset)
 
 
-def conv_model():
+def conv_transpose_model():
+    """An op edgerun does not import (a transposed convolution), for the refusal tests."""
     rng = np.random.default_rng(6)
-    nodes = [helper.make_node("Conv", ["x", "k"], ["y"], name="conv1", kernel_shape=[3, 3])]
+    nodes = [helper.make_node("ConvTranspose", ["x", "k"], ["y"], name="conv1", kernel_shape=[3, 3])]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 6])]
-    return make_model(nodes, inputs, outputs, [("k", rng.standard_normal((2, 1, 3, 3)).astype(np.float32))])
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 10, 10])]
+    return make_model(nodes, inputs, outputs, [("k", rng.standard_normal((1, 2, 3, 3)).astype(np.float32))])
 
 
 def lstm_model():
@@ -244,3 +245,98 @@ def sklearn_style_regressor(seed=9, input_type=TensorProto.FLOAT):
     inputs = [helper.make_tensor_value_info("X", input_type, [None, 6])]
     outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
     return make_model(nodes, inputs, outputs, inits)
+
+
+# ------------------------------------------------------------------ small CNNs (issue 5)
+
+class _CNN:
+    """Collects nodes and initializers while a small CNN is written layer by layer."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def _name(self, kind):
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def conv(self, x, cin, cout, k, group=1, bias=True, **attrs):
+        name = self._name("conv")
+        w = (self.rng.standard_normal((cout, cin // group, k, k)) / np.sqrt(cin // group * k * k))
+        self.inits.append((f"{name}.weight", w.astype(np.float32)))
+        inputs = [x, f"{name}.weight"]
+        if bias:
+            self.inits.append((f"{name}.bias", (0.1 * self.rng.standard_normal(cout)).astype(np.float32)))
+            inputs.append(f"{name}.bias")
+        self.nodes.append(helper.make_node("Conv", inputs, [name], name=name, group=group,
+                                           kernel_shape=[k, k], **attrs))
+        return name
+
+    def bn(self, x, channels):
+        name = self._name("bn")
+        params = [self.rng.uniform(0.5, 1.5, channels), 0.1 * self.rng.standard_normal(channels),
+                  0.1 * self.rng.standard_normal(channels), self.rng.uniform(0.5, 1.5, channels)]
+        for suffix, value in zip(("scale", "bias", "mean", "var"), params):
+            self.inits.append((f"{name}.{suffix}", value.astype(np.float32)))
+        self.nodes.append(helper.make_node("BatchNormalization", [x] + [f"{name}.{s}" for s in
+                                           ("scale", "bias", "mean", "var")], [name], name=name))
+        return name
+
+    def op(self, op_type, inputs, **attrs):
+        name = self._name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [name], name=name, **attrs))
+        return name
+
+    def relu6(self, x):
+        if not any(n == "six" for n, _ in self.inits):
+            self.inits += [("zero", np.array(0, np.float32)), ("six", np.array(6, np.float32))]
+        return self.op("Clip", [x, "zero", "six"])
+
+    def head(self, x, features, classes):
+        flat = self.op("Flatten", [x], axis=1)
+        name = self._name("fc")
+        self.inits += [(f"{name}.weight", (self.rng.standard_normal((classes, features))
+                                           / np.sqrt(features)).astype(np.float32)),
+                       (f"{name}.bias", (0.1 * self.rng.standard_normal(classes)).astype(np.float32))]
+        self.nodes.append(helper.make_node("Gemm", [flat, f"{name}.weight", f"{name}.bias"], ["logits"],
+                                           name=name, transB=1))
+        return "logits"
+
+    def model(self, input_shape, output, classes, name):
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape])]
+        return make_model(self.nodes, inputs, [float_output(output, classes)], self.inits, name=name)
+
+
+def resnet_block_cnn(seed=20):
+    """stem conv-bn-relu, then a basic residual block: conv-bn-relu, conv-bn, + x, relu;
+    global average pool, Flatten, Gemm."""
+    m = _CNN(seed)
+    x = m.op("Relu", [m.bn(m.conv("x", 3, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8)])
+    h = m.op("Relu", [m.bn(m.conv(x, 8, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8)])
+    h = m.bn(m.conv(h, 8, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8)
+    h = m.op("Relu", [m.op("Add", [h, x])])
+    return m.model((3, 12, 12), m.head(m.op("GlobalAveragePool", [h]), 8, 5), 5, "resnet_block")
+
+
+def mobilenet_v2_cnn(seed=21):
+    """Two MobileNetV2 inverted residuals: 1x1 expand + ReLU6, 3x3 depthwise (stride 2, then
+    stride 1 with auto_pad SAME_UPPER) + ReLU6, 1x1 project (+ residual on the second)."""
+    m = _CNN(seed)
+    h = m.relu6(m.bn(m.conv("x", 8, 24, 1, bias=False), 24))
+    h = m.relu6(m.bn(m.conv(h, 24, 24, 3, group=24, bias=False, strides=[2, 2], pads=[1, 1, 1, 1]), 24))
+    x = m.bn(m.conv(h, 24, 16, 1, bias=False), 16)
+    h = m.relu6(m.bn(m.conv(x, 16, 48, 1, bias=False), 48))
+    h = m.relu6(m.bn(m.conv(h, 48, 48, 3, group=48, bias=False, auto_pad="SAME_UPPER"), 48))
+    h = m.op("Add", [x, m.bn(m.conv(h, 48, 16, 1, bias=False), 16)])
+    return m.model((8, 11, 11), m.head(m.op("GlobalAveragePool", [h]), 16, 4), 4, "mobilenet_v2")
+
+
+def kws_cnn(seed=22):
+    """A keyword-spotting-style 2-D CNN on [N, 1, 20, 16] (frames x MFCC coefficients):
+    conv-relu, MaxPool, dilated VALID conv-relu, AveragePool with pads, Flatten, Gemm."""
+    m = _CNN(seed)
+    h = m.op("Relu", [m.conv("x", 1, 8, 3, pads=[1, 1, 1, 1])])
+    h = m.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
+    h = m.op("Relu", [m.conv(h, 8, 16, 3, dilations=[1, 2], auto_pad="VALID")])
+    h = m.op("AveragePool", [h], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 1, 0])
+    return m.model((1, 20, 16), m.head(h, 16 * 5 * 2, 6), 6, "kws")

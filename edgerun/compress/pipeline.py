@@ -49,6 +49,12 @@ weights) unless dense is smaller; with share_bits it keeps the csr-with-codes
 path.  A layer whose input count is not a multiple of 4 falls back to
 unstructured pruning, with a note in the report.
 
+Conv2d layers (this first slice) are compressed like Linear ones on their weight's
+matrix view [out, in/group*kh*kw] -- stored 2-D, with the node's attrs["kernel"] =
+[in/group, kh, kw] restoring the 4-D shape -- but without calibration: no Wanda
+scores, no refits, no int8-static, no error in the report row.  Depthwise conv
+weights are only quantized (fp16 / int8), never pruned or weight-shared.
+
 quantize="int8-static" stores each Linear's calibrated input scale in the node's
 attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
 a runtime that does not use static scales quantizes activations per row at run time.
@@ -61,7 +67,7 @@ import numpy as np
 
 from edgerun.errors import OptionError
 from edgerun.evaluate import evaluate
-from edgerun.graph import Tensor
+from edgerun.graph import Tensor, conv_weight_shape
 from edgerun.compress import prune as pruning
 from edgerun.compress import quantize as quant
 from edgerun.compress import refit as refitting
@@ -70,6 +76,7 @@ from edgerun.compress.share import kmeans_1d
 from edgerun.packing import pack_bits
 
 QUANTIZE_MODES = (None, "fp16", "int8", "int8-static")
+LAYER_OPS = ("Linear", "Conv2d")  # the layers with a weight matrix the options apply to
 PRUNE_BLOCKS = (1, 4)   # 1: unstructured; 4: 1x4 blocks along the input columns
 # Knobs of the method (module constants so that experiments can switch them; see above).
 ERROR_FEEDBACK = True   # fit each layer on the compressed model's inputs, not the float ones
@@ -107,7 +114,7 @@ def _per_layer(option, value, names):
         unknown = [k for k in value if k not in names]
         if unknown:
             raise OptionError(f"{option}: unknown layer name(s) {unknown}; "
-                              f"the Linear layers are {list(names)}")
+                              f"the layers are {list(names)}")
         return {n: value.get(n) for n in names}
     return {n: value for n in names}
 
@@ -203,6 +210,17 @@ def _subsample(feeds, seed):
 
 
 # -- graph surgery -----------------------------------------------------------------------------
+
+def _is_depthwise(graph, node):
+    out, per_group = conv_weight_shape(node, graph.tensors[node.inputs[1]])[:2]
+    return per_group == 1 and node.attrs.get("group", 1) == out
+
+
+def _matrix(graph, node):
+    """A layer's weight as float32 [out, in] (a conv's as [out, in/group*kh*kw])."""
+    weight = graph.tensors[node.inputs[1]].to_dense()
+    return weight.reshape(weight.shape[0], -1)
+
 
 def _float_copy(graph):
     """A deep copy whose tensors are all dense float32."""
@@ -484,7 +502,7 @@ def _feeds_relu(graph, node):
 
 def compress(graph, prune=None, quantize=None, share_bits=None, huffman=False, calibration=None,
              prune_scope="layer", refit=True, seed=0, prune_block=None):
-    """Compress every Linear layer of graph; see the module doc for the order of work.
+    """Compress every Linear and Conv2d layer of graph; see the module doc for the order of work.
 
     prune: None | 0 <= s < 1 | {"threshold": t} | {layer: s or {"threshold": t}}
     quantize: None | "fp16" | "int8" | "int8-static" (or {layer: mode})
@@ -513,8 +531,9 @@ def _one_blas_thread():
 
 def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_scope, refit, seed,
               prune_block=None):
-    layers = [node for node in graph.nodes if node.op == "Linear"]
+    layers = [node for node in graph.nodes if node.op in LAYER_OPS]
     names = [node.name for node in layers]
+    depthwise = {n.name for n in layers if n.op == "Conv2d" and _is_depthwise(graph, n)}
     prune_plan = _prune_plan(prune, names)
     block_plan = _block_plan(prune_block, names)
     quantize_plan = _quantize_plan(quantize, names)
@@ -529,32 +548,39 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
     static = [n for n, m in quantize_plan.items() if m == "int8-static"]
     if static and feeds is None:
         raise OptionError(f"quantize='int8-static' needs calibration data (layers {static})")
+    static_convs = [n.name for n in layers if n.op == "Conv2d" and n.name in static]
+    if static_convs:
+        raise OptionError(f"quantize='int8-static' is not available for conv layers yet "
+                          f"({static_convs}); use 'int8' for them")
     if feeds is not None:
         feeds = _subsample(feeds, seed)
 
     work = _float_copy(graph)
-    layers = [node for node in work.nodes if node.op == "Linear"]
+    layers = [node for node in work.nodes if node.op in LAYER_OPS]
+    linears = [node for node in layers if node.op == "Linear"]
+    calibrated = [node.name for node in linears]   # conv layers: no calibration yet
     original_shapes = {n.name: graph.tensors[n.inputs[1]].shape for n in layers}
     original_bias = {n.name: (graph.tensors[n.inputs[2]].shape[0] if len(n.inputs) > 2 else 0)
                      for n in layers}
     removed = {}
     if feeds is not None:
-        removed = _remove_dead_neurons(work, feeds, layers, prune_plan, block_plan)
+        removed = _remove_dead_neurons(work, feeds, linears, prune_plan, block_plan)
 
-    reference = evaluate(work, feeds, capture=set(names)) if feeds is not None else {}
-    weights = {n.name: work.tensors[n.inputs[1]].to_dense() for n in layers}
+    reference = evaluate(work, feeds, capture=set(calibrated)) if feeds is not None else {}
+    # a conv weight [out, in/group, kh, kw] is compressed as its matrix [out, in/group*kh*kw]
+    weights = {n.name: _matrix(work, n) for n in layers}
     biases = {n.name: (work.tensors[n.inputs[2]].to_dense() if len(n.inputs) > 2 else None)
               for n in layers}
     targets = {n: reference[n] @ weights[n].T + (0 if biases[n] is None else biases[n])
-               for n in names} if feeds is not None else {}
+               for n in calibrated} if feeds is not None else {}
 
     counts = {}
     for n in names:
         s = prune_plan[n]
-        if isinstance(s, float):
+        if isinstance(s, float) and n not in depthwise:
             counts[n] = int(round(s * weights[n].size))
     if prune_scope == "global" and prune:
-        scores = {n: pruning.scores(weights[n], reference.get(n)) for n in names}
+        scores = {n: pruning.scores(weights[n], reference.get(n)) for n in names if n not in depthwise}
         counts = pruning.global_counts(scores, float(prune))
 
     rows = []
@@ -567,15 +593,23 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             block = 1
             note = (f"prune_block=4 needs a multiple of 4 inputs, this layer has "
                     f"{weights[n].shape[1]}: pruned unstructured")
+        sparsity, bits = prune_plan[n], bits_plan[n]
+        if n in depthwise and (sparsity is not None or bits):
+            sparsity, bits = None, None
+            note = "depthwise conv: not pruned or weight-shared in this version (quantize only)"
         x = None
-        if feeds is not None:
+        if feeds is not None and node.op == "Linear":
             x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
+        elif feeds is not None:
+            note = ((note + "; ") if note else "") + "conv layer: compressed without calibration (no refit)"
         tensor, bias, effective = _compress_layer(
-            node.inputs[1], weights[n], biases[n], prune_plan[n], bits_plan[n], mode,
+            node.inputs[1], weights[n], biases[n], sparsity, bits, mode,
             x, targets.get(n), refit, counts.get(n, 0), relu=relu,
             huffman=huffman, block=block)
         tensor.huffman = huffman
         work.tensors[node.inputs[1]] = tensor
+        if node.op == "Conv2d":     # the runtime and evaluate() restore the 4-D kernel from this
+            node.attrs["kernel"] = [int(d) for d in original_shapes[n][1:]]
         bias_tensor = None
         if bias is not None:
             bias_values = quant.to_fp16(bias, node.inputs[2]) if mode == "fp16" else bias
@@ -592,14 +626,16 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
                 out, ref = np.maximum(out, 0), np.maximum(ref, 0)
             error = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
         before_shape = original_shapes[n]
-        before = 4 * (before_shape[0] * before_shape[1] + original_bias[n])
+        weight_count = int(np.prod(before_shape))
+        before = 4 * (weight_count + original_bias[n])
         weight_bytes = stored_bytes(tensor)
         after = weight_bytes + (stored_bytes(bias_tensor) if bias_tensor is not None else 0)
         rows.append({
-            "layer": n, "shape": tuple(tensor.shape), "original_shape": tuple(before_shape),
+            "layer": n, "shape": tuple(before_shape if node.op == "Conv2d" else tensor.shape),
+            "original_shape": tuple(before_shape),
             "removed_neurons": removed.get(n, 0), "encoding": _describe(tensor),
             "sparsity": float((effective == 0).mean()) if effective.size else 0.0,
-            "bits_per_weight": 8.0 * weight_bytes / max(before_shape[0] * before_shape[1], 1),
+            "bits_per_weight": 8.0 * weight_bytes / max(weight_count, 1),
             "bytes_before": before, "bytes_after": after, "error": error, "note": note,
         })
 

@@ -1,4 +1,4 @@
-"""Import an ONNX model of a fully-connected network as an edgerun Graph.
+"""Import an ONNX model of a fully-connected or convolutional network as an edgerun Graph.
 
     graph = edgerun.import_onnx("mlp.onnx")      # a path, the model's bytes, or an onnx.ModelProto
 
@@ -14,7 +14,14 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
     Add, Mul, Sub, Div        -> Add / Mul (x - c becomes x + (-c), x / c becomes x * (1/c));
                                  a per-feature constant Mul / Add right after a Linear is folded
                                  into its weight rows / bias
-    BatchNormalization        -> (inference) Mul + Add per channel, so after a Linear it folds away
+    BatchNormalization        -> (inference) Mul + Add per channel, so after a Linear or a Conv
+                                 it folds into the weight and bias
+    Conv (2-D, NCHW)          -> Conv2d: groups (depthwise too), strides, dilations, pads,
+                                 auto_pad NOTSET / VALID / SAME_UPPER / SAME_LOWER (SAME_* needs
+                                 the image size known at import); a following Relu or Clip(0, 6)
+                                 is fused into attrs["activation"] ("relu" / "relu6")
+    MaxPool, AveragePool      -> the same op (ceil_mode=0, no dilations); GlobalAveragePool too
+    Clip                      -> Clip with constant min / max (attributes before opset 11)
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
     Squeeze, Unsqueeze        -> Reshape on an activation (they only drop / add 1-sized dims)
@@ -44,8 +51,8 @@ import numpy as np
 from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 
-SUPPORTED = ("Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
-             "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
+SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
+             "MaxPool", "AveragePool", "GlobalAveragePool", "Clip", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
              "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
@@ -254,7 +261,8 @@ class _Importer:
         node = self.node
         return UnsupportedOpError(
             f"node {self.node_name!r} uses {node.op_type} (opset {self.opset}){detail}, which edgerun "
-            f"cannot import yet (it imports fully-connected networks: {', '.join(SUPPORTED[:13])}, ...)")
+            f"cannot import yet (it imports fully-connected and convolutional networks: "
+            f"{', '.join(SUPPORTED[:13])}, ...)")
 
     def _fresh_symbol(self):
         self.symbols += 1
@@ -534,6 +542,144 @@ class _Importer:
         self._emit("Add", [scaled, self._add_tensor(f"{self.node_name}.shift", t.reshape(per_channel))],
                    node.output[0], shape, name=f"{self.node_name}/shift")
 
+    # ---------------------------------------------------------------- convolutions
+
+    def _nchw(self, x, what):
+        if self._is_const(x):
+            raise self._unsupported(f" of a constant {what}")
+        shape = self.shapes[x]
+        if len(shape) != 4:
+            raise self._unsupported(f" on a {len(shape)}-D input {x!r} (only 2-D images, NCHW)")
+        return shape
+
+    def _window(self, attrs, shape, kernel, dilations):
+        """(strides, pads [top, left, bottom, right], output dims) of a conv or pool
+        window over NCHW `shape`, with ONNX auto_pad resolved (SAME_* needs the spatial
+        size known at import time)."""
+        strides = [int(v) for v in attrs.get("strides", [1, 1])]
+        pads = [int(v) for v in attrs.get("pads", [0, 0, 0, 0])]
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if len(strides) != 2 or len(pads) != 4 or min(strides) < 1 or min(pads) < 0:
+            raise ShapeError(f"node {self.node_name!r}: strides {strides} / pads {pads} do not "
+                             "describe a 2-D window (expected 2 strides >= 1 and 4 pads >= 0)")
+        spatial = shape[2:]
+        if auto_pad == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            if not all(isinstance(d, int) for d in spatial):
+                raise self._unsupported(f" with auto_pad={auto_pad} on symbolic image size {spatial}")
+            for axis in range(2):
+                span = (kernel[axis] - 1) * dilations[axis] + 1
+                total = max(0, (-(-spatial[axis] // strides[axis]) - 1) * strides[axis] + span - spatial[axis])
+                small = total // 2
+                begin = small if auto_pad == "SAME_UPPER" else total - small
+                pads[axis], pads[axis + 2] = begin, total - begin
+        elif auto_pad != "NOTSET":
+            raise self._unsupported(f" with auto_pad={auto_pad}")
+        dims = []
+        for axis in range(2):
+            if not isinstance(spatial[axis], int):
+                dims.append(self._fresh_symbol())
+                continue
+            span = (kernel[axis] - 1) * dilations[axis] + 1
+            size = spatial[axis] + pads[axis] + pads[axis + 2] - span
+            if size < 0:
+                raise ShapeError(f"node {self.node_name!r}: a {kernel[0]}x{kernel[1]} window does not fit "
+                                 f"the padded {spatial} input")
+            dims.append(size // strides[axis] + 1)
+        return strides, pads, dims
+
+    def _op_Conv(self, node):
+        x, w, b = self._inputs(node)[:3]
+        attrs = self._attrs(node)
+        shape = self._nchw(x, "image")
+        if not self._is_const(w) or (b is not None and not self._is_const(b)):
+            raise self._unsupported(" whose weight or bias is computed at run time, not an initializer")
+        weight = self._float(w, "weight")
+        group = int(attrs.get("group", 1))
+        if weight.ndim != 4 or group < 1 or weight.shape[0] % group:
+            raise ShapeError(f"node {self.node_name!r}: Conv weight {w!r} of shape {weight.shape} with "
+                             f"group {group}: expected [out, in/group, kh, kw], out divisible by group")
+        if isinstance(shape[1], int) and shape[1] != weight.shape[1] * group:
+            raise ShapeError(f"node {self.node_name!r}: Conv input {x!r} has {shape[1]} channels, the "
+                             f"weight {w!r} expects {weight.shape[1] * group} ({group} groups)")
+        kernel = list(weight.shape[2:])
+        if list(attrs.get("kernel_shape", kernel)) != kernel:
+            raise ShapeError(f"node {self.node_name!r}: kernel_shape {list(attrs['kernel_shape'])} does "
+                             f"not match the weight {w!r} {list(weight.shape)}")
+        dilations = [int(v) for v in attrs.get("dilations", [1, 1])]
+        if len(dilations) != 2 or min(dilations) < 1:
+            raise ShapeError(f"node {self.node_name!r}: dilations {dilations} must be 2 integers >= 1")
+        strides, pads, dims = self._window(attrs, shape, kernel, dilations)
+        inputs = [x, self._add_tensor(w, weight)]
+        if b is not None:
+            bias = self._float(b, "bias")
+            if bias.shape != (weight.shape[0],):
+                raise ShapeError(f"node {self.node_name!r}: Conv bias {b!r} has shape {bias.shape}, "
+                                 f"expected ({weight.shape[0]},)")
+            inputs.append(self._add_tensor(b, bias))
+        self._emit("Conv2d", inputs, node.output[0], (shape[0], weight.shape[0], *dims),
+                   {"strides": strides, "pads": pads, "dilations": dilations, "group": group,
+                    "activation": None})
+
+    def _pool(self, node, op):
+        (x,) = self._inputs(node)[:1]
+        attrs = self._attrs(node)
+        shape = self._nchw(x, "image")
+        if len(node.output) > 1 and node.output[1] and self.consumers.get(node.output[1]):
+            raise self._unsupported(" whose indices output is used")
+        if attrs.get("ceil_mode", 0):
+            raise self._unsupported(" with ceil_mode=1")
+        if any(int(d) != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self._unsupported(f" with dilations {list(attrs['dilations'])}")
+        if attrs.get("storage_order", 0):
+            raise self._unsupported(" with storage_order=1")
+        kernel = [int(v) for v in attrs.get("kernel_shape", [])]
+        if len(kernel) != 2 or min(kernel) < 1:
+            raise ShapeError(f"node {self.node_name!r}: kernel_shape {kernel} must be 2 integers >= 1")
+        strides, pads, dims = self._window(attrs, shape, kernel, [1, 1])
+        new = {"kernel_shape": kernel, "strides": strides, "pads": pads}
+        if op == "AveragePool":
+            new["count_include_pad"] = int(bool(attrs.get("count_include_pad", 0)))
+        self._emit(op, [x], node.output[0], (shape[0], shape[1], *dims), new)
+
+    def _op_MaxPool(self, node):
+        self._pool(node, "MaxPool")
+
+    def _op_AveragePool(self, node):
+        self._pool(node, "AveragePool")
+
+    def _op_GlobalAveragePool(self, node):
+        (x,) = self._inputs(node)[:1]
+        shape = self._nchw(x, "image")
+        self._emit("GlobalAveragePool", [x], node.output[0], (shape[0], shape[1], 1, 1))
+
+    def _op_Clip(self, node):
+        x, lo, hi = self._inputs(node)[:3]
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        attrs = self._attrs(node)
+        bounds = {}
+        if self.opset < 11:
+            bounds = {"min": attrs.get("min"), "max": attrs.get("max")}
+        else:
+            for key, name in (("min", lo), ("max", hi)):
+                if name is None:
+                    bounds[key] = None
+                elif not self._is_const(name):
+                    raise self._unsupported(f" with {key} {name!r} computed at run time")
+                else:
+                    bounds[key] = self.consts[name]
+        for key, value in bounds.items():
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.size != 1:
+                    raise ShapeError(f"node {self.node_name!r}: Clip {key} must be a scalar, "
+                                     f"got shape {value.shape}")
+                bounds[key] = float(value.reshape(-1)[0])
+        self._emit("Clip", [x], node.output[0], self.shapes[x], bounds)
+
     # ---------------------------------------------------------------- shape ops
 
     def _axis(self, axis, rank, extra=0):
@@ -722,7 +868,7 @@ class _Importer:
         producer, kept = {}, []
         for node in self.graph.nodes:
             linear = producer.get(node.inputs[0]) if node.inputs else None
-            if (linear is not None and linear.op == "Linear" and uses.get(node.inputs[0]) == 1
+            if (linear is not None and linear.op in ("Linear", "Conv2d") and uses.get(node.inputs[0]) == 1
                     and linear.attrs.get("activation") is None and self._absorb(linear, node)):
                 linear.outputs = list(node.outputs)
                 producer[node.outputs[0]] = linear
@@ -737,6 +883,10 @@ class _Importer:
         if node.op == "Relu":
             linear.attrs["activation"] = "relu"
             return True
+        if node.op == "Clip" and linear.op == "Conv2d" and node.attrs.get("min") == 0.0 \
+                and node.attrs.get("max") in (None, 6.0):
+            linear.attrs["activation"] = "relu" if node.attrs.get("max") is None else "relu6"
+            return True
         if node.op not in ("Add", "Mul") or node.inputs[1] not in self.graph.tensors:
             return False
         vector = self._feature_vector(self.graph.tensors[node.inputs[1]], linear, node.inputs[0])
@@ -750,7 +900,8 @@ class _Importer:
             bias = vector if bias is None else bias + vector
             linear.inputs[2:] = [self._add_tensor(f"{linear.name}.bias", bias)]
             return True
-        weight = self.graph.tensors[linear.inputs[1]].to_dense() * vector[:, None]
+        weight = self.graph.tensors[linear.inputs[1]].to_dense()
+        weight = weight * vector.reshape((-1,) + (1,) * (weight.ndim - 1))
         linear.inputs[1] = self._add_tensor(f"{linear.name}.weight", weight)
         if bias is not None:
             linear.inputs[2] = self._add_tensor(f"{linear.name}.bias", bias * vector)
@@ -758,13 +909,18 @@ class _Importer:
 
     def _feature_vector(self, tensor, linear, value):
         """The constant as a float32 [out_features] vector when it acts on the last axis of
-        linear's output alone (a scalar, [out] or [1, ..., out] that adds no dims); else None."""
+        linear's output alone (a scalar, [out] or [1, ..., out] that adds no dims); else None.
+        For a Conv2d the axis is the channels of its NCHW output: [out, 1, 1] or [1, out, 1, 1]."""
         out_features = self.graph.tensors[linear.inputs[1]].shape[0]
         array = tensor.arrays["values"]
         if array.ndim > self._rank(value):
             return None
         if array.size == 1:
             return np.full(out_features, array.reshape(-1)[0], dtype=np.float32)
+        if linear.op == "Conv2d":
+            if array.size == out_features and array.ndim >= 3 and array.shape[-3:] == (out_features, 1, 1):
+                return array.reshape(out_features).astype(np.float32)
+            return None
         if array.size == out_features and array.shape[-1] == out_features:
             return array.reshape(out_features).astype(np.float32)
         return None

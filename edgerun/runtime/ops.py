@@ -1,4 +1,4 @@
-"""Op -> kernel choice: turn a Linear layer's weight encoding into a prepared step.
+"""Op -> kernel choice: turn a Linear or Conv2d layer's weight encoding into a prepared step.
 
 Everything that can be done once is done here, at load: centroid decoding,
 repacking 4-bit indices into the nibble32 layout, widening f16 to f32,
@@ -21,6 +21,8 @@ import numpy as np
 
 from edgerun import _backend
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
+from edgerun.evaluate import activate, conv2d, im2col
+from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
 
@@ -203,3 +205,76 @@ class LinearStep:
             xq, sx = operands
             k.codebook_s8(self.nibbles[begin:end], self.table, xq, sx, self.scale[begin:end],
                           bias, self.relu, out=out)
+
+
+class Conv2dStep:
+    """Conv2d on NCHW activations (the graph's layout), with the kernel the weight calls for.
+
+    `kind`: "dwconv2d_f32" for a depthwise conv (group == in == out channels): the C
+    kernel on NHWC, so x is transposed to NHWC and the result back to NCHW around
+    each such layer (this first slice converts per layer, not only at the graph's
+    edges).  Every other group == 1 conv is im2col (a stride-tricks view, copied
+    once into [N*OH*OW, in*kh*kw]) times the weight's [out, in*kh*kw] matrix view:
+    "blas" for a float weight, else whatever LinearStep chooses for its encoding
+    ("gemm_s8", "spmm_csr_s8", "codebook_s8", ...), so the int8, sparse and
+    codebook kernels serve convs too.  Grouped convs that are not depthwise run
+    the numpy reference ("numpy_grouped")."""
+
+    def __init__(self, node, weight, bias, kernels=None):
+        self.name = node.name
+        self.kernels = kernels or _backend.kernels
+        attrs = node.attrs
+        self.out_channels, self.in_per_group, self.kh, self.kw = conv_weight_shape(node, weight)
+        self.group = int(attrs.get("group", 1))
+        self.in_channels = self.in_per_group * self.group
+        self.strides = tuple(attrs.get("strides", (1, 1)))
+        self.pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+        self.dilations = tuple(attrs.get("dilations", (1, 1)))
+        self.activation = attrs.get("activation")
+        self.bias = None if bias is None else _f32(bias.to_dense())
+        if self.in_per_group == 1 and self.group == self.out_channels:
+            self.kind = "dwconv2d_f32"
+            dense = weight.to_dense().reshape(self.out_channels, self.kh, self.kw)
+            self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
+        elif self.group != 1:
+            self.kind = "numpy_grouped"
+            self.weight = _f32(weight.to_dense().reshape(conv_weight_shape(node, weight)))
+        elif weight.encoding == "dense" and "scale" not in weight.arrays:
+            self.kind = "blas"
+            self.weight_t = _f32(weight.to_dense().reshape(self.out_channels, -1).T)
+        else:
+            columns = self.in_per_group * self.kh * self.kw
+            arrays = dict(weight.arrays)
+            if weight.encoding == "dense":
+                arrays["values"] = arrays["values"].reshape(self.out_channels, columns)
+            matrix = Tensor(weight.name, (self.out_channels, columns), weight.encoding, arrays,
+                            weight.bits, weight.huffman)
+            # relu6 = min(relu(v), 6): the kernel's fused relu, then the clip here
+            fused = "relu" if self.activation in ("relu", "relu6") else None
+            self.linear = LinearStep(Node("Linear", node.name, [], [], {"activation": fused}),
+                                     matrix, bias, self.kernels)
+            self.kind = self.linear.kind
+
+    def __call__(self, x, pool=None):
+        """x float32 [N, C, H, W] -> float32 [N, out, OH, OW]."""
+        if self.kind == "dwconv2d_f32":
+            nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            y = self.kernels.dwconv2d_f32(nhwc, self.weight_hwc, self.bias, self.strides, self.pads,
+                                          self.dilations, self.activation)
+            return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        if self.kind == "numpy_grouped":
+            return conv2d(x, self.weight, self.bias, self.strides, self.pads, self.dilations,
+                          self.group, self.activation)
+        n = x.shape[0]
+        cols, oh, ow = im2col(x, self.kh, self.kw, self.strides, self.pads, self.dilations)
+        rows = np.ascontiguousarray(cols.reshape(n * oh * ow, cols.shape[2]))
+        if self.kind == "blas":
+            y = rows @ self.weight_t
+            if self.bias is not None:
+                y += self.bias
+            activate(y, self.activation)
+        else:
+            y = self.linear(rows, pool)
+            if self.activation == "relu6":
+                np.minimum(y, 6, out=y)
+        return np.ascontiguousarray(y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2))

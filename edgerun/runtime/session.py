@@ -1,6 +1,6 @@
 """Session: plan a Graph once, then run it many times.
 
-Planning chooses a kernel per Linear layer from its weight encoding (ops.py),
+Planning chooses a kernel per Linear or Conv2d layer from its weight encoding (ops.py),
 binds every other op to its numpy function, and resolves the order of values.
 `run` is then a loop over prepared steps.
 
@@ -22,7 +22,7 @@ import numpy as np
 from edgerun import _backend, evaluate
 from edgerun.errors import EdgerunError, ShapeError
 from edgerun.graph import Graph
-from edgerun.runtime.ops import LinearStep
+from edgerun.runtime.ops import Conv2dStep, LinearStep
 
 
 MAX_BATCH_ROWS = 1024  # rows per chunk: 1024 x a 4096-wide layer is 16 MB of float32
@@ -44,7 +44,8 @@ def _row_wise(graph):
         return False
     for node in graph.nodes:
         attrs = node.attrs
-        if node.op in ("Linear", "Relu", "Sigmoid", "Tanh"):
+        if node.op in ("Linear", "Relu", "Sigmoid", "Tanh", "Clip", "Conv2d", "MaxPool",
+                       "AveragePool", "GlobalAveragePool"):
             continue
         if node.op == "Softmax" and (attrs.get("axis", -1) == -1 or attrs.get("axis", -1) in range(1, 9)):
             continue  # over features (-1 is the last axis, never the batch of an input of rank >= 2)
@@ -88,6 +89,10 @@ class Session:
             bias = tensors[node.inputs[2]] if len(node.inputs) > 2 else None
             step = LinearStep(node, tensors[node.inputs[1]], bias, self._kernels)
             return node, step, [node.inputs[0]]
+        if node.op == "Conv2d":
+            bias = tensors[node.inputs[2]] if len(node.inputs) > 2 else None
+            step = Conv2dStep(node, tensors[node.inputs[1]], bias, self._kernels)
+            return node, step, [node.inputs[0]]
         constants = {name: tensors[name].to_dense() for name in node.inputs if name in tensors}
         function = evaluate.op_function(node)
         return node, function, constants
@@ -96,7 +101,7 @@ class Session:
     def layers(self):
         """[(layer name, kernel path)] in execution order, e.g. ("fc1", "spmm_csr_s8")."""
         return [(node.name, step.kind) for node, step, _ in self._steps
-                if isinstance(step, LinearStep)]
+                if isinstance(step, (LinearStep, Conv2dStep))]
 
     def _feeds(self, x):
         if isinstance(x, dict):
@@ -164,6 +169,12 @@ class Session:
                     raise ShapeError(f"layer {node.name!r} expects [N, {step.in_features}] "
                                      f"inputs, got {list(activation.shape)}")
                 result = step(np.ascontiguousarray(activation, dtype=np.float32), self._pool)
+            elif isinstance(step, Conv2dStep):
+                activation = values[node.inputs[0]]
+                if activation.ndim != 4 or activation.shape[1] != step.in_channels:
+                    raise ShapeError(f"conv {node.name!r} expects NCHW inputs with {step.in_channels} "
+                                     f"channels, got {list(activation.shape)}")
+                result = step(np.asarray(activation, dtype=np.float32), self._pool)
             else:
                 args = [extra[name] if name in extra else values[name] for name in node.inputs]
                 try:
