@@ -11,24 +11,17 @@
 
 #include "edgerun.h"
 #include "epilogue.h"
+#include "spmm_csr.h"
 
-/* Cheap checks shared by every variant; the loader has validated indptr and
- * indices (indices[b] + 4 <= cols), kernels trust them.  Scratch is unused. */
+/* The CSR argument checks apply as they are (indptr counts blocks instead of
+ * entries); the loader has validated indices[b] + 4 <= cols.  Scratch is unused. */
 static inline er_status er_spmm_bcsr4_check(const er_csr *w, const void *x, size_t m,
                                             const er_epilogue *ep) {
-    if (!w || !ep || !er_epilogue_ok(ep, w->rows)) return ER_ERR_ARGUMENT;
-    if (m == 0 || w->rows == 0) return ER_OK;
-    if (!x || !w->indptr || (w->index_bytes != 2 && w->index_bytes != 4)) return ER_ERR_ARGUMENT;
-    if (w->indptr[w->rows] != w->indptr[0] && (!w->indices || !w->values)) return ER_ERR_ARGUMENT;
-    return ER_OK;
+    return er_spmm_csr_check(w, x, m, ep, NULL, 0);
 }
 
-/* int32 accumulation is exact while a row holds at most ER_MAX_K_S8 weights,
- * i.e. ER_MAX_K_S8 / 4 blocks. */
 static inline er_status er_spmm_bcsr4_check_s8_rows(const er_csr *w) {
-    for (size_t j = 0; j < w->rows; j++)
-        if (w->indptr[j + 1] - w->indptr[j] > ER_MAX_K_S8 / 4) return ER_ERR_K_TOO_LARGE;
-    return ER_OK;
+    return er_spmm_check_s8_row_lengths(w, 4);
 }
 
 #define ER_SPMM_BCSR4_SCALAR_HELPERS(IDX, idx_t)                                             \

@@ -31,12 +31,19 @@ static inline er_status er_spmm_csr_check(const er_csr *w, const void *x, size_t
     return ER_OK;
 }
 
-/* int32 accumulation is exact only while a row has at most ER_MAX_K_S8 entries
- * (the loader guarantees fewer than cols, but a row is cheap to check). */
-static inline er_status er_spmm_csr_check_s8_rows(const er_csr *w) {
+/* int32 accumulation is exact only while a row holds at most ER_MAX_K_S8
+ * weights; a row of `entries` entries holds entries * weights_per_entry of them
+ * (1 for CSR, 4 for 1x4 blocks).  The loader guarantees fewer than cols, but a
+ * row is cheap to check. */
+static inline er_status er_spmm_check_s8_row_lengths(const er_csr *w, size_t weights_per_entry) {
     for (size_t j = 0; j < w->rows; j++)
-        if (w->indptr[j + 1] - w->indptr[j] > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
+        if (w->indptr[j + 1] - w->indptr[j] > ER_MAX_K_S8 / weights_per_entry)
+            return ER_ERR_K_TOO_LARGE;
     return ER_OK;
+}
+
+static inline er_status er_spmm_csr_check_s8_rows(const er_csr *w) {
+    return er_spmm_check_s8_row_lengths(w, 1);
 }
 
 /* x [m, k] -> xt [k, m]: after this a nonzero's column of x is contiguous. */
