@@ -1,33 +1,45 @@
 # Included by _kernels.pyx: CSR sparse weights times dense activations.
 
-def _csr_arrays(indptr, indices, values, x, values_dtype, x_dtype):
-    """Check a CSR W [n, k] and x [m, k]; return them as contiguous arrays.
+def _csr_arrays(indptr, indices, values, x, values_dtype, x_dtype, Py_ssize_t block=1):
+    """Check a CSR W [n, k] (block = 1) or a 1x4 block-sparse one (block = 4:
+    indptr counts blocks, indices are block columns, values hold 4 weights per
+    block) and x [m, k]; return them as contiguous arrays.
 
     Only what the kernel cannot survive is checked here (dtypes, lengths,
-    shapes): the full CSR invariants (monotone indptr, every index < k) are the
-    file loader's job, done once at load instead of on every call."""
+    shapes): the full invariants (monotone indptr, every index < k, or + 4 <= k)
+    are the file loader's job, done once at load instead of on every call."""
     indptr = np.asarray(indptr)
     indices = np.asarray(indices)
     values = np.asarray(values)
+    entries = "entries" if block == 1 else "blocks"
     if indptr.dtype != np.uint32 or indptr.ndim != 1 or indptr.shape[0] < 1:
         raise ShapeError(f"indptr must be a 1-D uint32 array of rows + 1 items, "
                          f"got {indptr.dtype} {indptr.shape}")
     if indices.dtype not in (np.uint16, np.uint32) or indices.ndim != 1:
-        raise ShapeError(f"indices must be a 1-D uint16 or uint32 array, got {indices.dtype} {indices.shape}")
+        raise ShapeError(f"indices must be a 1-D uint16 or uint32 array"
+                         f"{'' if block == 1 else ' of block columns'}, got {indices.dtype} {indices.shape}")
     if values.dtype != values_dtype or values.ndim != 1:
-        raise ShapeError(f"values must be a 1-D {np.dtype(values_dtype).name} array, "
+        layout = "a 1-D" if block == 1 else "a flat 1-D"
+        per = "" if block == 1 else f" ({block} per block)"
+        raise ShapeError(f"values must be {layout} {np.dtype(values_dtype).name} array{per}, "
                          f"got {values.dtype} {values.shape}")
-    if indices.shape[0] != values.shape[0]:
-        raise ShapeError(f"indices and values must have one item per entry, "
-                         f"got {indices.shape[0]} and {values.shape[0]}")
+    if values.shape[0] != block * indices.shape[0]:
+        if block == 1:
+            raise ShapeError(f"indices and values must have one item per entry, "
+                             f"got {indices.shape[0]} and {values.shape[0]}")
+        raise ShapeError(f"values must hold {block} weights per block: {block * indices.shape[0]} "
+                         f"for {indices.shape[0]} blocks, got {values.shape[0]}")
     first, last = int(indptr[0]), int(indptr[indptr.shape[0] - 1])  # (no wraparound here)
     if first > last or last > indices.shape[0]:
         raise ShapeError(f"indptr must run from indptr[0] <= indptr[-1] <= {indices.shape[0]} "
-                         f"entries, got {first} .. {last}")
+                         f"{entries}, got {first} .. {last}")
     x = _matrix(x, x_dtype, "x")
-    if indices.dtype == np.uint16 and x.shape[1] > 65536:
-        raise ShapeError(f"uint16 indices address at most 65536 inputs, but x has {x.shape[1]}; "
-                         f"use uint32 indices")
+    if last > first and x.shape[1] < block:
+        raise ShapeError(f"a 1x{block} block needs at least {block} inputs, but x has {x.shape[1]}")
+    # a u16 index addresses columns 0..65535; a block starting there reaches block - 1 more
+    if indices.dtype == np.uint16 and x.shape[1] > 65536 + block - 1:
+        raise ShapeError(f"uint16 indices address at most {65536 + block - 1} inputs, but x has "
+                         f"{x.shape[1]}; use uint32 indices")
     if x.shape[1] >= 2 ** 31:
         raise ShapeError(f"x has {x.shape[1]} inputs; the kernels index at most 2**31 - 1")
     return (np.ascontiguousarray(indptr), np.ascontiguousarray(indices),
