@@ -61,7 +61,7 @@ class LinearStep:
         elif weight.encoding == "csr":
             self._csr(weight)
         elif weight.encoding == "bcsr4":
-            self._bcsr4(weight)
+            self._csr(weight, "spmm_bcsr4")
         elif weight.encoding == "codebook":
             self._codebook(weight)
         else:
@@ -94,7 +94,8 @@ class LinearStep:
         self.values = np.ascontiguousarray(values, dtype=np.int8)
         self.scale = _f32(scale)
 
-    def _csr(self, weight):
+    def _csr(self, weight, op="spmm_csr"):
+        """CSR, or 1x4 block-sparse with op="spmm_bcsr4" (same arrays, no codes)."""
         a = weight.arrays
         self.indptr = np.ascontiguousarray(a["indptr"], dtype=np.uint32)
         self.indices = np.ascontiguousarray(a["indices"])
@@ -108,23 +109,11 @@ class LinearStep:
                 self.kind = "spmm_csr_f32"
                 self.values = _f32(centroids)[a["codes"]]
         elif a["values"].dtype == np.int8:
-            self.kind = "spmm_csr_s8"
+            self.kind = f"{op}_s8"
             self.values = np.ascontiguousarray(a["values"])
             self.scale = _f32(a["scale"])
         else:
-            self.kind = "spmm_csr_f32"
-            self.values = _f32(a["values"])
-
-    def _bcsr4(self, weight):
-        a = weight.arrays
-        self.indptr = np.ascontiguousarray(a["indptr"], dtype=np.uint32)
-        self.indices = np.ascontiguousarray(a["indices"])
-        if a["values"].dtype == np.int8:
-            self.kind = "spmm_bcsr4_s8"
-            self.values = np.ascontiguousarray(a["values"])
-            self.scale = _f32(a["scale"])
-        else:
-            self.kind = "spmm_bcsr4_f32"
+            self.kind = f"{op}_f32"
             self.values = _f32(a["values"])
 
     def _codebook(self, weight):
@@ -184,20 +173,13 @@ class LinearStep:
         if self.kind == "gemm_s8":
             xq, sx = operands
             k.gemm_s8(xq, self.values[begin:end], sx, self.scale[begin:end], bias, self.relu, out=out)
-        elif self.kind == "spmm_csr_f32":
-            k.spmm_csr_f32(self.indptr[begin:end + 1], self.indices, self.values, operands[0],
-                           bias, self.relu, out=out)
-        elif self.kind == "spmm_csr_s8":
+        elif self.kind in ("spmm_csr_f32", "spmm_bcsr4_f32"):
+            getattr(k, self.kind)(self.indptr[begin:end + 1], self.indices, self.values,
+                                  operands[0], bias, self.relu, out=out)
+        elif self.kind in ("spmm_csr_s8", "spmm_bcsr4_s8"):
             xq, sx = operands
-            k.spmm_csr_s8(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
-                          self.scale[begin:end], bias, self.relu, out=out)
-        elif self.kind == "spmm_bcsr4_f32":
-            k.spmm_bcsr4_f32(self.indptr[begin:end + 1], self.indices, self.values, operands[0],
-                             bias, self.relu, out=out)
-        elif self.kind == "spmm_bcsr4_s8":
-            xq, sx = operands
-            k.spmm_bcsr4_s8(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
-                            self.scale[begin:end], bias, self.relu, out=out)
+            getattr(k, self.kind)(self.indptr[begin:end + 1], self.indices, self.values, xq, sx,
+                                  self.scale[begin:end], bias, self.relu, out=out)
         elif self.kind == "codebook_f32":
             k.codebook_f32(self.packed[begin:end], self.bits, self.centroids, operands[0],
                            bias, self.relu, out=out)
