@@ -157,6 +157,19 @@ def test_integer_paths_match_the_numpy_backend_bit_for_bit(how, rng):
     assert np.array_equal(fast.view(np.uint32), twin.view(np.uint32))
 
 
+@pytest.mark.parametrize("how", sorted(ENCODINGS))
+def test_linear_on_token_sequences_runs_per_token(how, rng):
+    """[batch, seq, features] (a transformer's activations) goes through the same
+    kernels as the [batch*seq, features] matrix, and keeps its leading dims."""
+    graph = encoded_graph(how, rng)
+    tokens = rng.standard_normal((2, 3, 37)).astype(np.float32)
+    flat = Session(graph).run(tokens.reshape(6, 37))
+    graph.inputs[0].shape = (None, None, 37)
+    y = Session(graph).run(tokens)
+    assert y.shape == (2, 3, 19)
+    assert np.array_equal(y.reshape(6, 19), flat)
+
+
 def test_dict_in_dict_out_and_softmax(rng):
     session = Session(mlp(rng, softmax=True))
     x = rng.standard_normal((4, 37)).astype(np.float32)

@@ -165,10 +165,13 @@ class Session:
         for node, step, extra in self._steps:
             if isinstance(step, LinearStep):
                 activation = values[node.inputs[0]]
-                if activation.ndim != 2 or activation.shape[1] != step.in_features:
-                    raise ShapeError(f"layer {node.name!r} expects [N, {step.in_features}] "
+                if activation.ndim < 2 or activation.shape[-1] != step.in_features:
+                    raise ShapeError(f"layer {node.name!r} expects [..., {step.in_features}] "
                                      f"inputs, got {list(activation.shape)}")
-                result = step(np.ascontiguousarray(activation, dtype=np.float32), self._pool)
+                # [batch, seq, features] (a transformer's tokens) runs as one matrix of rows
+                rows = activation.reshape(-1, step.in_features)
+                result = step(np.ascontiguousarray(rows, dtype=np.float32), self._pool)
+                result = result.reshape(activation.shape[:-1] + (step.out_features,))
             elif isinstance(step, Conv2dStep):
                 activation = values[node.inputs[0]]
                 if activation.ndim != 4 or activation.shape[1] != step.in_channels:
