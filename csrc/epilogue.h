@@ -34,6 +34,32 @@ static inline void er_store_s32(const er_epilogue *ep, size_t i, size_t j, int32
     er_store(ep, i, j, (float)acc);
 }
 
+/* Outputs j .. j+3 of row i: er_store's float operations in its order (so the
+ * same bits), with its branches taken once per four outputs instead of once per
+ * output.  When K is small (a 3x3 conv over few channels) the per-output
+ * epilogue, not the dot products, is what a GEMM spends its time on; the lane
+ * loops are also what compilers turn into one SIMD step. */
+static inline void er_store4_s32(const er_epilogue *ep, size_t i, size_t j, const int32_t acc[4]) {
+    if (!ep->y_f32) {
+        for (int c = 0; c < 4; c++) er_store_s32(ep, i, j + (size_t)c, acc[c]);
+        return;
+    }
+    float v[4];
+    for (int c = 0; c < 4; c++) v[c] = (float)acc[c];
+    if (ep->row_scale) {
+        const float r = ep->row_scale[i];
+        for (int c = 0; c < 4; c++) v[c] *= r;
+    }
+    if (ep->col_scale)
+        for (int c = 0; c < 4; c++) v[c] *= ep->col_scale[j + (size_t)c];
+    if (ep->bias)
+        for (int c = 0; c < 4; c++) v[c] += ep->bias[j + (size_t)c];
+    if (ep->relu)
+        for (int c = 0; c < 4; c++) v[c] = (v[c] > 0.0f || v[c] != v[c]) ? v[c] : 0.0f;
+    float *y = ep->y_f32 + i * ep->ldy + j;
+    for (int c = 0; c < 4; c++) y[c] = v[c];
+}
+
 static inline int er_epilogue_ok(const er_epilogue *ep, size_t n) {
     return ep && ((ep->y_f32 != NULL) != (ep->y_s8 != NULL)) && ep->ldy >= n;
 }

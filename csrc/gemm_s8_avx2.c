@@ -64,8 +64,9 @@ static void finish4(const er_epilogue *ep, const int8_t *xrow, const int8_t *w, 
                     size_t p, size_t i, size_t j, __m128i sums) {
     int32_t s[4];
     _mm_storeu_si128((__m128i *)s, sums);
-    for (int c = 0; c < 4; c++)
-        er_store_s32(ep, i, j + c, s[c] + er_gemm_s8_dot(xrow, w + (j + c) * k, p, k));
+    if (p < k)
+        for (int c = 0; c < 4; c++) s[c] += er_gemm_s8_dot(xrow, w + (j + c) * k, p, k);
+    er_store4_s32(ep, i, j, s);
 }
 
 /* Rows i .. i+2 of x against rows j .. j+3 of w.  Written out by hand: the

@@ -44,11 +44,14 @@ ER_INLINE void tile(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t
             for (int a = 0; a < mr; a++) acc[a][b] = vdotq_s32(acc[a][b], xv[a], wv);
         }
     }
-    for (int a = 0; a < mr; a++)
+    for (int a = 0; a < mr; a++) {
+        int32_t s[8];
         for (int b = 0; b < nr; b++)
-            er_store_s32(ep, i + a, j + b,
-                         vaddvq_s32(acc[a][b]) +
-                             er_gemm_s8_dot(xr + a * k, wr + b * k, p, k));
+            s[b] = vaddvq_s32(acc[a][b]) + er_gemm_s8_dot(xr + a * k, wr + b * k, p, k);
+        int b = 0;
+        for (; b + 4 <= nr; b += 4) er_store4_s32(ep, i + a, j + b, s + b);
+        for (; b < nr; b++) er_store_s32(ep, i + a, j + b, s[b]);
+    }
 }
 
 er_status er_gemm_s8__dotprod(const int8_t *x, const int8_t *w, size_t m, size_t n,

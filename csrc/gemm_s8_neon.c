@@ -53,8 +53,9 @@ static void finish4(const er_epilogue *ep, const int8_t *xrow, const int8_t *w, 
                     size_t p, size_t i, size_t j, int32x4_t sums) {
     int32_t s[4];
     vst1q_s32(s, sums);
-    for (int c = 0; c < 4; c++)
-        er_store_s32(ep, i, j + c, s[c] + er_gemm_s8_dot(xrow, w + (j + c) * k, p, k));
+    if (p < k)
+        for (int c = 0; c < 4; c++) s[c] += er_gemm_s8_dot(xrow, w + (j + c) * k, p, k);
+    er_store4_s32(ep, i, j, s);
 }
 
 static void tile_4x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,

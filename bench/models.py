@@ -1,0 +1,229 @@
+"""End-to-end: batch-1 latency and file size of real models, edgerun against onnxruntime.
+
+    python bench/models.py                  # print the table
+    python bench/models.py --quick          # the small test sizes, for a smoke run
+
+The models are the PyTorch definitions the importer tests verify
+(tests/torch_cnn.py, tests/torch_bert.py) at their "bench" sizes, exported with
+torch's TorchScript exporter (opset 17).  For each one, in this process, one
+thread, one after the other:
+
+    ort fp32       onnxruntime on the exported model
+    ort dyn-int8   onnxruntime.quantization.quantize_dynamic (int8 weights, activations
+                   quantized per call), the usual way to shrink an ONNX model
+    er fp32        edgerun on the imported graph
+    er int8        compress(quantize="int8")
+    er sparse      compress(prune=0.9, prune_block=4, quantize="int8")   (1x4 blocks)
+    er codebook    compress(share_bits=4, quantize="int8")
+    er deep        compress(prune=0.9, share_bits=4, quantize="int8", huffman=True)
+
+Calibration data are random inputs of the model's own shape (latency does not
+depend on it; the output error column is only a sanity check, the accuracy
+experiments are in docs/ACCURACY.md and the tests).
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import edgerun  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from compare import timeit  # noqa: E402
+
+VARIANTS = {
+    "int8": dict(quantize="int8"),
+    "sparse": dict(prune=0.9, prune_block=4, quantize="int8"),
+    "codebook": dict(share_bits=4, quantize="int8"),
+    "deep": dict(prune=0.9, share_bits=4, quantize="int8", huffman=True),
+}
+
+
+def model_zoo(size):
+    """{name: (factory, example)}: example is a tensor, or {input name: tensor}."""
+    zoo = {}
+    for module in ("torch_cnn", "torch_bert"):
+        try:
+            zoo.update(__import__(module).models(size))
+        except ImportError as error:
+            print(f"  ({module} not available: {error})", file=sys.stderr)
+    return zoo
+
+
+def export(factory, example, path):
+    import torch
+    from torch_export import export as torch_export
+
+    torch.manual_seed(0)
+    module = factory().eval()
+    if isinstance(example, dict):
+        names, values = tuple(example), tuple(example.values())
+        model = torch_export(module, values, input_names=names)
+        feeds = {k: v.numpy() for k, v in example.items()}
+    else:
+        model = torch_export(module, example)
+        feeds = {"x": example.numpy()}
+    import onnx
+
+    onnx.save(model, path)
+    return feeds
+
+
+class Ort:
+    def __init__(self):
+        import onnxruntime as ort
+
+        self.ort = ort
+        self.options = ort.SessionOptions()
+        self.options.intra_op_num_threads = 1
+        self.options.inter_op_num_threads = 1
+
+    def session(self, path):
+        s = self.ort.InferenceSession(path, self.options, providers=["CPUExecutionProvider"])
+        return lambda feeds: s.run(None, feeds)[0]
+
+    def dynamic_int8(self, src, dst):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        return self.session(dst)
+
+
+def calibration_feeds(feeds, rows=16, seed=0):
+    """Random inputs like feeds (integer inputs drawn from the example's own values)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, value in feeds.items():
+        shape = (rows,) + value.shape[1:]
+        if np.issubdtype(value.dtype, np.integer):
+            out[name] = rng.choice(value.reshape(-1), size=shape).astype(value.dtype)
+        else:
+            out[name] = rng.standard_normal(shape).astype(value.dtype)
+    return out
+
+
+def relative_error(y, reference):
+    return float(np.linalg.norm(y - reference) / max(np.linalg.norm(reference), 1e-30))
+
+
+def measure(name, factory, example, tmp, ort, budget):
+    src = os.path.join(tmp, f"{name}.onnx")
+    feeds = export(factory, example, src)
+    row = {"model": name, "onnx_bytes": os.path.getsize(src)}
+    ort_fp32 = ort.session(src)
+    reference = ort_fp32(feeds)
+    row["ort_fp32"] = timeit(lambda: ort_fp32(feeds), budget)
+    dst = os.path.join(tmp, f"{name}.int8.onnx")
+    ort_int8 = ort.dynamic_int8(src, dst)
+    row["ort_int8_bytes"] = os.path.getsize(dst)
+    row["ort_int8"] = timeit(lambda: ort_int8(feeds), budget)
+    row["ort_int8_error"] = relative_error(ort_int8(feeds), reference)
+
+    graph = edgerun.import_onnx(src)
+    row["params"] = sum(t.size for t in graph.tensors.values())
+    one = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+    session = edgerun.Session(graph)
+    row["er_fp32"] = timeit(lambda: session.run(one), budget)
+    row["er_fp32_error"] = relative_error(session.run(one), reference)
+    calibration = calibration_feeds(feeds)
+    calibration = calibration if len(calibration) > 1 else next(iter(calibration.values()))
+    for variant, options in VARIANTS.items():
+        path = os.path.join(tmp, f"{name}.{variant}.edgerun")
+        try:
+            edgerun.compress(graph, calibration=calibration, **options).save(path)
+        except edgerun.EdgerunError as error:
+            row[f"er_{variant}"] = None
+            print(f"  {name} {variant}: {error}", file=sys.stderr)
+            continue
+        row[f"er_{variant}_bytes"] = os.path.getsize(path)
+        with edgerun.load(path) as loaded:
+            row[f"er_{variant}"] = timeit(lambda: loaded.run(one), budget)
+            row[f"er_{variant}_error"] = relative_error(loaded.run(one), reference)
+            row[f"er_{variant}_kernels"] = sorted({kind for _, kind in loaded.layers})
+    return row
+
+
+def run(quick=False, out=print):
+    zoo = model_zoo("test" if quick else "bench")
+    ort = Ort()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (factory, example) in zoo.items():
+            rows.append(measure(name, factory, example, tmp, ort, 0.2 if quick else 1.0))
+            out(f"  measured {name}")
+    return rows, ort.ort.__version__
+
+
+def ms(seconds):
+    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def kb(n):
+    return "-" if n is None else f"{n / 1024:.0f}"
+
+
+def table(rows, ort_version):
+    lines = [
+        f"End to end, batch 1, one thread; onnxruntime {ort_version}.  Milliseconds per call "
+        "(median); \"vs ort dyn\" > 1 means edgerun is faster than onnxruntime's dynamic int8.",
+        "",
+        "| model | params | ort fp32 | ort dyn-int8 | er fp32 | er int8 | er sparse 90 | er codebook4 "
+        "| er deep | int8 vs ort dyn | sparse vs ort dyn | codebook vs ort dyn |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params'] / 1e6:.2f} M | {ms(r['ort_fp32'])} | {ms(r['ort_int8'])} "
+            f"| {ms(r['er_fp32'])} | {ms(r.get('er_int8'))} | {ms(r.get('er_sparse'))} "
+            f"| {ms(r.get('er_codebook'))} | {ms(r.get('er_deep'))} "
+            f"| {ratio(r['ort_int8'], r.get('er_int8'))} | {ratio(r['ort_int8'], r.get('er_sparse'))} "
+            f"| {ratio(r['ort_int8'], r.get('er_codebook'))} |")
+    lines += [
+        "",
+        "File sizes (KiB) and relative L2 output error against onnxruntime fp32 on the same input:",
+        "",
+        "| model | onnx fp32 | ort dyn-int8 | er int8 | er sparse 90 | er codebook4 | er deep "
+        "| err ort dyn-int8 | err er fp32 | err er int8 | err sparse | err codebook | err deep |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        def err(key):
+            value = r.get(key)
+            return "-" if value is None else f"{value:.1e}"
+        lines.append(
+            f"| {r['model']} | {kb(r['onnx_bytes'])} | {kb(r['ort_int8_bytes'])} "
+            f"| {kb(r.get('er_int8_bytes'))} | {kb(r.get('er_sparse_bytes'))} "
+            f"| {kb(r.get('er_codebook_bytes'))} | {kb(r.get('er_deep_bytes'))} "
+            f"| {err('ort_int8_error')} | {err('er_fp32_error')} | {err('er_int8_error')} "
+            f"| {err('er_sparse_error')} | {err('er_codebook_error')} | {err('er_deep_error')} |")
+    lines += ["", "Kernels per variant: " + "; ".join(
+        f"{r['model']} " + ", ".join(f"{v}: {'+'.join(r.get(f'er_{v}_kernels', []))}" for v in VARIANTS)
+        for r in rows)]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rows, version = run(quick=args.quick)
+    print(table(rows, version))
+
+
+if __name__ == "__main__":
+    main()
