@@ -49,8 +49,20 @@ static inline int32x4_t sum4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
     return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
 }
 
+/* Store four outputs of row i, columns j .. j+3, adding the K tail from p.  A
+ * tail of 8 or more (K = 24 of a 1x1 conv over 24 channels) takes one 8-byte
+ * step first: scalar, it cost more than the 16-byte loop at conv sizes. */
 static void finish4(const er_epilogue *ep, const int8_t *xrow, const int8_t *w, size_t k,
                     size_t p, size_t i, size_t j, int32x4_t sums) {
+    if (p + 8 <= k) {
+        const int8_t *w0 = w + j * k;
+        int8x8_t xv = vld1_s8(xrow + p);
+        sums = vaddq_s32(sums, sum4(vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + p))),
+                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + k + p))),
+                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 2 * k + p))),
+                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 3 * k + p)))));
+        p += 8;
+    }
     int32_t s[4];
     vst1q_s32(s, sums);
     if (p < k)
