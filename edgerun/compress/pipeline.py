@@ -49,15 +49,31 @@ weights) unless dense is smaller; with share_bits it keeps the csr-with-codes
 path.  A layer whose input count is not a multiple of 4 falls back to
 unstructured pruning, with a note in the report.
 
-Conv2d layers (this first slice) are compressed like Linear ones on their weight's
-matrix view [out, in/group*kh*kw] -- stored 2-D, with the node's attrs["kernel"] =
-[in/group, kh, kw] restoring the 4-D shape -- but without calibration: no Wanda
-scores, no refits, no int8-static, no error in the report row.  Depthwise conv
-weights are only quantized (fp16 / int8), never pruned or weight-shared.
+Conv2d layers are compressed like Linear ones on their weight's matrix view
+[out, in/group*kh*kw] -- stored 2-D, with the node's attrs["kernel"] =
+[in/group, kh, kw] restoring the 4-D shape.  A conv IS a Linear on its im2col
+rows (one row per output pixel, columns in the weight's [in, kh, kw] order), so
+with calibration a group-1 conv gets the same machinery on that matrix: Wanda
+scores, gradual pruning with row refits, GPTQ-style code assignment, centroid
+refit, bias re-centring, and the error column of the report.  The calibration
+images give N*OH*OW rows; MAX_CONV_ROWS of them (output pixels over all images,
+chosen once per layer with the seed, the same ones for the float targets and the
+compressed model's inputs) are plenty for a least squares over in*kh*kw <= a few
+hundred unknowns per row and keep the refits as fast as a Linear's.
+Grouped convs that are not depthwise keep the uncalibrated path (one codebook
+would span groups that see different inputs), with a note.
 
-quantize="int8-static" stores each Linear's calibrated input scale in the node's
-attrs ("input_scale" = max|x| / 127) and otherwise encodes exactly like "int8";
-a runtime that does not use static scales quantizes activations per row at run time.
+Depthwise convs (in/group == 1: 9 weights per channel for 3x3) are only quantized
+(fp16 / int8), never pruned or weight-shared, even when asked: each channel's
+filter is its whole receptive field, so pruning a weight removes a tap the
+channel cannot recover from other inputs (no refit can help), and they are a
+tiny share of a model's weights (MobileNet: ~3 %), so skipping them costs
+little size.  Global pruning leaves them out of the ranking.
+
+quantize="int8-static" stores each Linear's and Conv2d's calibrated input scale
+in the node's attrs ("input_scale" = max|x| / 127 over the layer's input
+activations, padding aside) and otherwise encodes exactly like "int8"; a runtime
+that does not use static scales quantizes activations per row at run time.
 """
 import contextlib
 import copy
@@ -66,7 +82,7 @@ import numbers
 import numpy as np
 
 from edgerun.errors import OptionError
-from edgerun.evaluate import evaluate
+from edgerun.evaluate import evaluate, im2col
 from edgerun.graph import Tensor, conv_weight_shape
 from edgerun.compress import prune as pruning
 from edgerun.compress import quantize as quant
@@ -85,6 +101,7 @@ RELU_STEPS = 1          # the last steps use the ReLU-aware fit (it costs a Gram
 FEEDBACK_ASSIGN = True  # GPTQ-style centroid choice instead of nearest centroid
 RELU_ASSIGN = True      # ... with each row's Hessian on its ReLU-active samples
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
+MAX_CONV_ROWS = 4096    # im2col rows (output pixels) a conv is calibrated on, see above
 
 
 class CompressedModel:
@@ -220,6 +237,43 @@ def _matrix(graph, node):
     """A layer's weight as float32 [out, in] (a conv's as [out, in/group*kh*kw])."""
     weight = graph.tensors[node.inputs[1]].to_dense()
     return weight.reshape(weight.shape[0], -1)
+
+
+def _conv_geometry(node, weight):
+    attrs = node.attrs
+    kh, kw = conv_weight_shape(node, weight)[2:]
+    return kh, kw, dict(strides=tuple(attrs.get("strides", (1, 1))),
+                        pads=tuple(attrs.get("pads", (0, 0, 0, 0))),
+                        dilations=tuple(attrs.get("dilations", (1, 1))))
+
+
+def _conv_pick(node, weight, x, seed):
+    """Flat indices into the N*OH*OW im2col rows of x that calibrate this conv:
+    all of them, or MAX_CONV_ROWS drawn without replacement (sorted)."""
+    kh, kw, geometry = _conv_geometry(node, weight)
+    _, oh, ow = im2col(x[:1], kh, kw, **geometry)
+    total = x.shape[0] * oh * ow
+    if total <= MAX_CONV_ROWS:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, MAX_CONV_ROWS, replace=False))
+
+
+def _conv_rows(node, weight, x, pick):
+    """The calibration matrix of a group-1 conv: the picked im2col rows of its input
+    x [N, C, H, W], as float32 [len(pick), C*kh*kw].  im2col runs on a few images at
+    a time, so the whole N*OH*OW matrix is never held."""
+    kh, kw, geometry = _conv_geometry(node, weight)
+    _, oh, ow = im2col(x[:1], kh, kw, **geometry)
+    per_image = oh * ow
+    columns = int(np.prod(conv_weight_shape(node, weight)[1:]))
+    chunk = max(1, (1 << 20) // max(per_image * columns, 1))  # ~4 MB of rows at a time
+    parts = []
+    for start in range(0, x.shape[0], chunk):
+        lo, hi = np.searchsorted(pick, [start * per_image, (start + chunk) * per_image])
+        if hi > lo:
+            cols = im2col(x[start:start + chunk], kh, kw, **geometry)[0]
+            parts.append(cols.reshape(-1, cols.shape[2])[pick[lo:hi] - start * per_image])
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def _float_copy(graph):
@@ -548,17 +602,16 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
     static = [n for n, m in quantize_plan.items() if m == "int8-static"]
     if static and feeds is None:
         raise OptionError(f"quantize='int8-static' needs calibration data (layers {static})")
-    static_convs = [n.name for n in layers if n.op == "Conv2d" and n.name in static]
-    if static_convs:
-        raise OptionError(f"quantize='int8-static' is not available for conv layers yet "
-                          f"({static_convs}); use 'int8' for them")
     if feeds is not None:
         feeds = _subsample(feeds, seed)
 
     work = _float_copy(graph)
     layers = [node for node in work.nodes if node.op in LAYER_OPS]
     linears = [node for node in layers if node.op == "Linear"]
-    calibrated = [node.name for node in linears]   # conv layers: no calibration yet
+    # group-1 convs calibrate on their im2col rows; grouped ones stay uncalibrated
+    calibrated = [node.name for node in layers
+                  if node.op == "Linear" or node.attrs.get("group", 1) == 1]
+    convs = {node.name: node for node in layers if node.op == "Conv2d" and node.name in calibrated}
     original_shapes = {n.name: graph.tensors[n.inputs[1]].shape for n in layers}
     original_bias = {n.name: (graph.tensors[n.inputs[2]].shape[0] if len(n.inputs) > 2 else 0)
                      for n in layers}
@@ -567,6 +620,12 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         removed = _remove_dead_neurons(work, feeds, linears, prune_plan, block_plan)
 
     reference = evaluate(work, feeds, capture=set(calibrated)) if feeds is not None else {}
+    picks = {}   # conv: which im2col rows it is calibrated on (the same for every fit)
+    for i, (n, node) in enumerate(convs.items()):
+        if feeds is not None:
+            weight = work.tensors[node.inputs[1]]
+            picks[n] = _conv_pick(node, weight, reference[n], seed + 1 + i)
+            reference[n] = _conv_rows(node, weight, reference[n], picks[n])
     # a conv weight [out, in/group, kh, kw] is compressed as its matrix [out, in/group*kh*kw]
     weights = {n.name: _matrix(work, n) for n in layers}
     biases = {n.name: (work.tensors[n.inputs[2]].to_dense() if len(n.inputs) > 2 else None)
@@ -596,12 +655,17 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         sparsity, bits = prune_plan[n], bits_plan[n]
         if n in depthwise and (sparsity is not None or bits):
             sparsity, bits = None, None
-            note = "depthwise conv: not pruned or weight-shared in this version (quantize only)"
-        x = None
-        if feeds is not None and node.op == "Linear":
-            x = evaluate(work, feeds, capture={n})[n] if ERROR_FEEDBACK else reference[n]
+            note = ("depthwise conv: quantized only, not pruned or weight-shared (a pruned tap "
+                    "of a 1-channel filter cannot be recovered by a refit)")
+        x = seen = None
+        if feeds is not None and (n in calibrated and ERROR_FEEDBACK or mode == "int8-static"):
+            seen = evaluate(work, feeds, capture={n})[n]   # the compressed model's input
+        if feeds is not None and n in calibrated:
+            x = seen if ERROR_FEEDBACK else reference[n]
+            if n in convs and ERROR_FEEDBACK:
+                x = _conv_rows(node, work.tensors[node.inputs[1]], x, picks[n])
         elif feeds is not None:
-            note = ((note + "; ") if note else "") + "conv layer: compressed without calibration (no refit)"
+            note = ((note + "; ") if note else "") + "grouped conv: compressed without calibration (no refit)"
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], sparsity, bits, mode,
             x, targets.get(n), refit, counts.get(n, 0), relu=relu,
@@ -616,7 +680,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             bias_tensor = Tensor.dense(node.inputs[2], bias_values, bias_values.dtype)
             work.tensors[node.inputs[2]] = bias_tensor
         if mode == "int8-static":
-            node.attrs["input_scale"] = quant.activation_scale(x)
+            node.attrs["input_scale"] = quant.activation_scale(seen)
         error = None
         if x is not None:
             # the layer's output as the next layer sees it: after the ReLU, if any
