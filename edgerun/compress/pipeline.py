@@ -102,6 +102,7 @@ FEEDBACK_ASSIGN = True  # GPTQ-style centroid choice instead of nearest centroid
 RELU_ASSIGN = True      # ... with each row's Hessian on its ReLU-active samples
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 MAX_CONV_ROWS = 4096    # im2col rows (output pixels) a conv is calibrated on, see above
+CALIBRATE_CONVS = True  # False: convs take the uncalibrated path (the ablation in docs/ACCURACY.md)
 
 
 class CompressedModel:
@@ -610,7 +611,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
     linears = [node for node in layers if node.op == "Linear"]
     # group-1 convs calibrate on their im2col rows; grouped ones stay uncalibrated
     calibrated = [node.name for node in layers
-                  if node.op == "Linear" or node.attrs.get("group", 1) == 1]
+                  if node.op == "Linear" or CALIBRATE_CONVS and node.attrs.get("group", 1) == 1]
     convs = {node.name: node for node in layers if node.op == "Conv2d" and node.name in calibrated}
     original_shapes = {n.name: graph.tensors[n.inputs[1]].shape for n in layers}
     original_bias = {n.name: (graph.tensors[n.inputs[2]].shape[0] if len(n.inputs) > 2 else 0)
@@ -665,7 +666,8 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             if n in convs and ERROR_FEEDBACK:
                 x = _conv_rows(node, work.tensors[node.inputs[1]], x, picks[n])
         elif feeds is not None:
-            note = ((note + "; ") if note else "") + "grouped conv: compressed without calibration (no refit)"
+            why = "grouped conv" if CALIBRATE_CONVS else "conv"
+            note = ((note + "; ") if note else "") + f"{why}: compressed without calibration (no refit)"
         tensor, bias, effective = _compress_layer(
             node.inputs[1], weights[n], biases[n], sparsity, bits, mode,
             x, targets.get(n), refit, counts.get(n, 0), relu=relu,
