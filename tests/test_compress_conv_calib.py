@@ -130,3 +130,31 @@ def test_global_pruning_skips_depthwise_convs():
     total = sum(np.prod(r["original_shape"]) for r in others)
     pruned = sum(r["sparsity"] * np.prod(r["original_shape"]) for r in others)
     assert pruned / total == pytest.approx(0.6, abs=0.02)
+
+
+def test_report_names_each_conv_kind():
+    graph = edgerun.import_onnx(models.mobilenet_v2_cnn())
+    cm = edgerun.compress(graph, prune=0.5, quantize="int8", calibration=inputs((8, 11, 11), 8, 0))
+    kinds = {r["layer"]: r["kind"] for r in cm.report().rows}
+    assert sorted(set(kinds.values())) == ["conv 1x1", "dwconv 3x3", "dwconv 3x3 /2", "linear"]
+    text = str(cm.report())
+    assert "dwconv 3x3 /2  24x1x3x3" in text and "note: conv4: depthwise conv: quantized only" in text
+    assert "without calibration" not in text      # the 1x1 convs are calibrated
+    row = next(r for r in cm.report().rows if r["kind"] == "conv 1x1")
+    assert row["shape"] == row["original_shape"] and len(row["shape"]) == 4
+    assert "int8" in row["encoding"] and 0.45 < row["sparsity"] < 0.6 and row["bits_per_weight"] > 0
+
+
+def test_grouped_convs_keep_the_uncalibrated_path():
+    graph = edgerun.import_onnx(models.resnet_block_cnn())
+    node = next(n for n in graph.nodes if n.op == "Conv2d" and n.name != "conv1")
+    weight = graph.tensors[node.inputs[1]].to_dense()          # [8, 8, 3, 3] -> 2 groups of 4
+    graph.tensors[node.inputs[1]] = edgerun.graph.Tensor.dense(node.inputs[1], weight[:, :4].copy())
+    node.attrs["group"] = 2
+    x = inputs((3, 12, 12), 8, 0)
+    cm = edgerun.compress(graph, prune=0.5, share_bits=4, calibration=x)
+    row = next(r for r in cm.report().rows if r["layer"] == node.name)
+    assert row["kind"] == "conv 3x3 g2" and row["error"] is None
+    assert "grouped conv: compressed without calibration" in row["note"]
+    y = Session(cm.graph).run(x)
+    np.testing.assert_allclose(y, evaluate(cm.graph, x)["logits"], rtol=1e-4, atol=1e-5)

@@ -665,7 +665,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             x = seen if ERROR_FEEDBACK else reference[n]
             if n in convs and ERROR_FEEDBACK:
                 x = _conv_rows(node, work.tensors[node.inputs[1]], x, picks[n])
-        elif feeds is not None:
+        elif feeds is not None and n not in depthwise:   # (depthwise: quantized only anyway)
             why = "grouped conv" if CALIBRATE_CONVS else "conv"
             note = ((note + "; ") if note else "") + f"{why}: compressed without calibration (no refit)"
         tensor, bias, effective = _compress_layer(
@@ -697,7 +697,8 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         weight_bytes = stored_bytes(tensor)
         after = weight_bytes + (stored_bytes(bias_tensor) if bias_tensor is not None else 0)
         rows.append({
-            "layer": n, "shape": tuple(before_shape if node.op == "Conv2d" else tensor.shape),
+            "layer": n, "kind": _kind(node, before_shape),
+            "shape": tuple(before_shape if node.op == "Conv2d" else tensor.shape),
             "original_shape": tuple(before_shape),
             "removed_neurons": removed.get(n, 0), "encoding": _describe(tensor),
             "sparsity": float((effective == 0).mean()) if effective.size else 0.0,
@@ -722,6 +723,22 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         model_error = (num / den) ** 0.5 if den else 0.0
     work.validate()
     return CompressedModel(work, Report(rows, model_error, settings))
+
+
+def _kind(node, shape):
+    """"linear", or a conv's window and how it is grouped: "conv 3x3", "conv 3x3 /2"
+    (stride 2), "dwconv 3x3" (depthwise), "conv 3x3 g4" (4 groups)."""
+    if node.op != "Conv2d":
+        return "linear"
+    group = int(node.attrs.get("group", 1))
+    depthwise = shape[1] == 1 and group == shape[0] and group > 1
+    kind = ("dwconv" if depthwise else "conv") + f" {shape[2]}x{shape[3]}"
+    strides = list(node.attrs.get("strides", (1, 1)))
+    if strides != [1, 1]:
+        kind += " /" + ("x".join(map(str, strides)) if strides[0] != strides[1] else str(strides[0]))
+    if group > 1 and not depthwise:
+        kind += f" g{group}"
+    return kind
 
 
 def _describe(tensor):
