@@ -344,12 +344,13 @@ def run(workdir=None, epochs=None, configs=None, out=print, model="mlp", seed=0)
                          "kernels": sorted({kind for _, kind in session.layers}),
                          "report": compressed.report(), "fp32_accuracy": reference_accuracy})
     out("")
-    out(f"{'model':36} {'file':>9} {'smaller':>8} {'accuracy':>9} {'vs fp32':>8} "
+    width = max([36] + [len(r["model"]) for r in rows])
+    out(f"{'model':{width}} {'file':>9} {'smaller':>8} {'accuracy':>9} {'vs fp32':>8} "
         f"{'batch-1 latency':>16}  kernels")
-    out(f"{'numpy fp32 (weights only)':36} {fp32_bytes:>8}B {1:>7.1f}x {reference_accuracy:>9.2%} "
+    out(f"{'numpy fp32 (weights only)':{width}} {fp32_bytes:>8}B {1:>7.1f}x {reference_accuracy:>9.2%} "
         f"{'':>8} {numpy_us:>13.1f} us  numpy matmul")
     for r in rows:
-        out(f"{r['model']:36} {r['file_bytes']:>8}B {r['ratio']:>7.1f}x {r['accuracy']:>9.2%} "
+        out(f"{r['model']:{width}} {r['file_bytes']:>8}B {r['ratio']:>7.1f}x {r['accuracy']:>9.2%} "
             f"{r['delta'] * 100:>+7.2f}p {r['latency_us']:>13.1f} us  {', '.join(r['kernels'])}")
     out("")
     out("'smaller' is fp32 weight bytes / whole file bytes (header and biases included); "
