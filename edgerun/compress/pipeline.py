@@ -64,7 +64,9 @@ CNN of `edgerun demo --model cnn` (docs/ACCURACY.md, 3 seeds) this cuts the mode
 output error 2-4x against uncalibrated convs and holds prune 0.85 (global) + 4-bit
 sharing + int8 + Huffman -- a 22-25x smaller file -- to 0.2-0.7 points of fp32 accuracy.
 Grouped convs that are not depthwise keep the uncalibrated path (one codebook
-would span groups that see different inputs), with a note.
+would span groups that see different inputs), with a note; their report error (and
+a depthwise conv's) is still measured, by running the float and the compressed conv
+on the first calibration images.
 
 With prune_scope="global" the Wanda scores of all layers go into one ranking, but a
 conv's input norms are summed over min(N*OH*OW, MAX_CONV_ROWS) rows where a Linear's
@@ -94,7 +96,7 @@ import numbers
 import numpy as np
 
 from edgerun.errors import OptionError
-from edgerun.evaluate import evaluate, im2col
+from edgerun.evaluate import conv2d, evaluate, im2col
 from edgerun.graph import Tensor, conv_weight_shape
 from edgerun.compress import prune as pruning
 from edgerun.compress import quantize as quant
@@ -638,7 +640,15 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
     if feeds is not None:
         removed = _remove_dead_neurons(work, feeds, linears, prune_plan, block_plan)
 
-    reference = evaluate(work, feeds, capture=set(calibrated)) if feeds is not None else {}
+    # uncalibrated (grouped) convs: only their report error, on the first images
+    plain_convs = {node.name: node for node in layers
+                   if node.op == "Conv2d" and node.name not in calibrated}
+    reference = evaluate(work, feeds, capture=set(calibrated) | set(plain_convs)) \
+        if feeds is not None else {}
+    for n, node in plain_convs.items():
+        if feeds is not None:
+            per_image = _conv_pixels(node, work.tensors[node.inputs[1]], reference[n])
+            reference[n] = reference[n][:-(-MAX_CONV_ROWS // per_image)]
     picks = {}   # conv: which im2col rows it is calibrated on (the same for every fit)
     pixels = {}  # conv: its output pixels per image
     for i, (n, node) in enumerate(convs.items()):
@@ -684,7 +694,8 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             note = ("depthwise conv: quantized only, not pruned or weight-shared (a pruned tap "
                     "of a 1-channel filter cannot be recovered by a refit)")
         x = seen = None
-        if feeds is not None and (n in calibrated and ERROR_FEEDBACK or mode == "int8-static"):
+        if feeds is not None and (n in calibrated and ERROR_FEEDBACK or mode == "int8-static"
+                                  or n in plain_convs):
             seen = evaluate(work, feeds, capture={n})[n]   # the compressed model's input
         if feeds is not None and n in calibrated:
             x = seen if ERROR_FEEDBACK else reference[n]
@@ -716,6 +727,10 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             if relu:
                 out, ref = np.maximum(out, 0), np.maximum(ref, 0)
             error = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+        elif feeds is not None and n in plain_convs:
+            error = _conv_error(node, original_shapes[n], reference[n], weights[n], biases[n],
+                                seen[:len(reference[n])], effective,
+                                None if bias_tensor is None else bias_tensor.to_dense())
         before_shape = original_shapes[n]
         weight_count = int(np.prod(before_shape))
         before = 4 * (weight_count + original_bias[n])
@@ -748,6 +763,19 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
         model_error = (num / den) ** 0.5 if den else 0.0
     work.validate()
     return CompressedModel(work, Report(rows, model_error, settings))
+
+
+def _conv_error(node, shape, x_ref, weight, bias, x, effective, effective_bias):
+    """Relative L2 error of an uncalibrated conv's output (after its fused activation):
+    the compressed conv on the compressed model's input x against the float conv on
+    the float model's input x_ref."""
+    attrs = node.attrs
+    options = dict(strides=attrs.get("strides", (1, 1)), pads=attrs.get("pads", (0, 0, 0, 0)),
+                   dilations=attrs.get("dilations", (1, 1)), group=attrs.get("group", 1),
+                   activation=attrs.get("activation"))
+    ref = conv2d(x_ref, weight.reshape(shape), bias, **options)
+    out = conv2d(x, effective.reshape(shape), effective_bias, **options)
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
 
 
 def _kind(node, shape):

@@ -91,7 +91,9 @@ class Report:
     A row's error is the relative L2 error of the layer's output (after its ReLU, if
     it has one) on the calibration data, with the compressed model's own inputs, so
     it includes what the layers before it lost; for a conv, on the im2col rows it was
-    calibrated on (a subsample of its output pixels).  kind is "linear" or a conv's
+    calibrated on (a subsample of its output pixels); for a conv that is not
+    calibrated (grouped, depthwise), its 4-D output after its fused activation on the
+    first calibration images (about 4096 output pixels' worth).  kind is "linear" or a conv's
     window ("conv 3x3", "conv 3x3 /2" for stride 2, "dwconv 3x3" for depthwise,
     "conv 3x3 g4" for 4 groups); a conv's shape is its kernel [out, in/group, kh, kw].  bits_per_weight counts the stored
     weight bits over the ORIGINAL number of weights (removed neurons cost nothing)."""
