@@ -139,7 +139,7 @@ def test_report_names_each_conv_kind():
     kinds = {r["layer"]: r["kind"] for r in cm.report().rows}
     assert sorted(set(kinds.values())) == ["conv 1x1", "dwconv 3x3", "dwconv 3x3 /2", "linear"]
     text = str(cm.report())
-    assert "dwconv 3x3 /2  24x1x3x3" in text and "note: conv4: depthwise conv: quantized only" in text
+    assert "dwconv 3x3 /2  24x1x3x3" in text and "note: conv4: depthwise conv: not pruned or weight-shared" in text
     assert "without calibration" not in text      # the 1x1 convs are calibrated
     row = next(r for r in cm.report().rows if r["kind"] == "conv 1x1")
     assert row["shape"] == row["original_shape"] and len(row["shape"]) == 4
@@ -167,5 +167,20 @@ def test_grouped_convs_keep_the_uncalibrated_path():
     bias = cm.graph.tensors[node.inputs[2]].to_dense() if len(node.inputs) > 2 else None
     out = conv2d(seen, compressed, bias, **options)
     assert row["error"] == pytest.approx(relative_error(out, ref), rel=1e-4)
+    y = Session(cm.graph).run(x)
+    np.testing.assert_allclose(y, evaluate(cm.graph, x)["logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_depthwise_conv_named_in_a_dict_is_pruned_and_shared():
+    graph = edgerun.import_onnx(models.mobilenet_v2_cnn())
+    x = inputs((8, 11, 11), 16, 0)
+    names = [n.name for n in graph.nodes if n.op == "Conv2d" and n.attrs.get("group", 1) > 1]
+    first, second = names
+    cm = edgerun.compress(graph, prune={first: 0.4, "conv1": 0.5}, share_bits={first: 3},
+                          calibration=x)
+    rows = {r["layer"]: r for r in cm.report().rows}
+    assert rows[first]["sparsity"] == pytest.approx(0.4, abs=0.02)
+    assert rows[first]["encoding"].startswith(("csr 3b", "codebook 3b")) and rows[first]["note"] is None
+    assert rows[second]["sparsity"] < 0.05 and rows[second]["note"] is None    # nothing asked
     y = Session(cm.graph).run(x)
     np.testing.assert_allclose(y, evaluate(cm.graph, x)["logits"], rtol=1e-4, atol=1e-5)

@@ -82,7 +82,8 @@ Depthwise convs (in/group == 1: 9 weights per channel for 3x3) are only quantize
 filter is its whole receptive field, so pruning a weight removes a tap the
 channel cannot recover from other inputs (no refit can help), and they are a
 tiny share of a model's weights (MobileNet: ~3 %), so skipping them costs
-little size.  Global pruning leaves them out of the ranking.
+little size.  Global pruning leaves them out of the ranking.  A per-layer dict that
+names a depthwise conv ({"dw1": 0.3}) is obeyed, uncalibrated.
 
 quantize="int8-static" stores each Linear's and Conv2d's calibrated input scale
 in the node's attrs ("input_scale" = max|x| / 127 over the layer's input
@@ -295,6 +296,11 @@ def _conv_rows(node, weight, x, pick):
             cols = im2col(x[start:start + chunk], kh, kw, **geometry)[0]
             parts.append(cols.reshape(-1, cols.shape[2])[pick[lo:hi] - start * per_image])
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _named(option, name):
+    """True when a per-layer option dict names this layer (it then overrides defaults)."""
+    return isinstance(option, dict) and name in option
 
 
 def _float_copy(graph):
@@ -667,7 +673,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
     counts = {}
     for n in names:
         s = prune_plan[n]
-        if isinstance(s, float) and n not in depthwise:
+        if isinstance(s, float) and (n not in depthwise or _named(prune, n)):
             counts[n] = int(round(s * weights[n].size))
     if prune_scope == "global" and prune:
         scores = {n: pruning.scores(weights[n], reference.get(n)) for n in names if n not in depthwise}
@@ -689,10 +695,15 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             note = (f"prune_block=4 needs a multiple of 4 inputs, this layer has "
                     f"{weights[n].shape[1]}: pruned unstructured")
         sparsity, bits = prune_plan[n], bits_plan[n]
-        if n in depthwise and (sparsity is not None or bits):
-            sparsity, bits = None, None
-            note = ("depthwise conv: quantized only, not pruned or weight-shared (a pruned tap "
-                    "of a 1-channel filter cannot be recovered by a refit)")
+        if n in depthwise and not _named(prune, n) and sparsity is not None:
+            sparsity = None
+        if n in depthwise and not _named(share_bits, n) and bits:
+            bits = None
+        if n in depthwise and (sparsity is None and prune_plan[n] is not None
+                               or bits is None and bits_plan[n]):
+            note = ("depthwise conv: not pruned or weight-shared (a pruned tap of a 1-channel "
+                    "filter cannot be recovered by a refit; name the layer in a per-layer dict "
+                    "to force it)")
         x = seen = None
         if feeds is not None and (n in calibrated and ERROR_FEEDBACK or mode == "int8-static"
                                   or n in plain_convs):
@@ -701,7 +712,7 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             x = seen if ERROR_FEEDBACK else reference[n]
             if n in convs and ERROR_FEEDBACK:
                 x = _conv_rows(node, work.tensors[node.inputs[1]], x, picks[n])
-        elif feeds is not None and n not in depthwise:   # (depthwise: quantized only anyway)
+        elif feeds is not None and n not in depthwise:   # (depthwise: no note, see above)
             why = "grouped conv" if CALIBRATE_CONVS else "conv"
             note = ((note + "; ") if note else "") + f"{why}: compressed without calibration (no refit)"
         tensor, bias, effective = _compress_layer(
