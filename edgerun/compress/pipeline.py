@@ -77,11 +77,11 @@ on the same footing per output value) prune the convs to 95 % and lose 0.7-0.9
 points; per-image norms ("image": x sqrt(OH*OW), a conv weight touches every pixel)
 spare the convs and prune fc1 to 96 %, losing 0.5-1.1; "sum" loses 0.2-0.7.
 
-Depthwise convs (in/group == 1: 9 weights per channel for 3x3) are only quantized
-(fp16 / int8), never pruned or weight-shared, even when asked: each channel's
+Depthwise convs (in/group == 1: 9 weights per channel for 3x3) are by default only
+quantized (fp16 / int8), not pruned or weight-shared by a model-wide option: each channel's
 filter is its whole receptive field, so pruning a weight removes a tap the
 channel cannot recover from other inputs (no refit can help), and they are a
-tiny share of a model's weights (MobileNet: ~3 %), so skipping them costs
+tiny share of a model's weights (MobileNet V1/V2: 1-2 %), so skipping them costs
 little size.  Global pruning leaves them out of the ranking.  A per-layer dict that
 names a depthwise conv ({"dw1": 0.3}) is obeyed, uncalibrated.
 
@@ -117,8 +117,8 @@ FEEDBACK_ASSIGN = True  # GPTQ-style centroid choice instead of nearest centroid
 RELU_ASSIGN = True      # ... with each row's Hessian on its ReLU-active samples
 MAX_CALIBRATION_SAMPLES = 4096  # enough for least squares on layers of a few thousand inputs
 MAX_CONV_ROWS = 4096    # im2col rows (output pixels) a conv is calibrated on, see above
-CALIBRATE_CONVS = True
-GLOBAL_SCORE = "sum"    # global Wanda norms: "sum" over the calibration rows, "rms", "image"  # False: convs take the uncalibrated path (the ablation in docs/ACCURACY.md)
+CALIBRATE_CONVS = True  # False: convs take the uncalibrated path (the ablation in docs/ACCURACY.md)
+GLOBAL_SCORE = "sum"    # global Wanda norms: "sum" over the calibration rows, "rms", "image"
 
 
 class CompressedModel:
@@ -285,8 +285,7 @@ def _conv_rows(node, weight, x, pick):
     x [N, C, H, W], as float32 [len(pick), C*kh*kw].  im2col runs on a few images at
     a time, so the whole N*OH*OW matrix is never held."""
     kh, kw, geometry = _conv_geometry(node, weight)
-    _, oh, ow = im2col(x[:1], kh, kw, **geometry)
-    per_image = oh * ow
+    per_image = _conv_pixels(node, weight, x)
     columns = int(np.prod(conv_weight_shape(node, weight)[1:]))
     chunk = max(1, (1 << 20) // max(per_image * columns, 1))  # ~4 MB of rows at a time
     parts = []
