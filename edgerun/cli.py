@@ -26,7 +26,7 @@ def _bits(text):
 def cmd_demo(args):
     from edgerun import demo
 
-    demo.run(epochs=args.epochs)
+    demo.run(epochs=args.epochs, model=args.model, seed=args.seed)
 
 
 def cmd_compress(args):
@@ -95,8 +95,11 @@ def parser():
     p.add_argument("--version", action="version", version=f"edgerun {edgerun.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="train, compress and run an MLP on real handwritten digits")
-    demo.add_argument("--epochs", type=int, default=60)
+    demo = sub.add_parser("demo", help="train, compress and run an MLP or a CNN on real handwritten digits")
+    demo.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                      help="mlp: 64-300-100-10; cnn: three 3x3 convs, two max-pools, two fc")
+    demo.add_argument("--epochs", type=int, default=None, help="default: 60 (mlp), 12 (cnn)")
+    demo.add_argument("--seed", type=int, default=0, help="training seed")
     demo.set_defaults(func=cmd_demo)
 
     comp = sub.add_parser("compress", help="compress an ONNX model into a .edgerun file")

@@ -774,18 +774,25 @@ def _check_window_attrs(node, where, attrs):
             _fail(where, f"count_include_pad must be 0 or 1, got {attrs.get('count_include_pad')!r:.40}")
 
 
+def _check_input_scale(where, attrs):
+    """int8-static's calibrated activation scale of a Linear or Conv2d input."""
+    scale = attrs.get("input_scale")
+    finite = type(scale) is int or (type(scale) is float and math.isfinite(scale))  # no float(2**70)
+    if scale is not None and (not finite or scale <= 0):
+        _fail(where, f"input_scale must be a finite number > 0, got {scale!r:.40}")
+
+
 def _check_attrs(node):
     """The attrs the runtime reads, with the types it assumes."""
     where, attrs = f"node {node.name!r}", node.attrs
     if node.op == "Linear":
         if attrs.get("activation") not in (None, "relu"):
             _fail(where, f"activation must be null or 'relu', got {attrs.get('activation')!r:.40}")
-        scale = attrs.get("input_scale")
-        finite = type(scale) is int or (type(scale) is float and math.isfinite(scale))  # no float(2**70)
-        if scale is not None and (not finite or scale <= 0):
-            _fail(where, f"input_scale must be a finite number > 0, got {scale!r:.40}")
+        _check_input_scale(where, attrs)
     elif node.op in ("Conv2d", "MaxPool", "AveragePool"):
         _check_window_attrs(node, where, attrs)
+        if node.op == "Conv2d":
+            _check_input_scale(where, attrs)
     elif node.op == "Clip":
         for key in ("min", "max"):
             value = attrs.get(key)

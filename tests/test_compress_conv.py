@@ -82,19 +82,6 @@ def test_depthwise_weights_are_quantized_only():
             assert "depthwise" in row["note"]
 
 
-def test_calibrated_compression_leaves_convs_uncalibrated():
-    graph = edgerun.import_onnx(models.kws_cnn())
-    x = np.random.default_rng(1).standard_normal((16, 1, 20, 16)).astype(np.float32)
-    cm = edgerun.compress(graph, prune=0.5, quantize="int8", calibration=x)
-    rows = {r["layer"]: r for r in cm.report().rows}
-    conv_rows = [r for r in rows.values() if len(r["original_shape"]) == 4]
-    assert len(conv_rows) == 2 and all(r["error"] is None and "without calibration" in r["note"]
-                                       for r in conv_rows)
-    assert 0 < cm.report().error < 0.5   # the model error is measured on the calibration data
-    with pytest.raises(OptionError, match="not available for conv layers"):
-        edgerun.compress(graph, quantize="int8-static", calibration=x)
-
-
 @pytest.mark.parametrize("share_bits,quantize,kind", [(4, None, "codebook_f32"), (4, "int8", "codebook_s8")])
 def test_weight_shared_convs_run_on_the_codebook_kernels(share_bits, quantize, kind):
     graph = edgerun.import_onnx(models.resnet_block_cnn())

@@ -36,7 +36,8 @@ def int8_vector(values):
 
 
 def activation_scale(inputs):
-    """Static int8 activation scale of a layer input: max|x| / 127 over calibration."""
+    """Static int8 activation scale of a layer input: max|x| / 127 over calibration
+    (1 / 127 for an input that is all zeros there: a scale must be > 0)."""
     inputs = np.asarray(inputs, dtype=np.float32)
     amax = float(np.abs(inputs).max()) if inputs.size else 0.0
-    return amax / 127.0
+    return (amax if amax > 0 else 1.0) / 127.0

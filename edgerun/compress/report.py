@@ -82,18 +82,23 @@ def stored_bytes(tensor, huffman=None):
 
 
 class Report:
-    """rows: one dict per Linear layer (layer, shape, original_shape, removed_neurons,
-    encoding, sparsity, bits_per_weight, bytes_before, bytes_after, error, and
-    note: None or a remark such as a prune_block fallback); ratio:
+    """rows: one dict per Linear or Conv2d layer (layer, kind, shape, original_shape,
+    removed_neurons, encoding, sparsity, bits_per_weight, bytes_before, bytes_after,
+    error, and note: None or a remark such as a prune_block fallback); ratio:
     total bytes before / after; error: relative L2 error of the model outputs on the
     calibration data (or None).
 
     A row's error is the relative L2 error of the layer's output (after its ReLU, if
     it has one) on the calibration data, with the compressed model's own inputs, so
-    it includes what the layers before it lost.  bits_per_weight counts the stored
+    it includes what the layers before it lost; for a conv, on the im2col rows it was
+    calibrated on (a subsample of its output pixels); for a conv that is not
+    calibrated (grouped, depthwise), its 4-D output after its fused activation on the
+    first calibration images (about 4096 output pixels' worth).  kind is "linear" or a conv's
+    window ("conv 3x3", "conv 3x3 /2" for stride 2, "dwconv 3x3" for depthwise,
+    "conv 3x3 g4" for 4 groups); a conv's shape is its kernel [out, in/group, kh, kw].  bits_per_weight counts the stored
     weight bits over the ORIGINAL number of weights (removed neurons cost nothing)."""
 
-    columns = ("layer", "shape", "encoding", "sparsity", "bits_per_weight",
+    columns = ("layer", "kind", "shape", "encoding", "sparsity", "bits_per_weight",
                "bytes_before", "bytes_after", "error")
 
     def __init__(self, rows, error=None, settings=None):
@@ -105,20 +110,20 @@ class Report:
         self.ratio = self.bytes_before / self.bytes_after if self.bytes_after else float("inf")
 
     def __str__(self):
-        head = ["layer", "shape", "encoding", "sparsity", "bits/w", "before", "after", "out err"]
+        head = ["layer", "op", "shape", "encoding", "sparsity", "bits/w", "before", "after", "out err"]
         table = [head]
         for r in self.rows:
             shape = "x".join(map(str, r["shape"]))
             if tuple(r["shape"]) != tuple(r["original_shape"]):
                 shape += " (was " + "x".join(map(str, r["original_shape"])) + ")"
             error = "-" if r["error"] is None else f"{r['error']:.4f}"
-            table.append([r["layer"], shape, r["encoding"], f"{r['sparsity']:.3f}",
+            table.append([r["layer"], r.get("kind", ""), shape, r["encoding"], f"{r['sparsity']:.3f}",
                           f"{r['bits_per_weight']:.2f}", str(r["bytes_before"]),
                           str(r["bytes_after"]), error])
         error = "-" if self.error is None else f"{self.error:.4f}"
-        table.append(["total", "", "", "", "", str(self.bytes_before), str(self.bytes_after), error])
+        table.append(["total", "", "", "", "", "", str(self.bytes_before), str(self.bytes_after), error])
         widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-        lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w)
+        lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w)
                            for i, (cell, w) in enumerate(zip(row, widths))) for row in table]
         lines.insert(1, "-" * len(lines[0]))
         lines.insert(len(lines) - 1, "-" * len(lines[0]))
