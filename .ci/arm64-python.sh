@@ -215,7 +215,7 @@ for check_cpu in cortex-a72 max; do
 done
 
 # The pytest run.  Excluded, with why:
-#   test_demo.py, test_compress.py, test_compress_block.py, test_fuzz.py
+#   test_demo.py, test_demo_cnn.py, test_compress.py, test_compress_block.py, test_fuzz.py
 #       pure Python + numpy (training, least-squares refits, 3000+ mutated files):
 #       minutes under emulation, and nothing in them is architecture-specific
 #       beyond what the kernel, format, session and concurrency tests run here.
