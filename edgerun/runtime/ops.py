@@ -16,15 +16,21 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
     codebook f32/f16 centroids           codebook_f32
     codebook i8 centroids, bits <= 4     quantize_rows_s8 -> codebook_s8 (nibble32 table lookup)
     codebook i8 centroids, bits > 4      quantize_rows_s8 -> gemm_s8 (indices decoded at load)
+
+Conv2d (Conv2dStep) runs on NHWC activations: depthwise on dwconv2d_f32, or
+dwconv2d_s8 for int8 weights; every other group-1 conv as rows of the activation
+(1x1: the activation itself; k x k: im2col from NHWC) times the weight matrix,
+through BLAS or any of the Linear kernels above.
 """
 import numpy as np
 
 from edgerun import _backend
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
-from edgerun.evaluate import activate, conv2d, im2col
+from edgerun.evaluate import activate, conv2d
 from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
+from edgerun.runtime.layout import pad_nhwc, to_nchw, to_nhwc, windows_nhwc
 
 
 def _f32(array):
@@ -190,17 +196,22 @@ class LinearStep:
 
 
 class Conv2dStep:
-    """Conv2d on NCHW activations (the graph's layout), with the kernel the weight calls for.
+    """Conv2d on NHWC activations (edgerun/runtime/layout.py keeps them NHWC between
+    convs), with the kernel the weight calls for.  x [N, H, W, C] -> y [N, OH, OW, out].
 
-    `kind`: "dwconv2d_f32" for a depthwise conv (group == in == out channels): the C
-    kernel on NHWC, so x is transposed to NHWC and the result back to NCHW around
-    each such layer (this first slice converts per layer, not only at the graph's
-    edges).  Every other group == 1 conv is im2col (a stride-tricks view, copied
-    once into [N*OH*OW, in*kh*kw]) times the weight's [out, in*kh*kw] matrix view:
-    "blas" for a float weight, else whatever LinearStep chooses for its encoding
-    ("gemm_s8", "spmm_csr_s8", "codebook_s8", ...), so the int8, sparse and
-    codebook kernels serve convs too.  Grouped convs that are not depthwise run
-    the numpy reference ("numpy_grouped")."""
+    `kind`:
+      "dwconv2d_f32"  depthwise (group == in == out channels), float weights: the C kernel
+      "dwconv2d_s8"   depthwise with int8 weights (dense i8 + per-channel scale): each image
+                      quantized to int8 with one scale (quantize_rows_s8 over its H*W*C
+                      values), then the int8 C kernel (int32 sums, float epilogue)
+      "blas"          float weights, group 1: rows times the weight matrix; a 1x1 unpadded
+                      conv's rows are the activation itself ([N*H*W, C], strided convs
+                      subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
+                      column order (the weight is permuted to match once, at load)
+      LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
+      kinds           ...): the same rows (im2col in the weight's own (C, kh, kw) column
+                      order, so CSR / codebook / 1x4-block weights need no re-encoding)
+      "numpy_grouped" grouped convs that are not depthwise: the numpy reference (NCHW)"""
 
     def __init__(self, node, weight, bias, kernels=None):
         self.name = node.name
@@ -214,19 +225,30 @@ class Conv2dStep:
         self.dilations = tuple(attrs.get("dilations", (1, 1)))
         self.activation = attrs.get("activation")
         self.bias = None if bias is None else _f32(bias.to_dense())
+        self.pointwise = self.kh == self.kw == 1 and not any(self.pads)
+        a = weight.arrays
         if self.in_per_group == 1 and self.group == self.out_channels:
-            self.kind = "dwconv2d_f32"
-            dense = weight.to_dense().reshape(self.out_channels, self.kh, self.kw)
-            self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
+            c = self.out_channels
+            if (weight.encoding == "dense" and a["values"].dtype == np.int8 and "scale" in a
+                    and self.kh * self.kw <= MAX_K_S8):
+                self.kind = "dwconv2d_s8"
+                values = np.asarray(a["values"]).reshape(c, self.kh, self.kw)
+                self.weight_hwc = np.ascontiguousarray(values.transpose(1, 2, 0))   # [kh, kw, C]
+                self.w_scale = _f32(a["scale"])
+            else:
+                self.kind = "dwconv2d_f32"
+                dense = weight.to_dense().reshape(c, self.kh, self.kw)
+                self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
         elif self.group != 1:
             self.kind = "numpy_grouped"
             self.weight = _f32(weight.to_dense().reshape(conv_weight_shape(node, weight)))
-        elif weight.encoding == "dense" and "scale" not in weight.arrays:
+        elif weight.encoding == "dense" and "scale" not in a:
             self.kind = "blas"
-            self.weight_t = _f32(weight.to_dense().reshape(self.out_channels, -1).T)
+            w4 = weight.to_dense().reshape(self.out_channels, self.in_channels, self.kh, self.kw)
+            self.weight_t = _f32(w4.transpose(0, 2, 3, 1).reshape(self.out_channels, -1).T)
         else:
             columns = self.in_per_group * self.kh * self.kw
-            arrays = dict(weight.arrays)
+            arrays = dict(a)
             if weight.encoding == "dense":
                 arrays["values"] = arrays["values"].reshape(self.out_channels, columns)
             matrix = Tensor(weight.name, (self.out_channels, columns), weight.encoding, arrays,
@@ -238,18 +260,28 @@ class Conv2dStep:
             self.kind = self.linear.kind
 
     def __call__(self, x, pool=None):
-        """x float32 [N, C, H, W] -> float32 [N, out, OH, OW]."""
+        """x float32 [N, H, W, C] (NHWC) -> float32 [N, OH, OW, out] (NHWC)."""
         if self.kind == "dwconv2d_f32":
-            nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-            y = self.kernels.dwconv2d_f32(nhwc, self.weight_hwc, self.bias, self.strides, self.pads,
-                                          self.dilations, self.activation)
-            return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+            return self.kernels.dwconv2d_f32(x, self.weight_hwc, self.bias, self.strides, self.pads,
+                                             self.dilations, self.activation)
+        if self.kind == "dwconv2d_s8":
+            return self._dwconv2d_s8(x)
         if self.kind == "numpy_grouped":
-            return conv2d(x, self.weight, self.bias, self.strides, self.pads, self.dilations,
-                          self.group, self.activation)
+            y = conv2d(to_nchw(x), self.weight, self.bias, self.strides, self.pads, self.dilations,
+                       self.group, self.activation)
+            return to_nhwc(y)
         n = x.shape[0]
-        cols, oh, ow = im2col(x, self.kh, self.kw, self.strides, self.pads, self.dilations)
-        rows = np.ascontiguousarray(cols.reshape(n * oh * ow, cols.shape[2]))
+        if self.pointwise:
+            sh, sw = self.strides
+            xs = x if (sh, sw) == (1, 1) else x[:, ::sh, ::sw, :]
+            oh, ow = xs.shape[1:3]
+            rows = np.ascontiguousarray(xs).reshape(n * oh * ow, self.in_channels)
+        else:
+            order = "hwc" if self.kind == "blas" else "chw"
+            windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides,
+                                   self.dilations, order)
+            oh, ow = windows.shape[1:3]
+            rows = np.ascontiguousarray(windows).reshape(n * oh * ow, -1)
         if self.kind == "blas":
             y = rows @ self.weight_t
             if self.bias is not None:
@@ -259,4 +291,27 @@ class Conv2dStep:
             y = self.linear(rows, pool)
             if self.activation == "relu6":
                 np.minimum(y, 6, out=y)
-        return np.ascontiguousarray(y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2))
+        return y.reshape(n, oh, ow, self.out_channels)
+
+    def _dwconv2d_s8(self, x):
+        """One int8 scale per image (rows independent, as everywhere in edgerun), so a
+        batch gives the bits of its images run one by one."""
+        n, h, w, c = x.shape
+        try:
+            q, scales = self.kernels.quantize_rows_s8(np.ascontiguousarray(x).reshape(n, h * w * c))
+        except NonFiniteError:
+            raise NonFiniteError(
+                f"layer {self.name!r} ({self.kind}): its input contains NaN or Inf; int8 layers "
+                f"quantize their input and need finite values") from None
+        q = q.reshape(n, h, w, c)
+        first = self.kernels.dwconv2d_s8(q[:1], self.weight_hwc, scales[0], self.w_scale, self.bias,
+                                         self.strides, self.pads, self.dilations, self.activation)
+        if n == 1:
+            return first
+        y = np.empty((n,) + first.shape[1:], dtype=np.float32)
+        y[:1] = first
+        for i in range(1, n):
+            self.kernels.dwconv2d_s8(q[i:i + 1], self.weight_hwc, scales[i], self.w_scale, self.bias,
+                                     self.strides, self.pads, self.dilations, self.activation,
+                                     out=y[i:i + 1])
+        return y
