@@ -116,16 +116,17 @@ def test_kernel_paths_of_the_float_models():
 
 # ---------------------------------------------------------------- compressed variants
 
-# (options, bound on the relative error vs the float model).  The weights are untrained
-# (Gaussian), which is the worst case for pruning: 50 % by magnitude drops ~8 % of each
-# layer's energy and the error compounds over ~15 layers without a calibrated refit.
+# (options, bound on the relative error vs the float model; measured at most 0.0002, 0.006,
+# -, 0.29, 0.80, 0.06).  The weights are untrained (Gaussian), the worst case for pruning:
+# 50 % by magnitude drops ~8 % of each layer's energy, and without a calibrated refit
+# (not done for convs on this branch) the error compounds over the layers.
 VARIANTS = {
-    "fp16": ({"quantize": "fp16"}, 1e-2),
-    "int8": ({"quantize": "int8"}, 0.25),
-    "int8-static": ({"quantize": "int8-static"}, 0.25),
-    "prune0.5": ({"prune": 0.5}, 1.5),
-    "prune0.9": ({"prune": 0.9}, 3.0),
-    "share4": ({"share_bits": 4}, 0.5),
+    "fp16": ({"quantize": "fp16"}, 2e-3),
+    "int8": ({"quantize": "int8"}, 0.05),
+    "int8-static": ({"quantize": "int8-static"}, 0.05),
+    "prune0.5": ({"prune": 0.5}, 0.6),
+    "prune0.9": ({"prune": 0.9}, 1.5),
+    "share4": ({"share_bits": 4}, 0.15),
 }
 
 
@@ -151,7 +152,7 @@ def test_compressed_variant_saves_loads_and_runs(name, variant, tmp_path):
     assert y.shape == reference.shape and np.isfinite(y).all()
     error = relative_error(y, reference)
     kinds = sorted(set(k for _, k in session.layers))
-    print(f"{name} {variant}: relative error {error:.3f} (bound {bound}); kernels {kinds}")
+    print(f"{name} {variant}: relative error {error:.2e} (bound {bound}); kernels {kinds}")
     assert error < bound
     if variant in ("int8", "int8-static"):
         assert "dwconv2d_s8" in kinds or not any(n.attrs.get("group", 1) > 1 for n in graph.nodes)
