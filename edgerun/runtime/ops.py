@@ -28,7 +28,7 @@ from edgerun import _backend
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
 from edgerun.evaluate import activate, conv2d
 from edgerun.graph import Node, Tensor, conv_weight_shape
-from edgerun.packing import pack_nibble32, unpack_bits
+from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
 from edgerun.runtime.layout import pad_nhwc, to_nchw, to_nhwc, windows_nhwc
 
@@ -195,6 +195,34 @@ class LinearStep:
                           bias, self.relu, out=out)
 
 
+def _columns_hwc(matrix, channels, kh, kw):
+    """A conv weight matrix [out, C*kh*kw] (columns in (C, kh, kw) order) with its
+    columns permuted to (kh, kw, C) order, in the same encoding: dense values, CSR
+    indices (re-sorted within each row) or codebook codes (unpacked and repacked)."""
+    rows, cols = matrix.shape
+    source = np.arange(cols).reshape(channels, kh, kw).transpose(1, 2, 0).reshape(-1)
+    target = np.empty(cols, dtype=np.int64)
+    target[source] = np.arange(cols)            # old column -> new column
+    a = dict(matrix.arrays)
+    if matrix.encoding == "dense":
+        a["values"] = np.ascontiguousarray(a["values"][:, source])
+    elif matrix.encoding == "csr":
+        counts = np.diff(a["indptr"].astype(np.int64))
+        row_of = np.repeat(np.arange(rows), counts)
+        indices = target[a["indices"].astype(np.int64)]
+        order = np.lexsort((indices, row_of))
+        a["indices"] = indices[order].astype(a["indices"].dtype)
+        for key in ("values", "codes"):
+            if key in a:
+                a[key] = np.ascontiguousarray(a[key][order])
+    elif matrix.encoding == "codebook":
+        codes = unpack_bits(a["codes"], matrix.bits, cols)
+        a["codes"] = pack_bits(np.ascontiguousarray(codes[:, source]), matrix.bits)
+    else:
+        raise EdgerunError(f"tensor {matrix.name!r}: cannot permute the columns of a {matrix.encoding} weight")
+    return Tensor(matrix.name, matrix.shape, matrix.encoding, a, matrix.bits, matrix.huffman)
+
+
 class Conv2dStep:
     """Conv2d on NHWC activations (edgerun/runtime/layout.py keeps them NHWC between
     convs), with the kernel the weight calls for.  x [N, H, W, C] -> y [N, OH, OW, out].
@@ -209,8 +237,9 @@ class Conv2dStep:
                       subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
                       column order (the weight is permuted to match once, at load)
       LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
-      kinds           ...): the same rows (im2col in the weight's own (C, kh, kw) column
-                      order, so CSR / codebook / 1x4-block weights need no re-encoding)
+      kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
+                      load (dense, CSR, codebook), except 1x4-block weights, whose blocks
+                      must stay 4 consecutive columns: those im2col in (C, kh, kw) order
       "numpy_grouped" grouped convs that are not depthwise: the numpy reference (NCHW)"""
 
     def __init__(self, node, weight, bias, kernels=None):
@@ -253,6 +282,12 @@ class Conv2dStep:
                 arrays["values"] = arrays["values"].reshape(self.out_channels, columns)
             matrix = Tensor(weight.name, (self.out_channels, columns), weight.encoding, arrays,
                             weight.bits, weight.huffman)
+            # im2col from NHWC is ~10x cheaper in (kh, kw, C) column order than in the weight's
+            # (C, kh, kw): permute the columns once here (1x4 blocks would not survive it)
+            self.order = "chw"
+            if self.kh * self.kw > 1 and weight.encoding != "bcsr4":
+                matrix = _columns_hwc(matrix, self.in_channels, self.kh, self.kw)
+                self.order = "hwc"
             # relu6 = min(relu(v), 6): the kernel's fused relu, then the clip here
             fused = "relu" if self.activation in ("relu", "relu6") else None
             self.linear = LinearStep(Node("Linear", node.name, [], [], {"activation": fused}),
@@ -277,7 +312,7 @@ class Conv2dStep:
             oh, ow = xs.shape[1:3]
             rows = np.ascontiguousarray(xs).reshape(n * oh * ow, self.in_channels)
         else:
-            order = "hwc" if self.kind == "blas" else "chw"
+            order = "hwc" if self.kind == "blas" else self.order
             windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides,
                                    self.dilations, order)
             oh, ow = windows.shape[1:3]
