@@ -323,3 +323,54 @@ def test_hardswish_from_old_opsets_is_one_op():
     model, _, _ = exported("mobilenetv3", "script13")     # HardSwish only exists from opset 14
     ops = [n.op for n in edgerun.import_onnx(model).nodes]
     assert "HardSwish" in ops and ops.count("HardSigmoid") == ops.count("Mul")    # the SE gates
+
+
+class SiLUNet(nn.Module):
+    """SiLU (x * sigmoid(x), exported as Sigmoid + Mul) between convs, and a Softmax over
+    the channels of a 4-D activation (a layout-sensitive op in the middle of the net)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, groups=6)
+        self.conv3 = nn.Conv2d(6, 4, 1)
+
+    def forward(self, x):
+        h = F.silu(self.conv1(x))
+        return self.conv3(torch.softmax(F.silu(self.conv2(h)), dim=1))
+
+
+@pytest.mark.parametrize("exporter", sorted(EXPORTERS))
+def test_silu_and_a_layout_sensitive_op_between_convs(exporter):
+    dynamo, opset = EXPORTERS[exporter]
+    torch.manual_seed(2)
+    model = torch_export.export(SiLUNet().eval(), torch.randn(1, 3, 8, 8), dynamo=dynamo, opset=opset)
+    graph = edgerun.import_onnx(model)
+    session = Session(graph)
+    softmax = next(n for n in graph.nodes if n.op == "Softmax")
+    # to NCHW for the Softmax, back to NHWC for the next conv: one conversion each way
+    assert session.conversions == [("x", "NHWC"), (softmax.inputs[0], "NCHW"), (softmax.outputs[0], "NHWC"),
+                                   (graph.outputs[0].name, "NCHW")]
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert_close(session.run(x), torch_export.onnxruntime_outputs(model, {"x": x})["y"])
+
+
+def test_a_value_read_by_many_layout_sensitive_ops_converts_once():
+    rng = np.random.default_rng(6)
+    w = Tensor.dense("w", rng.standard_normal((4, 2, 1, 1)).astype(np.float32))
+    graph = Graph(inputs=[ValueInfo("x", (None, 2, 3, 5))],
+                  outputs=[ValueInfo("a", (None, 60)), ValueInfo("b", (None, 4, 15)), ValueInfo("h", (None, 4, 3, 5))],
+                  nodes=[Node("Conv2d", "c", ["x", "w"], ["h"], {}),
+                         Node("Flatten", "f", ["h"], ["a"], {"axis": 1}),
+                         Node("Reshape", "r", ["h"], ["b"], {"shape": [0, 4, 15]})],
+                  tensors={"w": w})
+    session = Session(graph)
+    assert session.conversions == [("x", "NHWC"), ("h", "NCHW")]
+    x = rng.standard_normal((3, 2, 3, 5)).astype(np.float32)
+    got, expected = session.run({"x": x}), evaluate(graph, {"x": x})
+    for key in ("a", "b", "h"):
+        assert_close(got[key], expected[key])
+    # chunked batches (rows run in pieces) give the same bits
+    chunked = Session(graph, max_batch_rows=2).run({"x": x})
+    for key in ("a", "b", "h"):
+        np.testing.assert_array_equal(chunked[key], got[key])
