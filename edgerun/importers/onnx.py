@@ -25,7 +25,8 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
     HardSigmoid, HardSwish    -> the same op; HardSigmoid(alpha 1/6, beta 1/2) times its own
                                  input (the opset < 14 form of torch's Hardswish) -> HardSwish
     Pad                       -> Pad (constant / reflect / edge; pads, value and axes constant,
-                                 attributes before opset 11; negative pads are refused)
+                                 attributes before opset 11; negative pads are refused); a zero
+                                 pad of H, W read only by a Conv becomes the conv's pads
     Resize                    -> Resize over H and W (nearest with any nearest_mode, or linear =
                                  bilinear; half_pixel, pytorch_half_pixel, align_corners,
                                  asymmetric, tf_half_pixel_for_nn; constant scales or sizes)
@@ -162,6 +163,7 @@ class _Importer:
         for index, node in nodes:
             self._import_node(node, index)
         self._fuse_hard_swish()
+        self._fold_zero_pads()
         self._sink_squeezes()
         self._fuse()
         self._merge_reshapes()
@@ -1180,6 +1182,37 @@ class _Importer:
                     node.op, node.inputs, node.attrs = "HardSwish", [x], {}
                     dropped.add(gate.name)
                     break
+        self.graph.nodes = [n for n in self.graph.nodes if n.name not in dropped]
+
+    def _fold_zero_pads(self):
+        """A zero Pad of H and W read only by a Conv becomes the conv's own pads (nn.ZeroPad2d
+        or a TensorFlow-style asymmetric SAME pad before a strided conv), when the sum stays
+        below the dilated kernel's extent (what the file format accepts)."""
+        uses = self._uses()
+        consumer = {}
+        for node in self.graph.nodes:
+            for name in node.inputs:
+                consumer[name] = node
+        dropped = set()
+        for pad in self.graph.nodes:
+            conv = consumer.get(pad.outputs[0])
+            if (pad.op != "Pad" or uses.get(pad.outputs[0]) != 1 or conv is None or conv.op != "Conv2d"
+                    or conv.inputs[0] != pad.outputs[0] or pad.attrs["mode"] != "constant"
+                    or pad.attrs["value"] != 0 or len(pad.attrs["pads"]) != 8):
+                continue
+            widths = pad.attrs["pads"]
+            if widths[0] or widths[1] or widths[4] or widths[5]:
+                continue                                    # batch or channel padding
+            extra = [widths[2], widths[3], widths[6], widths[7]]    # top, left, bottom, right
+            kh, kw = self.graph.tensors[conv.inputs[1]].shape[2:4]
+            dh, dw = conv.attrs["dilations"]
+            spans = [(kh - 1) * dh + 1, (kw - 1) * dw + 1]
+            total = [a + b for a, b in zip(conv.attrs["pads"], extra)]
+            if any(total[i] >= spans[i % 2] for i in range(4)):
+                continue
+            conv.attrs["pads"] = total
+            conv.inputs[0] = pad.inputs[0]
+            dropped.add(pad.name)
         self.graph.nodes = [n for n in self.graph.nodes if n.name not in dropped]
 
     _SINKABLE = ("Relu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Add", "Mul")
