@@ -1101,6 +1101,8 @@ class _Importer:
         if sizes is not None:
             if any(full[i] != shape[i] for i in (0, 1)):
                 raise self._unsupported(f" of the batch or channel axis (sizes {full} of {shape})")
+            if not all(isinstance(v, (int, np.integer)) for v in full[2:]):
+                raise self._unsupported(f" to sizes {full[2:]} known only at run time")
             out = [int(v) for v in full[2:]]
             new["sizes"] = out
         else:
