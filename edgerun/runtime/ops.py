@@ -26,11 +26,11 @@ import numpy as np
 
 from edgerun import _backend
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
-from edgerun.evaluate import activate, conv2d
+from edgerun.evaluate import activate
 from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
-from edgerun.runtime.layout import pad_nhwc, to_nchw, to_nhwc, windows_nhwc
+from edgerun.runtime.layout import pad_nhwc, windows_nhwc
 
 
 def _f32(array):
@@ -240,7 +240,8 @@ class Conv2dStep:
       kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
                       load (dense, CSR, codebook), except 1x4-block weights, whose blocks
                       must stay 4 consecutive columns: those im2col in (C, kh, kw) order
-      "numpy_grouped" grouped convs that are not depthwise: the numpy reference (NCHW)"""
+      "blas_grouped"  grouped convs that are not depthwise (any encoding, decoded to float at
+                      load): im2col from NHWC, one batched matmul over the groups"""
 
     def __init__(self, node, weight, bias, kernels=None):
         self.name = node.name
@@ -269,8 +270,11 @@ class Conv2dStep:
                 dense = weight.to_dense().reshape(c, self.kh, self.kw)
                 self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
         elif self.group != 1:
-            self.kind = "numpy_grouped"
-            self.weight = _f32(weight.to_dense().reshape(conv_weight_shape(node, weight)))
+            self.kind = "blas_grouped"
+            g, og, cg = self.group, self.out_channels // self.group, self.in_per_group
+            w = weight.to_dense().reshape(g, og, cg, self.kh, self.kw)
+            # [G, kh*kw*cg, og]: each group's matrix, rows in the (kh, kw, c) order of its im2col
+            self.weight_g = _f32(w.transpose(0, 3, 4, 2, 1).reshape(g, self.kh * self.kw * cg, og))
         elif weight.encoding == "dense" and "scale" not in a:
             self.kind = "blas"
             w4 = weight.to_dense().reshape(self.out_channels, self.in_channels, self.kh, self.kw)
@@ -301,10 +305,8 @@ class Conv2dStep:
                                              self.dilations, self.activation)
         if self.kind == "dwconv2d_s8":
             return self._dwconv2d_s8(x)
-        if self.kind == "numpy_grouped":
-            y = conv2d(to_nchw(x), self.weight, self.bias, self.strides, self.pads, self.dilations,
-                       self.group, self.activation)
-            return to_nhwc(y)
+        if self.kind == "blas_grouped":
+            return self._grouped(x)
         n = x.shape[0]
         if self.pointwise:
             sh, sw = self.strides
@@ -327,6 +329,20 @@ class Conv2dStep:
             if self.activation == "relu6":
                 np.minimum(y, 6, out=y)
         return y.reshape(n, oh, ow, self.out_channels)
+
+    def _grouped(self, x):
+        """Grouped (not depthwise) conv: im2col from NHWC, split by group, one batched matmul."""
+        n, g = x.shape[0], self.group
+        windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides, self.dilations)
+        _, oh, ow = windows.shape[:3]
+        m = n * oh * ow
+        cols = windows.reshape(m, self.kh, self.kw, g, self.in_per_group).transpose(3, 0, 1, 2, 4)
+        cols = np.ascontiguousarray(cols).reshape(g, m, -1)
+        y = np.matmul(cols, self.weight_g)                        # [G, M, og]
+        y = np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, oh, ow, self.out_channels)
+        if self.bias is not None:
+            y += self.bias
+        return activate(y, self.activation)
 
     def _dwconv2d_s8(self, x):
         """One int8 scale per image (rows independent, as everywhere in edgerun), so a
