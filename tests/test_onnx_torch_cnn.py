@@ -388,3 +388,13 @@ def test_zero_pad_before_a_conv_becomes_its_pads():
     assert graph.nodes[0].attrs["pads"] == [0, 0, 1, 1]
     x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
     assert_close(Session(graph).run(x), torch_export.onnxruntime_outputs(model, {"x": x})["y"])
+
+
+@pytest.mark.parametrize("exporter", ["script13", "dynamo18"])
+def test_conv1d_net_folds_its_batchnorms_and_stays_2d(exporter):
+    """Conv1d + BatchNorm1d + ReLU fold into one Conv2d; the residual Add, ReLU and the
+    pools run on the 4-D values: the only Reshapes left are at the input and the pool."""
+    graph = edgerun.import_onnx(exported("kws1d", exporter)[0])
+    assert [n.op for n in graph.nodes][:10] == ["Reshape", "Conv2d", "Conv2d", "Conv2d", "Add", "Relu",
+                                                "MaxPool", "Conv2d", "AveragePool", "GlobalAveragePool"]
+    assert [n.attrs["activation"] for n in graph.nodes if n.op == "Conv2d"] == ["relu", "relu", None, "relu"]

@@ -183,16 +183,31 @@ class KWS2d(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
+class Residual1d(nn.Module):
+    """relu(bn(conv(relu(bn(conv(x))))) + x) over [N, C, L] (TC-ResNet style)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels, 3, act=nn.ReLU, dims=1),
+                                  conv_bn(channels, channels, 3, act=None, dims=1))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + x)
+
+
 class KWS1d(nn.Module):
     """Temporal convs over [mfcc, frames] (MFCCs as channels): Conv1d + BatchNorm1d +
-    ReLU, MaxPool1d and AvgPool1d, global average pooling, a classifier."""
+    ReLU, a residual block, MaxPool1d and AvgPool1d, global average pooling, a classifier."""
 
     def __init__(self, mfcc=40, channels=(64, 96, 128), classes=12):
         super().__init__()
         layers, cin = [], mfcc
         for i, cout in enumerate(channels):
-            layers += [conv_bn(cin, cout, 3, act=nn.ReLU, dims=1),
-                       nn.MaxPool1d(2) if i % 2 == 0 else nn.AvgPool1d(3, 2, 1)]
+            layers += [conv_bn(cin, cout, 3, act=nn.ReLU, dims=1)]
+            if i == 0:
+                layers.append(Residual1d(cout))
+            layers.append(nn.MaxPool1d(2) if i % 2 == 0 else nn.AvgPool1d(3, 2, 1))
             cin = cout
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool1d(1)

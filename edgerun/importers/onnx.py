@@ -33,7 +33,8 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
     Conv, MaxPool, AveragePool, GlobalAveragePool on [N, C, L] (Conv1d, BatchNorm1d, pools)
                               -> the 2-D op on [N, C, 1, L] between two Reshapes; BatchNorm,
                                  Relu and Clip after it move inside so they fold into the conv,
-                                 and back-to-back Reshapes between 1-D layers cancel
+                                 and back-to-back Reshapes between 1-D layers cancel (also around
+                                 a residual Add of two 1-D layers)
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
     Squeeze, Unsqueeze        -> Reshape on an activation (they only drop / add 1-sized dims)
@@ -164,7 +165,9 @@ class _Importer:
             self._import_node(node, index)
         self._fuse_hard_swish()
         self._fold_zero_pads()
-        self._sink_squeezes()
+        for _ in range(2):      # a cancelled pair can free a squeeze read twice (a 1-D residual)
+            self._merge_reshapes()
+            self._sink_squeezes()
         self._fuse()
         self._merge_reshapes()
         self._set_outputs()
@@ -1222,24 +1225,35 @@ class _Importer:
     def _sink_squeezes(self):
         """Move each 4-D -> 3-D Reshape after a lifted 1-D layer past the elementwise ops
         that follow it (BatchNorm1d's Mul / Add with their [C, 1] constants made
-        [C, 1, 1], Relu, Clip ...), so _fuse folds them into the conv and the Reshape
-        meets the next layer's Reshape, which _merge_reshapes cancels."""
+        [C, 1, 1], Relu, Clip, and an Add of two such layers: a 1-D residual), so _fuse
+        folds them into the conv and the Reshape meets the next layer's Reshape, which
+        _merge_reshapes cancels."""
         nodes = self.graph.nodes
-        for squeeze in [n for n in nodes if n.name in self.squeezes]:
-            while True:
-                uses = self._uses()
+        changed = True
+        while changed:
+            changed = False
+            uses = self._uses()
+            producer = {node.outputs[0]: node for node in nodes}
+            for squeeze in [n for n in nodes if n.name in self.squeezes]:
                 value = squeeze.outputs[0]
                 users = [n for n in nodes if value in n.inputs]
                 if uses.get(value) != 1 or len(users) != 1 or users[0].op not in self._SINKABLE:
-                    break
+                    continue
                 user = users[0]
                 constants = [v for v in user.inputs if v in self.graph.tensors]
-                others = [v for v in user.inputs if v != value and v not in self.graph.tensors]
-                if others or any(len(self.graph.tensors[v].shape) > 3 for v in constants):
-                    break
-                source = squeeze.inputs[0]
-                user.inputs = [source if v == value else self._lift_constant(v) if v in self.graph.tensors
-                               else v for v in user.inputs]
+                partners = [producer.get(v) for v in user.inputs if v != value and v not in self.graph.tensors]
+                if any(p is None or p.name not in self.squeezes or uses.get(p.outputs[0]) != 1
+                       or self.shapes[p.inputs[0]] != self.shapes[squeeze.inputs[0]] for p in partners):
+                    continue
+                if any(len(self.graph.tensors[v].shape) > 3 for v in constants):
+                    continue
+                lifted_inputs = {value: squeeze.inputs[0]}
+                lifted_inputs.update({p.outputs[0]: p.inputs[0] for p in partners})
+                user.inputs = [lifted_inputs[v] if v in lifted_inputs else self._lift_constant(v)
+                               for v in user.inputs]
+                for partner in partners:
+                    nodes.remove(partner)
+                    self.squeezes.discard(partner.name)
                 old = user.outputs[0]
                 n, c, length = self.shapes[old]
                 lifted = self._unique(f"{old}/2d")
@@ -1248,6 +1262,8 @@ class _Importer:
                 squeeze.inputs, squeeze.outputs = [lifted], [old]
                 nodes.remove(squeeze)
                 nodes.insert(nodes.index(user) + 1, squeeze)
+                changed = True
+                break
 
     def _lift_constant(self, name):
         """A constant broadcast against [N, C, L] as the same against [N, C, 1, L]."""
@@ -1258,8 +1274,10 @@ class _Importer:
         return self._add_tensor(f"{name}.2d", array[:, :, None, :])
 
     def _merge_reshapes(self):
-        """Reshape of a Reshape (used nowhere else) reads the first one's input; when the
-        two cancel (a 1-D layer's way back to 3-D, then the next one's way to 4-D), both go."""
+        """A Reshape of a Reshape reads the first one's input.  When the two cancel (a 1-D
+        layer's way back to 3-D, then the next one's way to 4-D) the second goes, and the
+        first too once nothing else reads it; otherwise they merge into one when the first
+        feeds nothing else."""
         nodes = self.graph.nodes
         outputs = {self._resolve(n) for n in self.output_names}
         changed = True
@@ -1269,20 +1287,24 @@ class _Importer:
             producer = {node.outputs[0]: node for node in nodes}
             for second in nodes:
                 first = producer.get(second.inputs[0]) if second.op == "Reshape" else None
-                if first is None or first.op != "Reshape" or uses.get(first.outputs[0]) != 1:
+                if first is None or first.op != "Reshape":
                     continue
                 source, result = first.inputs[0], second.outputs[0]
                 if self.shapes[source] == self.shapes[result] and result not in outputs:
                     for node in nodes:
                         node.inputs = [source if v == result else v for v in node.inputs]
                     nodes.remove(second)
-                else:
+                    if uses.get(first.outputs[0]) == 1:
+                        nodes.remove(first)
+                elif uses.get(first.outputs[0]) == 1:
                     try:
                         target = self._reshape_target(self.shapes[source], self.shapes[result])
                     except UnsupportedOpError:
                         continue
                     second.inputs, second.attrs = [source], {"shape": target}
-                nodes.remove(first)
+                    nodes.remove(first)
+                else:
+                    continue
                 changed = True
                 break
 
