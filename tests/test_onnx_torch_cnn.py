@@ -398,3 +398,58 @@ def test_conv1d_net_folds_its_batchnorms_and_stays_2d(exporter):
     assert [n.op for n in graph.nodes][:10] == ["Reshape", "Conv2d", "Conv2d", "Conv2d", "Add", "Relu",
                                                 "MaxPool", "Conv2d", "AveragePool", "GlobalAveragePool"]
     assert [n.attrs["activation"] for n in graph.nodes if n.op == "Conv2d"] == ["relu", "relu", None, "relu"]
+
+
+def _one_node_model(node, inits, opset, shape=(2, 3, 4, 5)):
+    return helper.make_model(
+        helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, ["N", *shape[1:]])],
+                          [helper.make_tensor_value_info("y", 1, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()]),
+        opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("case", ["hardsigmoid", "hardswish", "pad-attrs-opset10", "pad-edge",
+                                  "pad-axes-opset18", "pad-3d"])
+def test_hard_activations_and_pad_forms_match_onnxruntime(case):
+    rng = np.random.default_rng(12)
+    shape, inits, opset = (2, 3, 4, 5), {}, 13
+    if case == "hardsigmoid":
+        node = helper.make_node("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)
+    elif case == "hardswish":
+        node, opset = helper.make_node("HardSwish", ["x"], ["y"]), 14
+    elif case == "pad-attrs-opset10":
+        node, opset = helper.make_node("Pad", ["x"], ["y"], pads=[0, 0, 1, 2, 0, 0, 2, 0], value=-1.5), 10
+    elif case == "pad-edge":
+        node = helper.make_node("Pad", ["x", "p"], ["y"], mode="edge")
+        inits = {"p": np.array([0, 0, 2, 1, 0, 0, 0, 3], np.int64)}
+    elif case == "pad-axes-opset18":
+        node, opset = helper.make_node("Pad", ["x", "p", "v", "a"], ["y"], mode="constant"), 18
+        inits = {"p": np.array([1, 2, 3, 0], np.int64), "v": np.array(0.25, np.float32),
+                 "a": np.array([-1, 2], np.int64)}
+    else:
+        shape = (2, 3, 6)
+        node = helper.make_node("Pad", ["x", "p"], ["y"], mode="reflect")
+        inits = {"p": np.array([0, 0, 2, 0, 0, 3], np.int64)}
+    model = _one_node_model(node, inits, opset, shape)
+    graph = edgerun.import_onnx(model)
+    assert [n.op for n in graph.nodes] == [node.op_type]
+    x = (4 * rng.standard_normal(shape)).astype(np.float32)
+    expected = torch_export.onnxruntime_outputs(model, {"x": x})["y"]
+    assert_close(Session(graph).run(x), expected)
+    assert_close(evaluate(graph, x)["y"], expected)
+
+
+def test_unsupported_resize_and_pad_forms_are_refused_by_name():
+    cases = [
+        (helper.make_node("Resize", ["x", "", "s"], ["y"], name="cubic", mode="cubic"),
+         {"s": np.array([1, 1, 2, 2], np.float32)}, "'cubic' uses Resize .*mode=cubic"),
+        (helper.make_node("Resize", ["x", "", "s"], ["y"], name="chan"),
+         {"s": np.array([1, 2, 2, 2], np.float32)}, "'chan' uses Resize .*only H and W"),
+        (helper.make_node("Pad", ["x", "p"], ["y"], name="crop"),
+         {"p": np.array([0, 0, -1, 0, 0, 0, 0, 0], np.int64)}, "'crop' uses Pad .*negative"),
+        (helper.make_node("Pad", ["x", "p"], ["y"], name="wrap", mode="wrap"),
+         {"p": np.array([0, 0, 1, 0, 0, 0, 0, 0], np.int64)}, "'wrap' uses Pad .*mode=wrap"),
+    ]
+    for node, inits, message in cases:
+        with pytest.raises(edgerun.UnsupportedOpError, match=message):
+            edgerun.import_onnx(_one_node_model(node, inits, 19 if "wrap" in message else 13))
