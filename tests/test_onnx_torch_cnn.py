@@ -167,6 +167,8 @@ def test_compressed_variant_saves_loads_and_runs(name, variant, tmp_path):
         # the integer paths give the same bits in C and in the numpy reference kernels
         reference_kernels = Session(session.graph, kernels=edgerun.reference).run(x)
         np.testing.assert_array_equal(y, reference_kernels)
+        with Session(session.graph, num_threads=2) as threaded:     # columns split across threads
+            np.testing.assert_array_equal(threaded.run(x), y)
 
 
 # ---------------------------------------------------------------- the new ops on their own
