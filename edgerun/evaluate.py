@@ -219,7 +219,130 @@ def op_function(node):
         return global_average_pool
     if op == "Clip":
         return lambda x: clip(x, attrs.get("min"), attrs.get("max"))
+    function = cnn_op_function(node)
+    if function is not None:
+        return function
     raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
+
+
+# ---------------------------------------------------------------- edge CNN ops
+# HardSigmoid / HardSwish (MobileNetV3), Pad, Resize.  Each takes the axes it works
+# on where a layout matters, so the runtime runs the same code on NHWC activations.
+
+def hard_sigmoid(x, alpha=0.2, beta=0.5):
+    """ONNX HardSigmoid: max(0, min(1, alpha * x + beta))."""
+    y = np.asarray(x, dtype=np.float32) * np.float32(alpha) + np.float32(beta)
+    return np.clip(y, 0, 1).astype(np.float32, copy=False)
+
+
+def hard_swish(x):
+    """ONNX HardSwish: x * max(0, min(1, x / 6 + 1/2))."""
+    x = np.asarray(x, dtype=np.float32)
+    return (x * hard_sigmoid(x, 1 / 6, 0.5)).astype(np.float32, copy=False)
+
+
+PAD_MODES = ("constant", "reflect", "edge")
+
+
+def pad(x, pads, mode="constant", value=0.0):
+    """ONNX Pad: pads = [begin of each axis..., end of each axis...], all >= 0."""
+    x = np.asarray(x, dtype=np.float32)
+    rank = x.ndim
+    if len(pads) != 2 * rank:
+        raise ShapeError(f"Pad has {len(pads)} pads for a {rank}-D input; expected {2 * rank}")
+    width = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=np.float32(value))
+    for axis, (begin, end) in enumerate(width):
+        size = x.shape[axis]
+        if mode == "reflect" and max(begin, end) > size - 1:
+            raise ShapeError(f"Pad reflect of {max(begin, end)} on axis {axis} of size {size}: "
+                             f"reflection needs pads below the size")
+        if mode == "edge" and (begin or end) and size == 0:
+            raise ShapeError(f"Pad edge on the empty axis {axis}")
+    return np.pad(x, width, mode=mode)
+
+
+RESIZE_COORDINATES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                      "tf_half_pixel_for_nn")
+RESIZE_NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _resize_source(out_size, in_size, scale, transform):
+    """The input coordinate (float32, like onnxruntime) of every output index."""
+    o = np.arange(out_size, dtype=np.float32)
+    scale = np.float32(scale)
+    if transform == "half_pixel":
+        return (o + np.float32(0.5)) / scale - np.float32(0.5)
+    if transform == "pytorch_half_pixel":
+        return (o + np.float32(0.5)) / scale - np.float32(0.5) if out_size > 1 else np.zeros_like(o)
+    if transform == "align_corners":
+        if out_size == 1:
+            return np.zeros_like(o)
+        return o * np.float32(in_size - 1) / np.float32(out_size - 1)
+    if transform == "asymmetric":
+        return o / scale
+    if transform == "tf_half_pixel_for_nn":
+        return (o + np.float32(0.5)) / scale
+    raise EdgerunError(f"Resize: unknown coordinate_transformation_mode {transform!r}")
+
+
+def resize(x, mode="nearest", scales=None, sizes=None, coordinate_transformation_mode="half_pixel",
+           nearest_mode="round_prefer_floor", axes=(2, 3)):
+    """ONNX Resize (nearest or linear) over two spatial axes of x (2, 3 for NCHW):
+    output sizes `sizes`, or floor(size * scale) with `scales`.  Separable: one
+    axis at a time, so bilinear is linear along H then along W."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise ShapeError(f"Resize expects a 4-D input, got shape {list(x.shape)}")
+    for k, axis in enumerate(axes):
+        in_size = x.shape[axis]
+        if sizes is not None:
+            out_size = int(sizes[k])
+            scale = out_size / in_size if in_size else 1.0
+        else:
+            scale = float(scales[k])
+            out_size = int(np.floor(in_size * scale))
+        if out_size < 1 or in_size < 1:
+            raise ShapeError(f"Resize of axis {axis} from {in_size} to {out_size} elements")
+        source = _resize_source(out_size, in_size, scale, coordinate_transformation_mode)
+        if mode == "nearest":
+            if nearest_mode == "floor":
+                index = np.floor(source)
+            elif nearest_mode == "ceil":
+                index = np.ceil(source)
+            else:
+                frac = source - np.floor(source)
+                up = frac > 0.5 if nearest_mode == "round_prefer_floor" else frac >= 0.5
+                index = np.floor(source) + up
+            index = np.clip(index, 0, in_size - 1).astype(np.int64)
+            x = np.take(x, index, axis=axis)
+            continue
+        source = np.clip(source, 0, in_size - 1)
+        low = np.floor(source).astype(np.int64)
+        high = np.minimum(low + 1, in_size - 1)
+        shape = [1] * 4
+        shape[axis] = out_size
+        weight = (source - low).astype(np.float32).reshape(shape)
+        a, b = np.take(x, low, axis=axis), np.take(x, high, axis=axis)
+        x = a + (b - a) * weight
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def cnn_op_function(node):
+    """op_function for the edge CNN ops (HardSigmoid, HardSwish, Pad, Resize); None otherwise."""
+    op, attrs = node.op, node.attrs
+    if op == "HardSigmoid":
+        return lambda x: hard_sigmoid(x, attrs.get("alpha", 0.2), attrs.get("beta", 0.5))
+    if op == "HardSwish":
+        return hard_swish
+    if op == "Pad":
+        return lambda x: pad(x, attrs["pads"], attrs.get("mode", "constant"), attrs.get("value", 0.0))
+    if op == "Resize":
+        return lambda x: resize(x, attrs.get("mode", "nearest"), attrs.get("scales"), attrs.get("sizes"),
+                                attrs.get("coordinate_transformation_mode", "half_pixel"),
+                                attrs.get("nearest_mode", "round_prefer_floor"))
+    return None
 
 
 def _dense(graph, name, cache):

@@ -739,6 +739,7 @@ def _load_tensor(name, t, buf, data_start, verify_crc):
 ARITY = {"Linear": (2, 3), "Relu": (1,), "Sigmoid": (1,), "Tanh": (1,), "Softmax": (1,),
          "Add": (2,), "Mul": (2,), "Flatten": (1,), "Reshape": (1,), "Conv2d": (2, 3),
          "MaxPool": (1,), "AveragePool": (1,), "GlobalAveragePool": (1,), "Clip": (1,)}
+ARITY.update({"HardSigmoid": (1,), "HardSwish": (1,), "Pad": (1,), "Resize": (1,)})  # edge CNN ops
 MAX_WINDOW = 1 << 16  # kernel, stride, dilation and pad sizes: far beyond any real model
 
 
@@ -812,6 +813,61 @@ def _check_attrs(node):
             _fail(where, "Reshape shape may hold at most one -1")
 
 
+def _finite(value, where, what, positive=False):
+    """A JSON number that is finite (and > 0 with positive), as float."""
+    if type(value) not in (int, float) or not math.isfinite(value) or (positive and value <= 0):
+        _fail(where, f"{what} must be a finite number{' > 0' if positive else ''}, got {value!r:.40}")
+    return float(value)
+
+
+# Bounds on what a file may ask of activations, far above any real model: a pad,
+# a Resize output side and a Resize scale factor.
+MAX_PAD, MAX_RESIZE_SIZE, MAX_RESIZE_SCALE = 1 << 10, 1 << 14, 64
+
+
+def _check_cnn_attrs(node):
+    """The attrs of the edge CNN ops (HardSigmoid, Pad, Resize) with the types evaluate.py assumes."""
+    from edgerun.evaluate import PAD_MODES, RESIZE_COORDINATES, RESIZE_NEAREST
+
+    where, attrs = f"node {node.name!r}", node.attrs
+    if node.op == "HardSigmoid":
+        for key, default in (("alpha", 0.2), ("beta", 0.5)):
+            _finite(attrs.get(key, default), where, f"HardSigmoid {key}")
+    elif node.op == "Pad":
+        pads = _list(attrs.get("pads"), f"{where} pads")
+        if not pads or len(pads) % 2 or len(pads) > 2 * MAX_NDIM:
+            _fail(where, f"Pad pads must hold 2 integers per axis (at most {MAX_NDIM} axes), got {len(pads)}")
+        for v in pads:
+            _int(v, f"{where} pads", 0, MAX_PAD)
+        if attrs.get("mode", "constant") not in PAD_MODES:
+            _fail(where, f"Pad mode must be one of {PAD_MODES}, got {attrs.get('mode')!r:.40}")
+        _finite(attrs.get("value", 0.0), where, "Pad value")
+    elif node.op == "Resize":
+        if attrs.get("mode", "nearest") not in ("nearest", "linear"):
+            _fail(where, f"Resize mode must be 'nearest' or 'linear', got {attrs.get('mode')!r:.40}")
+        if attrs.get("coordinate_transformation_mode", "half_pixel") not in RESIZE_COORDINATES:
+            _fail(where, f"Resize coordinate_transformation_mode must be one of {RESIZE_COORDINATES}, "
+                         f"got {attrs.get('coordinate_transformation_mode')!r:.40}")
+        if attrs.get("nearest_mode", "round_prefer_floor") not in RESIZE_NEAREST:
+            _fail(where, f"Resize nearest_mode must be one of {RESIZE_NEAREST}, "
+                         f"got {attrs.get('nearest_mode')!r:.40}")
+        scales, sizes = attrs.get("scales"), attrs.get("sizes")
+        if (scales is None) == (sizes is None):
+            _fail(where, "Resize needs exactly one of attrs 'scales' and 'sizes'")
+        if sizes is not None:
+            for v in _list(sizes, f"{where} sizes"):
+                _int(v, f"{where} sizes", 1, MAX_RESIZE_SIZE)
+            if len(sizes) != 2:
+                _fail(where, f"Resize sizes must hold 2 integers, got {len(sizes)}")
+        else:
+            values = _list(scales, f"{where} scales")
+            if len(values) != 2:
+                _fail(where, f"Resize scales must hold 2 numbers, got {len(values)}")
+            for v in values:
+                if _finite(v, where, "Resize scale", positive=True) > MAX_RESIZE_SCALE:
+                    _fail(where, f"Resize scale {v} is above {MAX_RESIZE_SCALE}")
+
+
 def _check_conv_pads(graph, node):
     """A pad at least the dilated kernel's extent only adds outputs that never see the
     input; no exporter writes one, and refusing it keeps a file from asking for
@@ -849,6 +905,7 @@ def _check_graph(graph):
                 if name not in graph.tensors:
                     raise FormatError(f"node {node.name!r}: {name!r} must be a constant tensor")
         _check_attrs(node)
+        _check_cnn_attrs(node)
         if node.op == "Conv2d":
             _check_conv_pads(graph, node)
     for value in graph.inputs:

@@ -23,6 +23,20 @@ Ops (the runtime's vocabulary, not ONNX's):
     GlobalAveragePool                    NCHW -> [N, C, 1, 1]
     Clip     attrs {"min": float | None, "max": float | None}
 
+  Edge CNN ops (MobileNetV3, padding, upsampling):
+    HardSigmoid  attrs {"alpha": float, "beta": float}   max(0, min(1, alpha*x + beta))
+    HardSwish                            x * HardSigmoid(x) with alpha 1/6, beta 1/2
+    Pad      attrs {"pads": [begin per axis..., end per axis...] (>= 0), "mode": "constant" |
+             "reflect" | "edge", "value": float (constant mode)}; any rank
+    Resize   4-D NCHW, spatial axes only; attrs {"mode": "nearest" | "linear",
+             "coordinate_transformation_mode": "half_pixel" | "pytorch_half_pixel" |
+             "align_corners" | "asymmetric" | "tf_half_pixel_for_nn", "nearest_mode":
+             "round_prefer_floor" | "round_prefer_ceil" | "floor" | "ceil", and exactly one
+             of "scales": [sh, sw] (floats > 0; output floor(size * scale)) or "sizes": [oh, ow]}
+  Conv1d / pooling over [N, C, L] import as these 2-D ops on [N, C, 1, L] (Reshape around them).
+  All ops are defined on the logical NCHW layout; the runtime may keep activations NHWC
+  internally (edgerun/runtime/layout.py) without changing any result.
+
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
     dense     values [shape] f32 | f16 | i8;  i8 adds scale f32 [shape[0]]
@@ -53,6 +67,7 @@ from edgerun.errors import EdgerunError, ShapeError
 ENCODINGS = ("dense", "csr", "bcsr4", "codebook")
 OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape",
        "Conv2d", "MaxPool", "AveragePool", "GlobalAveragePool", "Clip")
+OPS += ("HardSigmoid", "HardSwish", "Pad", "Resize")   # edge CNN ops
 
 
 def conv_weight_shape(node, weight):

@@ -60,8 +60,11 @@ def test_compressed_cnn_runs_on_the_compressed_kernels(name, options, limit, con
             continue
         depthwise = node.attrs["group"] > 1
         used.add(kinds[node.name])
-        assert kinds[node.name] in ({"dwconv2d_f32"} if depthwise else conv_kind), node.name
         weight = cm.graph.tensors[node.inputs[1]]
+        int8 = weight.arrays.get("values", np.zeros(0)).dtype == np.int8
+        # int8 depthwise weights run on the int8 depthwise kernel
+        depthwise_kind = {"dwconv2d_s8" if int8 else "dwconv2d_f32"}
+        assert kinds[node.name] in (depthwise_kind if depthwise else conv_kind), node.name
         assert len(weight.shape) == 2 and weight.shape[1] == np.prod(node.attrs["kernel"])
     assert sorted(conv_kind)[-1] in used     # gemm_s8 / spmm_csr_f32 / spmm_csr_s8
     rows = {r["layer"]: r for r in cm.report().rows}

@@ -41,6 +41,7 @@ CASES = [  # (n, c, h, w, out, k, strides, pads, dilations, group)
     (1, 5, 8, 8, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 5),     # depthwise, stride 2
     (3, 6, 5, 5, 12, (3, 3), (1, 1), (1, 1, 1, 1), (2, 2), 6),    # depthwise multiplier 2, dilated
     (1, 8, 4, 5, 3, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),     # pointwise
+    (2, 4, 7, 5, 3, (1, 1), (2, 3), (0, 0, 0, 0), (1, 1), 1),     # strided pointwise, odd sizes
 ]
 
 
@@ -197,7 +198,7 @@ def test_session_conv_matches_evaluate(case, activation, rng):
     graph = conv_graph(Tensor.dense("w", w), rng.normal(size=out), attrs, (c, h, wd))
     x = rng.normal(size=(n, c, h, wd)).astype(np.float32)
     session = Session(graph)
-    expected = "dwconv2d_f32" if c == out == group else "numpy_grouped" if group > 1 else "blas"
+    expected = "dwconv2d_f32" if c == out == group else "blas_grouped" if group > 1 else "blas"
     assert session.layers == [("conv", expected)]
     np.testing.assert_allclose(session.run(x), evaluate(graph, x)["y"], rtol=1e-5, atol=1e-5)
 

@@ -77,13 +77,18 @@ def test_same_lower_and_asymmetric_same_upper_pads():
         np.testing.assert_allclose(evaluate(graph, x)["y"], onnxruntime_run(model, x), rtol=1e-5, atol=1e-5)
 
 
-def test_conv1d_and_ceil_mode_are_refused_by_name():
-    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")
-    model = models.make_model([node], [helper.make_tensor_value_info("x", 1, ["N", 2, 8])],
-                              [models.float_output("y", 3, 6)],
-                              [("w", np.ones((3, 2, 3), np.float32))])
-    with pytest.raises(edgerun.UnsupportedOpError, match=r"'conv1d' uses Conv .*3-D input"):
-        edgerun.import_onnx(model)
+def test_conv1d_runs_as_conv2d_and_ceil_mode_is_refused_by_name():
+    rng = np.random.default_rng(4)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d", strides=[2], pads=[1, 2],
+                            dilations=[2])
+    model = models.make_model([node], [helper.make_tensor_value_info("x", 1, ["N", 2, 9])],
+                              [models.float_output("y", 3, 5)],
+                              [("w", rng.standard_normal((3, 2, 3)).astype(np.float32))])
+    graph = edgerun.import_onnx(model)
+    assert ops(graph) == ["Reshape", "Conv2d", "Reshape"]
+    assert graph.nodes[1].attrs["pads"] == [0, 1, 0, 2] and graph.nodes[1].attrs["dilations"] == [1, 2]
+    x = rng.standard_normal((2, 2, 9)).astype(np.float32)
+    np.testing.assert_allclose(Session(graph).run(x), onnxruntime_run(model, x), rtol=1e-5, atol=1e-5)
     node = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], ceil_mode=1)
     model = models.make_model([node], [helper.make_tensor_value_info("x", 1, ["N", 2, 5, 5])],
                               [models.float_output("y", 2, 3, 3)])

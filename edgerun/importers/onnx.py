@@ -22,6 +22,19 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
                                  is fused into attrs["activation"] ("relu" / "relu6")
     MaxPool, AveragePool      -> the same op (ceil_mode=0, no dilations); GlobalAveragePool too
     Clip                      -> Clip with constant min / max (attributes before opset 11)
+    HardSigmoid, HardSwish    -> the same op; HardSigmoid(alpha 1/6, beta 1/2) times its own
+                                 input (the opset < 14 form of torch's Hardswish) -> HardSwish
+    Pad                       -> Pad (constant / reflect / edge; pads, value and axes constant,
+                                 attributes before opset 11; negative pads are refused); a zero
+                                 pad of H, W read only by a Conv becomes the conv's pads
+    Resize                    -> Resize over H and W (nearest with any nearest_mode, or linear =
+                                 bilinear; half_pixel, pytorch_half_pixel, align_corners,
+                                 asymmetric, tf_half_pixel_for_nn; constant scales or sizes)
+    Conv, MaxPool, AveragePool, GlobalAveragePool on [N, C, L] (Conv1d, BatchNorm1d, pools)
+                              -> the 2-D op on [N, C, 1, L] between two Reshapes; BatchNorm,
+                                 Relu and Clip after it move inside so they fold into the conv,
+                                 and back-to-back Reshapes between 1-D layers cancel (also around
+                                 a residual Add of two 1-D layers)
     Flatten, Reshape          -> the same op; Reshape needs a shape known at import time
     Identity, Dropout, Cast   -> dropped (inference; casts between float types only)
     Squeeze, Unsqueeze        -> Reshape on an activation (they only drop / add 1-sized dims)
@@ -54,6 +67,7 @@ from edgerun.graph import Graph, Node, Tensor, ValueInfo
 SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Sub", "Div",
              "MaxPool", "AveragePool", "GlobalAveragePool", "Clip", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Cast", "Constant",
              "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
+SUPPORTED += ("HardSigmoid", "HardSwish", "Pad", "Resize")      # edge CNN ops
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -117,6 +131,7 @@ class _Importer:
         self.shapes = {}        # activation name -> tuple of int | str (a symbolic dim)
         self.alias = {}         # ONNX value name -> the value it stands for (dropped nodes)
         self.node_names = set()
+        self.squeezes = set()   # names of the Reshape nodes taking a lifted 1-D layer back to 3-D
         self.taken = set()      # every value and tensor name, so generated ones stay unique
         self.symbols = 0
 
@@ -148,7 +163,13 @@ class _Importer:
         self._check_ops(nodes)
         for index, node in nodes:
             self._import_node(node, index)
+        self._fuse_hard_swish()
+        self._fold_zero_pads()
+        for _ in range(2):      # a cancelled pair can free a squeeze read twice (a 1-D residual)
+            self._merge_reshapes()
+            self._sink_squeezes()
         self._fuse()
+        self._merge_reshapes()
         self._set_outputs()
         self._prune_dead()
         self.graph.metadata = {
@@ -591,6 +612,8 @@ class _Importer:
         return strides, pads, dims
 
     def _op_Conv(self, node):
+        if self._is_1d(node):
+            return self._lift_1d(node)
         x, w, b = self._inputs(node)[:3]
         attrs = self._attrs(node)
         shape = self._nchw(x, "image")
@@ -624,6 +647,8 @@ class _Importer:
                     "activation": None})
 
     def _pool(self, node, op):
+        if self._is_1d(node):
+            return self._lift_1d(node)
         (x,) = self._inputs(node)[:1]
         attrs = self._attrs(node)
         shape = self._nchw(x, "image")
@@ -651,6 +676,8 @@ class _Importer:
         self._pool(node, "AveragePool")
 
     def _op_GlobalAveragePool(self, node):
+        if self._is_1d(node):
+            return self._lift_1d(node)
         (x,) = self._inputs(node)[:1]
         shape = self._nchw(x, "image")
         self._emit("GlobalAveragePool", [x], node.output[0], (shape[0], shape[1], 1, 1))
@@ -968,6 +995,318 @@ class _Importer:
                 needed.update(node.inputs)
         self.graph.nodes = kept[::-1]
         self.graph.tensors = {k: t for k, t in self.graph.tensors.items() if k in needed}
+
+    # ---------------------------------------------------------------- edge CNN ops
+
+    def _text(self, attrs, key, default):
+        value = attrs.get(key, default)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def _op_HardSigmoid(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        attrs = self._attrs(node)
+        self._emit("HardSigmoid", [x], node.output[0], self.shapes[x],
+                   {"alpha": float(attrs.get("alpha", 0.2)), "beta": float(attrs.get("beta", 0.5))})
+
+    def _op_HardSwish(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        self._emit("HardSwish", [x], node.output[0], self.shapes[x])
+
+    def _op_Pad(self, node):
+        x, pads, value, axes = self._inputs(node)[:4]
+        attrs = self._attrs(node)
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        mode = self._text(attrs, "mode", "constant")
+        if mode not in ("constant", "reflect", "edge"):
+            raise self._unsupported(f" with mode={mode}")
+        shape = self.shapes[x]
+        rank = len(shape)
+        if self.opset < 11:
+            widths, constant = [int(v) for v in attrs.get("pads", [])], float(attrs.get("value", 0.0))
+        else:
+            for what, name in (("pads", pads), ("constant_value", value), ("axes", axes)):
+                if name is not None and not self._is_const(name):
+                    raise self._unsupported(f" with {what} {name!r} computed at run time")
+            if pads is None:
+                raise ShapeError(f"node {self.node_name!r}: Pad needs its pads input")
+            widths = _ints(self.consts[pads])
+            constant = 0.0
+            if value is not None and self.consts[value].size:
+                if self.consts[value].size != 1:
+                    raise ShapeError(f"node {self.node_name!r}: Pad constant_value must be a scalar")
+                constant = float(np.asarray(self.consts[value], dtype=np.float64).reshape(-1)[0])
+            if axes is not None:
+                chosen = [self._axis(a, rank) for a in _ints(self.consts[axes])]
+                if len(widths) != 2 * len(chosen):
+                    raise ShapeError(f"node {self.node_name!r}: Pad has {len(widths)} pads for "
+                                     f"{len(chosen)} axes")
+                full = [0] * (2 * rank)
+                for k, axis in enumerate(chosen):
+                    full[axis], full[axis + rank] = widths[k], widths[k + len(chosen)]
+                widths = full
+        if len(widths) != 2 * rank:
+            raise ShapeError(f"node {self.node_name!r}: Pad has {len(widths)} pads for the {rank}-D "
+                             f"input {x!r}; expected {2 * rank}")
+        if min(widths, default=0) < 0:
+            raise self._unsupported(f" with negative pads {widths} (cropping)")
+        if not any(widths):
+            self.alias[node.output[0]] = x
+            return
+        out = []
+        for i, d in enumerate(shape):
+            extra = widths[i] + widths[i + rank]
+            out.append(d + extra if isinstance(d, int) else d if not extra else self._fresh_symbol())
+        self._emit("Pad", [x], node.output[0], out, {"pads": widths, "mode": mode, "value": constant})
+
+    def _op_Resize(self, node):
+        from edgerun.evaluate import RESIZE_COORDINATES, RESIZE_NEAREST
+
+        x, roi, scales, sizes = self._inputs(node)[:4]
+        attrs = self._attrs(node)
+        if self.opset < 11:
+            raise self._unsupported(" before opset 11 (no coordinate_transformation_mode)")
+        shape = self._nchw(x, "image")
+        mode = self._text(attrs, "mode", "nearest")
+        transform = self._text(attrs, "coordinate_transformation_mode", "half_pixel")
+        nearest = self._text(attrs, "nearest_mode", "round_prefer_floor")
+        if mode not in ("nearest", "linear"):
+            raise self._unsupported(f" with mode={mode}")
+        if transform not in RESIZE_COORDINATES:
+            raise self._unsupported(f" with coordinate_transformation_mode={transform}")
+        if nearest not in RESIZE_NEAREST:
+            raise self._unsupported(f" with nearest_mode={nearest}")
+        if attrs.get("antialias", 0):
+            raise self._unsupported(" with antialias=1")
+        if self._text(attrs, "keep_aspect_ratio_policy", "stretch") != "stretch":
+            raise self._unsupported(" with keep_aspect_ratio_policy other than stretch")
+        for what, name in (("scales", scales), ("sizes", sizes)):
+            if name is not None and not self._is_const(name):
+                raise self._unsupported(f" with {what} {name!r} computed at run time")
+        if scales is not None and not self.consts[scales].size:
+            scales = None                   # an empty scales tensor next to sizes
+        if sizes is not None and not self.consts[sizes].size:
+            sizes = None
+        if (scales is None) == (sizes is None):
+            raise ShapeError(f"node {self.node_name!r}: Resize needs exactly one of scales and sizes")
+        axes = [self._axis(a, 4) for a in attrs.get("axes", range(4))]
+        given = list((self.consts[sizes] if sizes is not None else self.consts[scales]).reshape(-1))
+        if len(given) != len(axes):
+            raise ShapeError(f"node {self.node_name!r}: Resize has {len(given)} entries for axes {axes}")
+        full = list(shape) if sizes is not None else [1.0] * 4
+        for axis, v in zip(axes, given):
+            full[axis] = v
+        new = {"mode": mode, "coordinate_transformation_mode": transform, "nearest_mode": nearest}
+        if sizes is not None:
+            if any(full[i] != shape[i] for i in (0, 1)):
+                raise self._unsupported(f" of the batch or channel axis (sizes {full} of {shape})")
+            if not all(isinstance(v, (int, np.integer)) for v in full[2:]):
+                raise self._unsupported(f" to sizes {full[2:]} known only at run time")
+            out = [int(v) for v in full[2:]]
+            new["sizes"] = out
+        else:
+            factors = [float(v) for v in full]
+            if factors[0] != 1 or factors[1] != 1 or min(factors) <= 0:
+                raise self._unsupported(f" with scales {factors} (only H and W, by factors > 0)")
+            new["scales"] = factors[2:]
+            out = [int(np.floor(d * f)) if isinstance(d, int) else self._fresh_symbol()
+                   for d, f in zip(shape[2:], factors[2:])]
+        self._emit("Resize", [x], node.output[0], (shape[0], shape[1], *out), new)
+
+    # -- 1-D convolutions and pools, as their 2-D forms on [N, C, 1, L]
+
+    def _is_1d(self, node):
+        x = self._inputs(node)[0]
+        return x is not None and not self._is_const(x) and len(self.shapes.get(x, ())) == 3
+
+    def _lift_1d(self, node):
+        """A Conv / MaxPool / AveragePool / GlobalAveragePool over [N, C, L] as the same
+        2-D op over [N, C, 1, L]: Reshape in, the 2-D handler, Reshape back."""
+        x = self._inputs(node)[0]
+        name = self.node_name
+        n, c, length = self.shapes[x]
+        lifted = self._unique(f"{x}/2d")
+        self._emit("Reshape", [x], lifted, (n, c, 1, length),
+                   {"shape": self._reshape_target(self.shapes[x], (n, c, 1, length))}, name=f"{name}/to_2d")
+        attrs = {}
+        for key, value in self._attrs(node).items():
+            if key in ("kernel_shape", "strides", "dilations"):
+                value = [1] + [int(v) for v in value]
+            elif key == "pads":
+                if len(value) != 2:
+                    raise ShapeError(f"node {name!r}: a 1-D {node.op_type} takes 2 pads, got {list(value)}")
+                value = [0, int(value[0]), 0, int(value[1])]
+            attrs[key] = value
+        inputs = [lifted] + list(node.input[1:])
+        if node.op_type == "Conv" and len(inputs) > 1 and self._is_const(self._resolve(inputs[1])):
+            weight = self.consts[self._resolve(inputs[1])]
+            if weight.ndim != 3:
+                raise ShapeError(f"node {name!r}: a 1-D Conv weight must be 3-D [out, in/group, k], "
+                                 f"got shape {weight.shape}")
+            inputs[1] = self._unique(f"{inputs[1]}/2d")
+            self.consts[inputs[1]] = weight[:, :, None, :]
+        output = self._unique(f"{node.output[0]}/2d")
+        proxy = self.onnx.helper.make_node(node.op_type, inputs, [output] + list(node.output[1:]),
+                                           name=node.name, **attrs)
+        getattr(self, "_op_" + node.op_type)(proxy)
+        n2, c2, _, l2 = self.shapes[output]
+        self._emit("Reshape", [output], node.output[0], (n2, c2, l2),
+                   {"shape": self._reshape_target(self.shapes[output], (n2, c2, l2))}, name=f"{name}/to_1d")
+        self.squeezes.add(f"{name}/to_1d")
+
+    # -- graph passes for the ops above (run before / after _fuse)
+
+    def _uses(self):
+        uses = {}
+        for node in self.graph.nodes:
+            for name in node.inputs:
+                uses[name] = uses.get(name, 0) + 1
+        for name in self.output_names:
+            name = self._resolve(name)
+            uses[name] = uses.get(name, 0) + 2      # an output is never folded away
+        return uses
+
+    def _fuse_hard_swish(self):
+        """Mul(x, HardSigmoid(x) with alpha 1/6, beta 1/2) -> HardSwish(x): torch's
+        Hardswish as exported before opset 14."""
+        uses = self._uses()
+        producer = {node.outputs[0]: node for node in self.graph.nodes}
+        dropped = set()
+        for node in self.graph.nodes:
+            if node.op != "Mul" or any(v in self.graph.tensors for v in node.inputs):
+                continue
+            for gate_value, x in (node.inputs, node.inputs[::-1]):
+                gate = producer.get(gate_value)
+                if (gate is not None and gate.op == "HardSigmoid" and gate.inputs[0] == x
+                        and uses.get(gate_value) == 1 and abs(gate.attrs["alpha"] - 1 / 6) < 1e-6
+                        and abs(gate.attrs["beta"] - 0.5) < 1e-6):
+                    node.op, node.inputs, node.attrs = "HardSwish", [x], {}
+                    dropped.add(gate.name)
+                    break
+        self.graph.nodes = [n for n in self.graph.nodes if n.name not in dropped]
+
+    def _fold_zero_pads(self):
+        """A zero Pad of H and W read only by a Conv becomes the conv's own pads (nn.ZeroPad2d
+        or a TensorFlow-style asymmetric SAME pad before a strided conv), when the sum stays
+        below the dilated kernel's extent (what the file format accepts)."""
+        uses = self._uses()
+        consumer = {}
+        for node in self.graph.nodes:
+            for name in node.inputs:
+                consumer[name] = node
+        dropped = set()
+        for pad in self.graph.nodes:
+            conv = consumer.get(pad.outputs[0])
+            if (pad.op != "Pad" or uses.get(pad.outputs[0]) != 1 or conv is None or conv.op != "Conv2d"
+                    or conv.inputs[0] != pad.outputs[0] or pad.attrs["mode"] != "constant"
+                    or pad.attrs["value"] != 0 or len(pad.attrs["pads"]) != 8):
+                continue
+            widths = pad.attrs["pads"]
+            if widths[0] or widths[1] or widths[4] or widths[5]:
+                continue                                    # batch or channel padding
+            extra = [widths[2], widths[3], widths[6], widths[7]]    # top, left, bottom, right
+            kh, kw = self.graph.tensors[conv.inputs[1]].shape[2:4]
+            dh, dw = conv.attrs["dilations"]
+            spans = [(kh - 1) * dh + 1, (kw - 1) * dw + 1]
+            total = [a + b for a, b in zip(conv.attrs["pads"], extra)]
+            if any(total[i] >= spans[i % 2] for i in range(4)):
+                continue
+            conv.attrs["pads"] = total
+            conv.inputs[0] = pad.inputs[0]
+            dropped.add(pad.name)
+        self.graph.nodes = [n for n in self.graph.nodes if n.name not in dropped]
+
+    _SINKABLE = ("Relu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Add", "Mul")
+
+    def _sink_squeezes(self):
+        """Move each 4-D -> 3-D Reshape after a lifted 1-D layer past the elementwise ops
+        that follow it (BatchNorm1d's Mul / Add with their [C, 1] constants made
+        [C, 1, 1], Relu, Clip, and an Add of two such layers: a 1-D residual), so _fuse
+        folds them into the conv and the Reshape meets the next layer's Reshape, which
+        _merge_reshapes cancels."""
+        nodes = self.graph.nodes
+        changed = True
+        while changed:
+            changed = False
+            uses = self._uses()
+            producer = {node.outputs[0]: node for node in nodes}
+            for squeeze in [n for n in nodes if n.name in self.squeezes]:
+                value = squeeze.outputs[0]
+                users = [n for n in nodes if value in n.inputs]
+                if uses.get(value) != 1 or len(users) != 1 or users[0].op not in self._SINKABLE:
+                    continue
+                user = users[0]
+                constants = [v for v in user.inputs if v in self.graph.tensors]
+                partners = [producer.get(v) for v in user.inputs if v != value and v not in self.graph.tensors]
+                if any(p is None or p.name not in self.squeezes or uses.get(p.outputs[0]) != 1
+                       or self.shapes[p.inputs[0]] != self.shapes[squeeze.inputs[0]] for p in partners):
+                    continue
+                if any(len(self.graph.tensors[v].shape) > 3 for v in constants):
+                    continue
+                lifted_inputs = {value: squeeze.inputs[0]}
+                lifted_inputs.update({p.outputs[0]: p.inputs[0] for p in partners})
+                user.inputs = [lifted_inputs[v] if v in lifted_inputs else self._lift_constant(v)
+                               for v in user.inputs]
+                for partner in partners:
+                    nodes.remove(partner)
+                    self.squeezes.discard(partner.name)
+                old = user.outputs[0]
+                n, c, length = self.shapes[old]
+                lifted = self._unique(f"{old}/2d")
+                self.shapes[lifted] = (n, c, 1, length)
+                user.outputs = [lifted]
+                squeeze.inputs, squeeze.outputs = [lifted], [old]
+                nodes.remove(squeeze)
+                nodes.insert(nodes.index(user) + 1, squeeze)
+                changed = True
+                break
+
+    def _lift_constant(self, name):
+        """A constant broadcast against [N, C, L] as the same against [N, C, 1, L]."""
+        array = self.graph.tensors[name].arrays["values"]
+        if array.ndim == 0 or array.size == 1:
+            return name
+        array = array.reshape((1,) * (3 - array.ndim) + array.shape)
+        return self._add_tensor(f"{name}.2d", array[:, :, None, :])
+
+    def _merge_reshapes(self):
+        """A Reshape of a Reshape reads the first one's input.  When the two cancel (a 1-D
+        layer's way back to 3-D, then the next one's way to 4-D) the second goes, and the
+        first too once nothing else reads it; otherwise they merge into one when the first
+        feeds nothing else."""
+        nodes = self.graph.nodes
+        outputs = {self._resolve(n) for n in self.output_names}
+        changed = True
+        while changed:
+            changed = False
+            uses = self._uses()
+            producer = {node.outputs[0]: node for node in nodes}
+            for second in nodes:
+                first = producer.get(second.inputs[0]) if second.op == "Reshape" else None
+                if first is None or first.op != "Reshape":
+                    continue
+                source, result = first.inputs[0], second.outputs[0]
+                if self.shapes[source] == self.shapes[result] and result not in outputs:
+                    for node in nodes:
+                        node.inputs = [source if v == result else v for v in node.inputs]
+                    nodes.remove(second)
+                    if uses.get(first.outputs[0]) == 1:
+                        nodes.remove(first)
+                elif uses.get(first.outputs[0]) == 1:
+                    try:
+                        target = self._reshape_target(self.shapes[source], self.shapes[result])
+                    except UnsupportedOpError:
+                        continue
+                    second.inputs, second.attrs = [source], {"shape": target}
+                    nodes.remove(first)
+                else:
+                    continue
+                changed = True
+                break
 
 
 # -------------------------------------------------------------------- shape arithmetic

@@ -16,15 +16,21 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
     codebook f32/f16 centroids           codebook_f32
     codebook i8 centroids, bits <= 4     quantize_rows_s8 -> codebook_s8 (nibble32 table lookup)
     codebook i8 centroids, bits > 4      quantize_rows_s8 -> gemm_s8 (indices decoded at load)
+
+Conv2d (Conv2dStep) runs on NHWC activations: depthwise on dwconv2d_f32, or
+dwconv2d_s8 for int8 weights; every other group-1 conv as rows of the activation
+(1x1: the activation itself; k x k: im2col from NHWC) times the weight matrix,
+through BLAS or any of the Linear kernels above.
 """
 import numpy as np
 
 from edgerun import _backend
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
-from edgerun.evaluate import activate, conv2d, im2col
+from edgerun.evaluate import activate
 from edgerun.graph import Node, Tensor, conv_weight_shape
-from edgerun.packing import pack_nibble32, unpack_bits
+from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
+from edgerun.runtime.layout import pad_nhwc, windows_nhwc
 
 
 def _f32(array):
@@ -189,18 +195,53 @@ class LinearStep:
                           bias, self.relu, out=out)
 
 
-class Conv2dStep:
-    """Conv2d on NCHW activations (the graph's layout), with the kernel the weight calls for.
+def _columns_hwc(matrix, channels, kh, kw):
+    """A conv weight matrix [out, C*kh*kw] (columns in (C, kh, kw) order) with its
+    columns permuted to (kh, kw, C) order, in the same encoding: dense values, CSR
+    indices (re-sorted within each row) or codebook codes (unpacked and repacked)."""
+    rows, cols = matrix.shape
+    source = np.arange(cols).reshape(channels, kh, kw).transpose(1, 2, 0).reshape(-1)
+    target = np.empty(cols, dtype=np.int64)
+    target[source] = np.arange(cols)            # old column -> new column
+    a = dict(matrix.arrays)
+    if matrix.encoding == "dense":
+        a["values"] = np.ascontiguousarray(a["values"][:, source])
+    elif matrix.encoding == "csr":
+        counts = np.diff(a["indptr"].astype(np.int64))
+        row_of = np.repeat(np.arange(rows), counts)
+        indices = target[a["indices"].astype(np.int64)]
+        order = np.lexsort((indices, row_of))
+        a["indices"] = indices[order].astype(a["indices"].dtype)
+        for key in ("values", "codes"):
+            if key in a:
+                a[key] = np.ascontiguousarray(a[key][order])
+    elif matrix.encoding == "codebook":
+        codes = unpack_bits(a["codes"], matrix.bits, cols)
+        a["codes"] = pack_bits(np.ascontiguousarray(codes[:, source]), matrix.bits)
+    else:
+        raise EdgerunError(f"tensor {matrix.name!r}: cannot permute the columns of a {matrix.encoding} weight")
+    return Tensor(matrix.name, matrix.shape, matrix.encoding, a, matrix.bits, matrix.huffman)
 
-    `kind`: "dwconv2d_f32" for a depthwise conv (group == in == out channels): the C
-    kernel on NHWC, so x is transposed to NHWC and the result back to NCHW around
-    each such layer (this first slice converts per layer, not only at the graph's
-    edges).  Every other group == 1 conv is im2col (a stride-tricks view, copied
-    once into [N*OH*OW, in*kh*kw]) times the weight's [out, in*kh*kw] matrix view:
-    "blas" for a float weight, else whatever LinearStep chooses for its encoding
-    ("gemm_s8", "spmm_csr_s8", "codebook_s8", ...), so the int8, sparse and
-    codebook kernels serve convs too.  Grouped convs that are not depthwise run
-    the numpy reference ("numpy_grouped")."""
+
+class Conv2dStep:
+    """Conv2d on NHWC activations (edgerun/runtime/layout.py keeps them NHWC between
+    convs), with the kernel the weight calls for.  x [N, H, W, C] -> y [N, OH, OW, out].
+
+    `kind`:
+      "dwconv2d_f32"  depthwise (group == in == out channels), float weights: the C kernel
+      "dwconv2d_s8"   depthwise with int8 weights (dense i8 + per-channel scale): each image
+                      quantized to int8 with one scale (quantize_rows_s8 over its H*W*C
+                      values), then the int8 C kernel (int32 sums, float epilogue)
+      "blas"          float weights, group 1: rows times the weight matrix; a 1x1 unpadded
+                      conv's rows are the activation itself ([N*H*W, C], strided convs
+                      subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
+                      column order (the weight is permuted to match once, at load)
+      LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
+      kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
+                      load (dense, CSR, codebook), except 1x4-block weights, whose blocks
+                      must stay 4 consecutive columns: those im2col in (C, kh, kw) order
+      "blas_grouped"  grouped convs that are not depthwise (any encoding, decoded to float at
+                      load): im2col from NHWC, one batched matmul over the groups"""
 
     def __init__(self, node, weight, bias, kernels=None):
         self.name = node.name
@@ -214,23 +255,43 @@ class Conv2dStep:
         self.dilations = tuple(attrs.get("dilations", (1, 1)))
         self.activation = attrs.get("activation")
         self.bias = None if bias is None else _f32(bias.to_dense())
+        self.pointwise = self.kh == self.kw == 1 and not any(self.pads)
+        a = weight.arrays
         if self.in_per_group == 1 and self.group == self.out_channels:
-            self.kind = "dwconv2d_f32"
-            dense = weight.to_dense().reshape(self.out_channels, self.kh, self.kw)
-            self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
+            c = self.out_channels
+            if (weight.encoding == "dense" and a["values"].dtype == np.int8 and "scale" in a
+                    and self.kh * self.kw <= MAX_K_S8):
+                self.kind = "dwconv2d_s8"
+                values = np.asarray(a["values"]).reshape(c, self.kh, self.kw)
+                self.weight_hwc = np.ascontiguousarray(values.transpose(1, 2, 0))   # [kh, kw, C]
+                self.w_scale = _f32(a["scale"])
+            else:
+                self.kind = "dwconv2d_f32"
+                dense = weight.to_dense().reshape(c, self.kh, self.kw)
+                self.weight_hwc = _f32(dense.transpose(1, 2, 0))     # [kh, kw, C], once at load
         elif self.group != 1:
-            self.kind = "numpy_grouped"
-            self.weight = _f32(weight.to_dense().reshape(conv_weight_shape(node, weight)))
-        elif weight.encoding == "dense" and "scale" not in weight.arrays:
+            self.kind = "blas_grouped"
+            g, og, cg = self.group, self.out_channels // self.group, self.in_per_group
+            w = weight.to_dense().reshape(g, og, cg, self.kh, self.kw)
+            # [G, kh*kw*cg, og]: each group's matrix, rows in the (kh, kw, c) order of its im2col
+            self.weight_g = _f32(w.transpose(0, 3, 4, 2, 1).reshape(g, self.kh * self.kw * cg, og))
+        elif weight.encoding == "dense" and "scale" not in a:
             self.kind = "blas"
-            self.weight_t = _f32(weight.to_dense().reshape(self.out_channels, -1).T)
+            w4 = weight.to_dense().reshape(self.out_channels, self.in_channels, self.kh, self.kw)
+            self.weight_t = _f32(w4.transpose(0, 2, 3, 1).reshape(self.out_channels, -1).T)
         else:
             columns = self.in_per_group * self.kh * self.kw
-            arrays = dict(weight.arrays)
+            arrays = dict(a)
             if weight.encoding == "dense":
                 arrays["values"] = arrays["values"].reshape(self.out_channels, columns)
             matrix = Tensor(weight.name, (self.out_channels, columns), weight.encoding, arrays,
                             weight.bits, weight.huffman)
+            # im2col from NHWC is ~10x cheaper in (kh, kw, C) column order than in the weight's
+            # (C, kh, kw): permute the columns once here (1x4 blocks would not survive it)
+            self.order = "chw"
+            if self.kh * self.kw > 1 and weight.encoding != "bcsr4":
+                matrix = _columns_hwc(matrix, self.in_channels, self.kh, self.kw)
+                self.order = "hwc"
             # relu6 = min(relu(v), 6): the kernel's fused relu, then the clip here
             fused = "relu" if self.activation in ("relu", "relu6") else None
             self.linear = LinearStep(Node("Linear", node.name, [], [], {"activation": fused}),
@@ -238,18 +299,26 @@ class Conv2dStep:
             self.kind = self.linear.kind
 
     def __call__(self, x, pool=None):
-        """x float32 [N, C, H, W] -> float32 [N, out, OH, OW]."""
+        """x float32 [N, H, W, C] (NHWC) -> float32 [N, OH, OW, out] (NHWC)."""
         if self.kind == "dwconv2d_f32":
-            nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-            y = self.kernels.dwconv2d_f32(nhwc, self.weight_hwc, self.bias, self.strides, self.pads,
-                                          self.dilations, self.activation)
-            return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
-        if self.kind == "numpy_grouped":
-            return conv2d(x, self.weight, self.bias, self.strides, self.pads, self.dilations,
-                          self.group, self.activation)
+            return self.kernels.dwconv2d_f32(x, self.weight_hwc, self.bias, self.strides, self.pads,
+                                             self.dilations, self.activation)
+        if self.kind == "dwconv2d_s8":
+            return self._dwconv2d_s8(x)
+        if self.kind == "blas_grouped":
+            return self._grouped(x)
         n = x.shape[0]
-        cols, oh, ow = im2col(x, self.kh, self.kw, self.strides, self.pads, self.dilations)
-        rows = np.ascontiguousarray(cols.reshape(n * oh * ow, cols.shape[2]))
+        if self.pointwise:
+            sh, sw = self.strides
+            xs = x if (sh, sw) == (1, 1) else x[:, ::sh, ::sw, :]
+            oh, ow = xs.shape[1:3]
+            rows = np.ascontiguousarray(xs).reshape(n * oh * ow, self.in_channels)
+        else:
+            order = "hwc" if self.kind == "blas" else self.order
+            windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides,
+                                   self.dilations, order)
+            oh, ow = windows.shape[1:3]
+            rows = np.ascontiguousarray(windows).reshape(n * oh * ow, -1)
         if self.kind == "blas":
             y = rows @ self.weight_t
             if self.bias is not None:
@@ -259,4 +328,41 @@ class Conv2dStep:
             y = self.linear(rows, pool)
             if self.activation == "relu6":
                 np.minimum(y, 6, out=y)
-        return np.ascontiguousarray(y.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2))
+        return y.reshape(n, oh, ow, self.out_channels)
+
+    def _grouped(self, x):
+        """Grouped (not depthwise) conv: im2col from NHWC, split by group, one batched matmul."""
+        n, g = x.shape[0], self.group
+        windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides, self.dilations)
+        _, oh, ow = windows.shape[:3]
+        m = n * oh * ow
+        cols = windows.reshape(m, self.kh, self.kw, g, self.in_per_group).transpose(3, 0, 1, 2, 4)
+        cols = np.ascontiguousarray(cols).reshape(g, m, -1)
+        y = np.matmul(cols, self.weight_g)                        # [G, M, og]
+        y = np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, oh, ow, self.out_channels)
+        if self.bias is not None:
+            y += self.bias
+        return activate(y, self.activation)
+
+    def _dwconv2d_s8(self, x):
+        """One int8 scale per image (rows independent, as everywhere in edgerun), so a
+        batch gives the bits of its images run one by one."""
+        n, h, w, c = x.shape
+        try:
+            q, scales = self.kernels.quantize_rows_s8(np.ascontiguousarray(x).reshape(n, h * w * c))
+        except NonFiniteError:
+            raise NonFiniteError(
+                f"layer {self.name!r} ({self.kind}): its input contains NaN or Inf; int8 layers "
+                f"quantize their input and need finite values") from None
+        q = q.reshape(n, h, w, c)
+        first = self.kernels.dwconv2d_s8(q[:1], self.weight_hwc, scales[0], self.w_scale, self.bias,
+                                         self.strides, self.pads, self.dilations, self.activation)
+        if n == 1:
+            return first
+        y = np.empty((n,) + first.shape[1:], dtype=np.float32)
+        y[:1] = first
+        for i in range(1, n):
+            self.kernels.dwconv2d_s8(q[i:i + 1], self.weight_hwc, scales[i], self.w_scale, self.bias,
+                                     self.strides, self.pads, self.dilations, self.activation,
+                                     out=y[i:i + 1])
+        return y

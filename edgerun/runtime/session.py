@@ -4,6 +4,11 @@ Planning chooses a kernel per Linear or Conv2d layer from its weight encoding (o
 binds every other op to its numpy function, and resolves the order of values.
 `run` is then a loop over prepared steps.
 
+Layout: 4-D activations between convs are held NHWC (layout.py decides which, and
+where the few NCHW <-> NHWC conversions go: before the first conv, before a
+Flatten / Reshape / other layout-sensitive op, at the graph outputs).  Inputs and
+outputs are NCHW, as in the graph; `Session.conversions` lists the transposes.
+
 Thread safety: a Session holds no per-call state -- every run allocates its own
 intermediates -- so any number of threads may call `run` on one Session
 concurrently.  With num_threads > 1 a layer's output columns are split across a
@@ -22,6 +27,7 @@ import numpy as np
 from edgerun import _backend, evaluate
 from edgerun.errors import EdgerunError, ShapeError
 from edgerun.graph import Graph
+from edgerun.runtime import layout as layouts
 from edgerun.runtime.ops import Conv2dStep, LinearStep
 
 
@@ -45,7 +51,9 @@ def _row_wise(graph):
     for node in graph.nodes:
         attrs = node.attrs
         if node.op in ("Linear", "Relu", "Sigmoid", "Tanh", "Clip", "Conv2d", "MaxPool",
-                       "AveragePool", "GlobalAveragePool"):
+                       "AveragePool", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Resize"):
+            continue
+        if node.op == "Pad" and not any(attrs["pads"][::len(attrs["pads"]) // 2]):  # batch unpadded
             continue
         if node.op == "Softmax" and (attrs.get("axis", -1) == -1 or attrs.get("axis", -1) in range(1, 9)):
             continue  # over features (-1 is the last axis, never the batch of an input of rank >= 2)
@@ -78,6 +86,7 @@ class Session:
         self.num_threads = num_threads
         self.max_batch_rows = max_batch_rows
         self._kernels = kernels or _backend.kernels
+        self._layout = layouts.plan(graph)
         self._steps = [self._plan(node) for node in graph.nodes]
         self._chunkable = _row_wise(graph)
         # created last: a plan that fails leaves no pool threads behind
@@ -94,8 +103,17 @@ class Session:
             step = Conv2dStep(node, tensors[node.inputs[1]], bias, self._kernels)
             return node, step, [node.inputs[0]]
         constants = {name: tensors[name].to_dense() for name in node.inputs if name in tensors}
+        if self._layout.node_layout.get(node.name) == layouts.NHWC:
+            function, constants = layouts.nhwc_function(node, constants)
+            return node, function, constants
         function = evaluate.op_function(node)
         return node, function, constants
+
+    @property
+    def conversions(self):
+        """[(value name, "NCHW" | "NHWC")]: the layout conversions (transposes) a run makes,
+        each once; one of an NHWC value with H*W == 1 or C == 1 is only a reshape."""
+        return list(self._layout.conversions)
 
     @property
     def layers(self):
@@ -161,10 +179,27 @@ class Session:
         return outputs
 
     def _run(self, values):
-        """Every step on feeds {input name: array}; returns all values by name."""
+        """Every step on feeds {input name: array}; returns all values by name (NCHW for
+        the graph's outputs; values inside may be NHWC, see layout.py)."""
+        plan = self._layout
+        converted = {}
+
+        def read(name, target):
+            """values[name] in the target layout, converted once per run."""
+            if plan.of(name) == target:
+                return values[name]
+            if (name, target) not in converted:
+                x = values[name]
+                if x.ndim != 4:
+                    raise ShapeError(f"value {name!r} must be 4-D to change its layout, "
+                                     f"got shape {list(x.shape)}")
+                converted[name, target] = layouts.convert(x, target)
+            return converted[name, target]
+
         for node, step, extra in self._steps:
+            mode = plan.node_layout[node.name]
             if isinstance(step, LinearStep):
-                activation = values[node.inputs[0]]
+                activation = read(node.inputs[0], mode)
                 if activation.ndim < 2 or activation.shape[-1] != step.in_features:
                     raise ShapeError(f"layer {node.name!r} expects [..., {step.in_features}] "
                                      f"inputs, got {list(activation.shape)}")
@@ -173,13 +208,19 @@ class Session:
                 result = step(np.ascontiguousarray(rows, dtype=np.float32), self._pool)
                 result = result.reshape(activation.shape[:-1] + (step.out_features,))
             elif isinstance(step, Conv2dStep):
-                activation = values[node.inputs[0]]
-                if activation.ndim != 4 or activation.shape[1] != step.in_channels:
+                source = node.inputs[0]
+                activation = values[source]
+                channels = activation.shape[3 if plan.of(source) == layouts.NHWC else 1] \
+                    if activation.ndim == 4 else None
+                if channels != step.in_channels:
+                    shape = list(activation.shape)
+                    if plan.of(source) == layouts.NHWC:
+                        shape = [shape[0], shape[3], shape[1], shape[2]]
                     raise ShapeError(f"conv {node.name!r} expects NCHW inputs with {step.in_channels} "
-                                     f"channels, got {list(activation.shape)}")
-                result = step(np.asarray(activation, dtype=np.float32), self._pool)
+                                     f"channels, got {shape}")
+                result = step(read(source, mode), self._pool)
             else:
-                args = [extra[name] if name in extra else values[name] for name in node.inputs]
+                args = [extra[name] if name in extra else read(name, mode) for name in node.inputs]
                 try:
                     result = step(*args)
                 except EdgerunError:
@@ -189,6 +230,8 @@ class Session:
                     raise ShapeError(f"node {node.name!r} ({node.op}) cannot run on inputs of "
                                      f"shape {shapes}: {error}") from None
             values[node.outputs[0]] = result
+        for out in self.outputs:
+            values[out.name] = read(out.name, layouts.NCHW)
         return values
 
     def close(self):
