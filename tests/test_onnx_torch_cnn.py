@@ -12,7 +12,7 @@ from torch import nn
 
 import edgerun
 from edgerun import format as fmt
-from edgerun.errors import FormatError, OptionError
+from edgerun.errors import FormatError
 from edgerun.evaluate import evaluate
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 from edgerun.importers.onnx import _Importer
@@ -141,12 +141,7 @@ def test_compressed_variant_saves_loads_and_runs(name, variant, tmp_path):
     reference = Session(graph).run(x)
     if variant == "int8-static":
         options = dict(options, calibration=batch(example, 16, seed=11))
-    try:
-        cm = edgerun.compress(graph, **options)
-    except OptionError as error:
-        if variant == "int8-static" and "conv" in str(error):
-            pytest.xfail(f"int8-static for conv layers comes with the cnnacc branch: {str(error)[:60]}")
-        raise
+    cm = edgerun.compress(graph, **options)
     cm.save(tmp_path / "c.edgerun")
     session = edgerun.load(tmp_path / "c.edgerun")
     y = session.run(x)
