@@ -25,7 +25,10 @@ ROOT=../..
 OUT=build/cost
 REPS=${REPS:-10}
 TARGETS=${TARGETS:-"aarch64 armv7 x86_64"}
-CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc"
+# EXTRA_CFLAGS: e.g. -falign-functions=64, to compare two builds without
+# the few-percent shifts that code placement alone causes (seen on x86 for
+# byte-identical kernel code).
+CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc ${EXTRA_CFLAGS:-}"
 mkdir -p "$OUT"
 
 # kernel  m  n  k   (quantize_rows_s8: m rows of k, n unused; dwconv2d_*: m x m
