@@ -13,20 +13,16 @@
  * values of two taps are interleaved so that vpmaddwd multiplies and adds
  * both into int32 at once (measured ~5% ahead of multiplying in int16 and
  * widening the sums).
- * Every entry point works on local copies of *p and *q: -fno-strict-aliasing
- * (and int8 stores in any case) lets each output store alias them, and the
- * reloads after every store cost ~20% of the int8 kernel.
  * Both epilogues are the scalar one of dwconv2d.h lane by lane (same float ops
  * in the same order, NaN handled the same way), so the bits match; the channel
  * tail (C % 8 or C % 16) goes to the scalar helpers.
- * Border pixels run the same code over fewer taps (see dwconv2d.h). */
+ * Border pixels run the same code over fewer taps (see dwconv2d.h); the walk
+ * over pixels and the pairing are the drivers' of dwconv2d.h. */
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
 #include "dwconv2d.h"
-
-#define ER_INLINE static inline __attribute__((always_inline))
 
 /* act(v) of dwconv2d.h, lane by lane: relu keeps NaN and turns -0 into +0
  * (the NLE_UQ mask is true for v > 0 and for NaN), relu6 then caps at 6. */
@@ -72,58 +68,11 @@ ER_INLINE void block_f32(const er_conv2d_params *p, const er_conv_window *win,
     }
 }
 
-ER_INLINE void pixels_f32(const er_conv2d_params *p, const er_conv_window *win,
-                          const float *x_image, const float *w, const float *bias, float *y,
-                          const int npix) {
-    const size_t C = p->channels;
-    size_t c = 0;
-    for (; c + 32 <= C; c += 32) block_f32(p, win, x_image, w, bias, y, c, npix, 4);
-    for (; c + 8 <= C; c += 8) block_f32(p, win, x_image, w, bias, y, c, npix, 1);
-    if (c < C) {
-        er_dwconv2d_f32_pixel(p, win, x_image, w, bias, y, c, C);
-        if (npix == 2) {
-            er_conv_window second = *win;
-            second.ix += (ptrdiff_t)p->stride_w;
-            er_dwconv2d_f32_pixel(p, &second, x_image, w, bias, y + C, c, C);
-        }
-    }
-}
-
-static int same_taps(const er_conv_window *a, const er_conv_window *b) {
-    return a->ky0 == b->ky0 && a->ky1 == b->ky1 && a->kx0 == b->kx0 && a->kx1 == b->kx1;
-}
+static const er_dwconv2d_f32_tiles f32_tiles = {8, block_f32, 1};
 
 er_status er_dwconv2d_f32__avx2(const er_conv2d_params *p, const float *x, const float *w,
                                 const float *bias, float *y) {
-    er_status st = er_conv2d_check(p);
-    if (st != ER_OK) return st;
-    if (!x || !w || !y) return ER_ERR_ARGUMENT;
-    /* Local copies: an output store may alias *p (see the file comment). */
-    const er_conv2d_params params = *p;
-    p = &params;
-    const size_t C = p->channels;
-    const er_conv_plan plan = er_conv_plan_of(p);
-    for (size_t n = 0; n < p->batch; n++) {
-        const float *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++) {
-            float *y_row = y + (n * p->out_h + oy) * p->out_w * C;
-            size_t ox = 0;
-            while (ox < p->out_w) {
-                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
-                if (ox + 1 < p->out_w) {
-                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
-                    if (same_taps(&win, &second)) {
-                        pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 2);
-                        ox += 2;
-                        continue;
-                    }
-                }
-                pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 1);
-                ox += 1;
-            }
-        }
-    }
-    return ER_OK;
+    return er_dwconv2d_f32(p, x, w, bias, y, &f32_tiles);
 }
 
 /* ---- int8 ------------------------------------------------------------------- */
@@ -211,54 +160,11 @@ ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
     }
 }
 
-ER_INLINE void pixels_s8(const er_conv2d_params *p, const er_conv_window *win,
-                         const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
-                         size_t at, const int npix) {
-    const size_t C = p->channels;
-    size_t c = 0;
-    for (; c + 16 <= C; c += 16) block16_s8(p, win, x_image, w, q, at, c, npix);
-    if (c < C) {
-        er_dwconv2d_s8_pixel(p, win, x_image, w, q, at, c, C);
-        if (npix == 2) {
-            er_conv_window second = *win;
-            second.ix += (ptrdiff_t)p->stride_w;
-            er_dwconv2d_s8_pixel(p, &second, x_image, w, q, at + C, c, C);
-        }
-    }
-}
+static const er_dwconv2d_s8_tiles s8_tiles = {block16_s8, 1};
 
 er_status er_dwconv2d_s8__avx2(const er_conv2d_params *p, const int8_t *x, const int8_t *w,
                                const er_conv_quant *q) {
-    er_status st = er_dwconv2d_s8_check(p, x, w, q);
-    if (st != ER_OK) return st;
-    /* Local copies: an output store may alias *p and *q (see the file comment). */
-    const er_conv2d_params params = *p;
-    const er_conv_quant quant = *q;
-    p = &params;
-    q = &quant;
-    const size_t C = p->channels;
-    const er_conv_plan plan = er_conv_plan_of(p);
-    for (size_t n = 0; n < p->batch; n++) {
-        const int8_t *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++) {
-            size_t row = (n * p->out_h + oy) * p->out_w * C;
-            size_t ox = 0;
-            while (ox < p->out_w) {
-                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
-                if (ox + 1 < p->out_w) {
-                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
-                    if (same_taps(&win, &second)) {
-                        pixels_s8(p, &win, x_image, w, q, row + ox * C, 2);
-                        ox += 2;
-                        continue;
-                    }
-                }
-                pixels_s8(p, &win, x_image, w, q, row + ox * C, 1);
-                ox += 1;
-            }
-        }
-    }
-    return ER_OK;
+    return er_dwconv2d_s8(p, x, w, q, &s8_tiles);
 }
 
 #endif

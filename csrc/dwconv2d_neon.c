@@ -7,13 +7,12 @@
  * by 4, sharing the weight loads; int8: 16 channels per
  * step, vmull_s8 to int16 products (|p| <= 16129, exact) widened into four
  * int32x4 accumulators with vaddw.  Epilogues mirror dwconv2d.h lane by lane;
- * the channel tail goes to the scalar helpers, borders run fewer taps. */
+ * the channel tail goes to the scalar helpers, borders run fewer taps; the
+ * walk over pixels and the pairing are the drivers' of dwconv2d.h. */
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
 #include "dwconv2d.h"
-
-#define ER_INLINE static inline __attribute__((always_inline))
 
 /* act(v): relu clears lanes that are <= 0 (NaN compares false and is kept;
  * -0 becomes +0), relu6 then caps at 6. */
@@ -58,58 +57,11 @@ ER_INLINE void block_f32(const er_conv2d_params *p, const er_conv_window *win,
     }
 }
 
-ER_INLINE void pixels_f32(const er_conv2d_params *p, const er_conv_window *win,
-                          const float *x_image, const float *w, const float *bias, float *y,
-                          const int npix) {
-    const size_t C = p->channels;
-    size_t c = 0;
-    for (; c + 16 <= C; c += 16) block_f32(p, win, x_image, w, bias, y, c, npix, 4);
-    for (; c + 4 <= C; c += 4) block_f32(p, win, x_image, w, bias, y, c, npix, 1);
-    if (c < C) {
-        er_dwconv2d_f32_pixel(p, win, x_image, w, bias, y, c, C);
-        if (npix == 2) {
-            er_conv_window second = *win;
-            second.ix += (ptrdiff_t)p->stride_w;
-            er_dwconv2d_f32_pixel(p, &second, x_image, w, bias, y + C, c, C);
-        }
-    }
-}
-
-static int same_taps(const er_conv_window *a, const er_conv_window *b) {
-    return a->ky0 == b->ky0 && a->ky1 == b->ky1 && a->kx0 == b->kx0 && a->kx1 == b->kx1;
-}
+static const er_dwconv2d_f32_tiles f32_tiles = {4, block_f32, 1};
 
 er_status er_dwconv2d_f32__neon(const er_conv2d_params *p, const float *x, const float *w,
                                 const float *bias, float *y) {
-    er_status st = er_conv2d_check(p);
-    if (st != ER_OK) return st;
-    if (!x || !w || !y) return ER_ERR_ARGUMENT;
-    /* A local copy: an output store may alias *p and force reloads. */
-    const er_conv2d_params params = *p;
-    p = &params;
-    const size_t C = p->channels;
-    const er_conv_plan plan = er_conv_plan_of(p);
-    for (size_t n = 0; n < p->batch; n++) {
-        const float *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++) {
-            float *y_row = y + (n * p->out_h + oy) * p->out_w * C;
-            size_t ox = 0;
-            while (ox < p->out_w) {
-                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
-                if (ox + 1 < p->out_w) {
-                    er_conv_window second = er_conv_window_at(p, &plan, oy, ox + 1);
-                    if (same_taps(&win, &second)) {
-                        pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 2);
-                        ox += 2;
-                        continue;
-                    }
-                }
-                pixels_f32(p, &win, x_image, w, bias, y_row + ox * C, 1);
-                ox += 1;
-            }
-        }
-    }
-    return ER_OK;
+    return er_dwconv2d_f32(p, x, w, bias, y, &f32_tiles);
 }
 
 /* The int8 epilogue of dwconv2d.h for 4 channels from c. */
@@ -133,10 +85,11 @@ ER_INLINE int32x4_t requantize4(float32x4_t v, float inv_scale) {
     return vcvtnq_s32_f32(r);
 }
 
-/* 16 channels from c of one pixel. */
+/* 16 channels from c of one pixel (npix is always 1: no pairs for int8 here). */
 ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
                           const int8_t *x_image, const int8_t *w, const er_conv_quant *q,
-                          size_t at, size_t c) {
+                          size_t at, size_t c, const int npix) {
+    (void)npix;
     const size_t C = p->channels;
     int32x4_t acc0 = vdupq_n_s32(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (size_t ky = win->ky0; ky < win->ky1; ky++)
@@ -164,29 +117,11 @@ ER_INLINE void block16_s8(const er_conv2d_params *p, const er_conv_window *win,
     vst1q_s8(q->y_s8 + at + c, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
 }
 
+static const er_dwconv2d_s8_tiles s8_tiles = {block16_s8, 0};
+
 er_status er_dwconv2d_s8__neon(const er_conv2d_params *p, const int8_t *x, const int8_t *w,
                                const er_conv_quant *q) {
-    er_status st = er_dwconv2d_s8_check(p, x, w, q);
-    if (st != ER_OK) return st;
-    /* Local copies: an output store may alias *p and *q and force reloads. */
-    const er_conv2d_params params = *p;
-    const er_conv_quant quant = *q;
-    p = &params;
-    q = &quant;
-    const size_t C = p->channels;
-    const er_conv_plan plan = er_conv_plan_of(p);
-    for (size_t n = 0; n < p->batch; n++) {
-        const int8_t *x_image = x + n * p->in_h * p->in_w * C;
-        for (size_t oy = 0; oy < p->out_h; oy++)
-            for (size_t ox = 0; ox < p->out_w; ox++) {
-                er_conv_window win = er_conv_window_at(p, &plan, oy, ox);
-                size_t at = ((n * p->out_h + oy) * p->out_w + ox) * C;
-                size_t c = 0;
-                for (; c + 16 <= C; c += 16) block16_s8(p, &win, x_image, w, q, at, c);
-                if (c < C) er_dwconv2d_s8_pixel(p, &win, x_image, w, q, at, c, C);
-            }
-    }
-    return ER_OK;
+    return er_dwconv2d_s8(p, x, w, q, &s8_tiles);
 }
 
 #endif

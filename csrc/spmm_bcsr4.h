@@ -8,21 +8,33 @@
 #define EDGERUN_SPMM_BCSR4_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "edgerun.h"
 #include "epilogue.h"
 #include "spmm_csr.h"
 
-/* The CSR argument checks apply as they are (indptr counts blocks instead of
- * entries); the loader has validated indices[b] + 4 <= cols.  Scratch is unused. */
-static inline er_status er_spmm_bcsr4_check(const er_csr *w, const void *x, size_t m,
-                                            const er_epilogue *ep) {
-    return er_spmm_csr_check(w, x, m, ep, NULL, 0);
+/* The entry points are the drivers of spmm_csr.h with 4 weights per entry: its
+ * argument checks apply as they are (indptr counts blocks instead of entries;
+ * the loader has validated indices[b] + 4 <= cols), and scratch is unused. */
+
+/* For the NEON and dotprod variants (they include <arm_neon.h>): the x quads of
+ * 4 blocks in one vector, block t in bytes 4t .. 4t+3, as four 32-bit lane
+ * loads (x + indices[b] has no alignment). */
+static inline uint32_t er_bcsr4_ld32(const int8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-static inline er_status er_spmm_bcsr4_check_s8_rows(const er_csr *w) {
-    return er_spmm_check_s8_row_lengths(w, 4);
-}
+#define ER_QUADS4(x, ix)                                                                      \
+    vreinterpretq_s8_u32(vsetq_lane_u32(                                                      \
+        er_bcsr4_ld32((x) + (ix)[3]),                                                         \
+        vsetq_lane_u32(er_bcsr4_ld32((x) + (ix)[2]),                                          \
+                       vsetq_lane_u32(er_bcsr4_ld32((x) + (ix)[1]),                           \
+                                      vdupq_n_u32(er_bcsr4_ld32((x) + (ix)[0])), 1),          \
+                       2),                                                                    \
+        3))
 
 #define ER_SPMM_BCSR4_SCALAR_HELPERS(IDX, idx_t)                                             \
     /* Blocks [begin, end) of one row against x, block by block, t inner: the */            \

@@ -230,25 +230,12 @@ ER_SPMM_BCSR4_AVX2(u32, uint32_t)
 er_status er_spmm_bcsr4_f32__avx2(const er_csr *w, const float *x, size_t m,
                                   const er_epilogue *ep, void *scratch) {
     (void)scratch;
-    er_status st = er_spmm_bcsr4_check(w, x, m, ep);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if (w->index_bytes == 2)
-        f32_all_u16(w, x, m, ep);
-    else
-        f32_all_u32(w, x, m, ep);
-    return ER_OK;
+    return er_spmm_f32(w, x, m, ep, 4, f32_all_u16, f32_all_u32);
 }
 
 er_status er_spmm_bcsr4_s8__avx2(const er_csr *w, const int8_t *x, size_t m,
                                  const er_epilogue *ep, void *scratch) {
     (void)scratch;
-    er_status st = er_spmm_bcsr4_check(w, x, m, ep);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if ((st = er_spmm_bcsr4_check_s8_rows(w)) != ER_OK) return st;
-    if (w->index_bytes == 2)
-        s8_all_u16(w, x, m, ep);
-    else
-        s8_all_u32(w, x, m, ep);
-    return ER_OK;
+    return er_spmm_s8(w, x, m, ep, 4, s8_all_u16, s8_all_u32);
 }
 #endif /* __x86_64__ */

@@ -16,21 +16,6 @@
 #include "epilogue.h"
 #include "spmm_bcsr4.h"
 
-static inline uint32_t ld32(const int8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-/* The x quads of 4 blocks in one vector (block t in bytes 4t .. 4t+3). */
-#define ER_QUADS4(x, ix)                                                                     \
-    vreinterpretq_s8_u32(vsetq_lane_u32(                                                      \
-        ld32((x) + (ix)[3]),                                                                  \
-        vsetq_lane_u32(ld32((x) + (ix)[2]),                                                   \
-                       vsetq_lane_u32(ld32((x) + (ix)[1]), vdupq_n_u32(ld32((x) + (ix)[0])), 1), \
-                       2),                                                                    \
-        3))
-
 static inline int32x4_t dot16(int32x4_t acc, int8x16_t xq, int8x16_t v) {
     int16x8_t p = vmull_s8(vget_low_s8(xq), vget_low_s8(v));
     p = vmlal_high_s8(p, xq, v);
@@ -38,8 +23,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t xq, int8x16_t v) {
 }
 
 #define ER_SPMM_BCSR4_NEON(IDX, idx_t)                                                        \
-    static void s8_rows_##IDX(const er_csr *w, const int8_t *x, size_t i,                     \
-                              const er_epilogue *ep) {                                        \
+    static inline void s8_rows_##IDX(const er_csr *w, const int8_t *x, size_t i,              \
+                                     const er_epilogue *ep) {                                 \
         const idx_t *indices = (const idx_t *)w->indices;                                     \
         const int8_t *values = (const int8_t *)w->values;                                     \
         for (size_t j = 0; j < w->rows; j++) {                                                \
@@ -58,8 +43,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t xq, int8x16_t v) {
             er_store_s32(ep, i, j, acc);                                                      \
         }                                                                                     \
     }                                                                                         \
-    static void f32_rows_##IDX(const er_csr *w, const float *x, size_t i,                     \
-                               const er_epilogue *ep) {                                       \
+    static inline void f32_rows_##IDX(const er_csr *w, const float *x, size_t i,              \
+                                      const er_epilogue *ep) {                                \
         const idx_t *indices = (const idx_t *)w->indices;                                     \
         const float *values = (const float *)w->values;                                       \
         for (size_t j = 0; j < w->rows; j++) {                                                \
@@ -83,29 +68,12 @@ ER_SPMM_BCSR4_NEON(u32, uint32_t)
 er_status er_spmm_bcsr4_f32__neon(const er_csr *w, const float *x, size_t m,
                                   const er_epilogue *ep, void *scratch) {
     (void)scratch;
-    er_status st = er_spmm_bcsr4_check(w, x, m, ep);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    for (size_t i = 0; i < m; i++) {
-        if (w->index_bytes == 2)
-            f32_rows_u16(w, x + i * w->cols, i, ep);
-        else
-            f32_rows_u32(w, x + i * w->cols, i, ep);
-    }
-    return ER_OK;
+    return er_spmm_f32_by_row(w, x, m, ep, 4, f32_rows_u16, f32_rows_u32);
 }
 
 er_status er_spmm_bcsr4_s8__neon(const er_csr *w, const int8_t *x, size_t m,
                                  const er_epilogue *ep, void *scratch) {
     (void)scratch;
-    er_status st = er_spmm_bcsr4_check(w, x, m, ep);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if ((st = er_spmm_bcsr4_check_s8_rows(w)) != ER_OK) return st;
-    for (size_t i = 0; i < m; i++) {
-        if (w->index_bytes == 2)
-            s8_rows_u16(w, x + i * w->cols, i, ep);
-        else
-            s8_rows_u32(w, x + i * w->cols, i, ep);
-    }
-    return ER_OK;
+    return er_spmm_s8_by_row(w, x, m, ep, 4, s8_rows_u16, s8_rows_u32);
 }
 #endif /* __aarch64__ */

@@ -46,23 +46,12 @@ ER_SPMM_CSR_SCALAR(u32, uint32_t)
 
 er_status er_spmm_csr_f32__scalar(const er_csr *w, const float *x, size_t m,
                                   const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, 0);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if (w->index_bytes == 2)
-        spmm_f32_u16(w, x, m, ep);
-    else
-        spmm_f32_u32(w, x, m, ep);
-    return ER_OK;
+    (void)scratch;
+    return er_spmm_f32(w, x, m, ep, 1, spmm_f32_u16, spmm_f32_u32);
 }
 
 er_status er_spmm_csr_s8__scalar(const er_csr *w, const int8_t *x, size_t m,
                                  const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, 0);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if ((st = er_spmm_csr_check_s8_rows(w)) != ER_OK) return st;
-    if (w->index_bytes == 2)
-        spmm_s8_u16(w, x, m, ep);
-    else
-        spmm_s8_u32(w, x, m, ep);
-    return ER_OK;
+    (void)scratch;
+    return er_spmm_s8(w, x, m, ep, 1, spmm_s8_u16, spmm_s8_u32);
 }

@@ -138,7 +138,8 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
 
 #define ER_SPMM_CSR_AVX2(IDX, idx_t)                                                         \
     /* ---- float, m == 1: gather x per row (vmovss + vinsertps from memory). */            \
-    static void f32_gather_##IDX(const er_csr *w, const float *x, const er_epilogue *ep) {  \
+    static inline void f32_gather_##IDX(const er_csr *w, const float *x, size_t i,           \
+                                        const er_epilogue *ep) {                             \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         for (size_t j = 0; j < w->rows; j++) {                                               \
@@ -157,12 +158,12 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
             }                                                                                \
             float acc = hsum_ps(_mm256_add_ps(a0, a1));                                      \
             acc += er_spmm_dot_f32_##IDX(indices, values, e, end, x);                        \
-            er_store(ep, 0, j, acc);                                                         \
+            er_store(ep, i, j, acc);                                                         \
         }                                                                                    \
     }                                                                                        \
     /* ---- float, m > 1: 32 batch lanes of one row per pass over its entries. */           \
-    static void f32_row_chunk32_##IDX(const er_csr *w, size_t j, const float *xt, size_t m, \
-                                      size_t i, const er_epilogue *ep) {                     \
+    static inline void f32_row_chunk32_##IDX(const er_csr *w, size_t j, const float *xt,     \
+                                             size_t m, size_t i, const er_epilogue *ep) {    \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
@@ -181,8 +182,8 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
     }                                                                                        \
     /* 8 batch lanes of four rows at once: one row alone would wait on the latency   */    \
     /* of each add (its sum is a chain in entry order); four rows hide it.           */    \
-    static void f32_rows4_chunk8_##IDX(const er_csr *w, size_t j, const float *xt,          \
-                                       size_t m, size_t i, const er_epilogue *ep) {          \
+    static inline void f32_rows4_chunk8_##IDX(const er_csr *w, size_t j, const float *xt,    \
+                                              size_t m, size_t i, const er_epilogue *ep) {   \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         const uint32_t *ptr = w->indptr + j;                                                 \
@@ -220,8 +221,8 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
         store8_f32(ep, i, j + 2, a2);                                                        \
         store8_f32(ep, i, j + 3, a3);                                                        \
     }                                                                                        \
-    static void f32_row_chunk8_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,  \
-                                     size_t i, const er_epilogue *ep) {                      \
+    static inline void f32_row_chunk8_##IDX(const er_csr *w, size_t j, const float *xt,      \
+                                            size_t m, size_t i, const er_epilogue *ep) {     \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         __m256 a0 = _mm256_setzero_ps();                                                     \
@@ -230,24 +231,13 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
                  _mm256_loadu_ps(xt + (size_t)indices[e] * m + i)));                         \
         store8_f32(ep, i, j, a0);                                                            \
     }                                                                                        \
-    /* Chunk-outer: one batch chunk of xt (k x 32 floats, 512 KiB at k = 4096) */        \
-    /* stays in L2 while every row walks it; the CSR arrays stream once per chunk. */       \
-    static void f32_batch_##IDX(const er_csr *w, const float *xt, size_t m,                 \
-                                const er_epilogue *ep) {                                     \
-        size_t m32 = m / 32 * 32, m8 = m / 8 * 8;                                            \
-        for (size_t i = 0; i < m32; i += 32)                                                 \
-            for (size_t j = 0; j < w->rows; j++) f32_row_chunk32_##IDX(w, j, xt, m, i, ep);  \
-        for (size_t i = m32; i < m8; i += 8) {                                               \
-            size_t j = 0;                                                                    \
-            for (; j + 4 <= w->rows; j += 4) f32_rows4_chunk8_##IDX(w, j, xt, m, i, ep);     \
-            for (; j < w->rows; j++) f32_row_chunk8_##IDX(w, j, xt, m, i, ep);               \
-        }                                                                                    \
-        if (m8 < m)                                                                          \
-            for (size_t j = 0; j < w->rows; j++)                                             \
-                er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m8, ep);                           \
-    }                                                                                        \
+    /* float batches: 32 lanes of one row; then 8 lanes of four rows at a time. */           \
+    static const er_spmm_csr_f32_tiles f32_##IDX = {                                         \
+        f32_gather_##IDX, 32, f32_row_chunk32_##IDX,                                         \
+        8, f32_rows4_chunk8_##IDX, f32_row_chunk8_##IDX, er_spmm_batch_tail_f32_##IDX};      \
     /* ---- int8, m == 1: 16 x bytes per step (gather16_s8_*), one vpmaddwd. */           \
-    static void s8_gather_##IDX(const er_csr *w, const int8_t *x, const er_epilogue *ep) {  \
+    static inline void s8_gather_##IDX(const er_csr *w, const int8_t *x, size_t i,           \
+                                       const er_epilogue *ep) {                              \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         for (size_t j = 0; j < w->rows; j++) {                                               \
@@ -260,12 +250,12 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
             }                                                                                \
             int32_t acc = hsum_epi32(a0);                                                    \
             acc += er_spmm_dot_s8_##IDX(indices, values, e, end, x);                         \
-            er_store_s32(ep, 0, j, acc);                                                     \
+            er_store_s32(ep, i, j, acc);                                                     \
         }                                                                                    \
     }                                                                                        \
     /* ---- int8, m > 1: pairs of entries through vpmaddwd, 16 then 8 batch lanes. */      \
-    static void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,    \
-                                 size_t i, const er_epilogue *ep) {                          \
+    static inline void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt,        \
+                                        size_t m, size_t i, const er_epilogue *ep) {         \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         size_t begin = w->indptr[j], end = w->indptr[j + 1];                                 \
@@ -288,8 +278,8 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
     }                                                                                        \
     /* 8 batch lanes: two pairs of entries per step, one in each 128-bit half, */          \
     /* folded together at the end.                                              */          \
-    static void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,     \
-                                size_t i, const er_epilogue *ep) {                           \
+    static inline void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt,         \
+                                       size_t m, size_t i, const er_epilogue *ep) {          \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         size_t e = w->indptr[j], end = w->indptr[j + 1];                                     \
@@ -320,62 +310,20 @@ static inline __m256 gather8_f32_u32(const float *x, const uint32_t *ix) {
                    _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)), \
                    _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1))); \
     }                                                                                        \
-    /* Chunk-outer, as for float: one chunk of xt stays in cache across all rows. */        \
-    static void s8_batch_##IDX(const er_csr *w, const int16_t *xt, size_t m,                \
-                               const er_epilogue *ep) {                                      \
-        size_t m16 = m / 16 * 16, m8 = m / 8 * 8;                                            \
-        for (size_t i = 0; i < m16; i += 16)                                                 \
-            for (size_t j = 0; j < w->rows; j++) s8_chunk16_##IDX(w, j, xt, m, i, ep);       \
-        for (size_t i = m16; i < m8; i += 8)                                                 \
-            for (size_t j = 0; j < w->rows; j++) s8_chunk8_##IDX(w, j, xt, m, i, ep);        \
-        if (m8 < m)                                                                          \
-            for (size_t j = 0; j < w->rows; j++)                                             \
-                er_spmm_batch_tail_s8_##IDX(w, j, xt, m, m8, ep);                            \
-    }
+    static const er_spmm_csr_s8_tiles s8_##IDX = {                                           \
+        s8_gather_##IDX, 16, s8_chunk16_##IDX,                                               \
+        8, NULL, s8_chunk8_##IDX, er_spmm_batch_tail_s8_##IDX};
 
 ER_SPMM_CSR_AVX2(u16, uint16_t)
 ER_SPMM_CSR_AVX2(u32, uint32_t)
 
 er_status er_spmm_csr_f32__avx2(const er_csr *w, const float *x, size_t m,
                                 const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, m > 1);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    int u16 = w->index_bytes == 2;
-    if (m == 1) {
-        if (u16)
-            f32_gather_u16(w, x, ep);
-        else
-            f32_gather_u32(w, x, ep);
-        return ER_OK;
-    }
-    float *xt = (float *)scratch;
-    er_spmm_transpose_f32(x, m, w->cols, xt);
-    if (u16)
-        f32_batch_u16(w, xt, m, ep);
-    else
-        f32_batch_u32(w, xt, m, ep);
-    return ER_OK;
+    return er_spmm_csr_f32(w, x, m, ep, scratch, &f32_u16, &f32_u32);
 }
 
 er_status er_spmm_csr_s8__avx2(const er_csr *w, const int8_t *x, size_t m,
                                const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, m > 1);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if ((st = er_spmm_csr_check_s8_rows(w)) != ER_OK) return st;
-    int u16 = w->index_bytes == 2;
-    if (m == 1) {
-        if (u16)
-            s8_gather_u16(w, x, ep);
-        else
-            s8_gather_u32(w, x, ep);
-        return ER_OK;
-    }
-    int16_t *xt = (int16_t *)scratch;
-    er_spmm_transpose_s8(x, m, w->cols, xt);
-    if (u16)
-        s8_batch_u16(w, xt, m, ep);
-    else
-        s8_batch_u32(w, xt, m, ep);
-    return ER_OK;
+    return er_spmm_csr_s8(w, x, m, ep, scratch, &s8_u16, &s8_u32);
 }
 #endif /* __x86_64__ */

@@ -31,7 +31,8 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
 
 #define ER_SPMM_CSR_NEON(IDX, idx_t)                                                         \
     /* ---- float, m == 1: four rows in lockstep, each in entry order. */                    \
-    static void f32_gather_##IDX(const er_csr *w, const float *x, const er_epilogue *ep) {  \
+    static inline void f32_gather_##IDX(const er_csr *w, const float *x, size_t i,           \
+                                        const er_epilogue *ep) {                             \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         size_t j = 0;                                                                        \
@@ -54,19 +55,18 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
             for (size_t t = common; t < n1; t++) a1 += values[b1 + t] * x[indices[b1 + t]];  \
             for (size_t t = common; t < n2; t++) a2 += values[b2 + t] * x[indices[b2 + t]];  \
             for (size_t t = common; t < n3; t++) a3 += values[b3 + t] * x[indices[b3 + t]];  \
-            er_store(ep, 0, j, a0);                                                          \
-            er_store(ep, 0, j + 1, a1);                                                      \
-            er_store(ep, 0, j + 2, a2);                                                      \
-            er_store(ep, 0, j + 3, a3);                                                      \
+            er_store(ep, i, j, a0);                                                          \
+            er_store(ep, i, j + 1, a1);                                                      \
+            er_store(ep, i, j + 2, a2);                                                      \
+            er_store(ep, i, j + 3, a3);                                                      \
         }                                                                                    \
         for (; j < w->rows; j++)                                                             \
-            er_store(ep, 0, j,                                                               \
+            er_store(ep, i, j,                                                               \
                      er_spmm_dot_f32_##IDX(indices, values, w->indptr[j], w->indptr[j + 1], x)); \
     }                                                                                        \
-    /* ---- float, m > 1: chunk-outer, so one chunk of xt stays in cache while */          \
-    /* every row walks it (the CSR arrays stream once per chunk).              */          \
-    static void f32_chunk16_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,     \
-                                  size_t i, const er_epilogue *ep) {                         \
+    /* ---- float, m > 1: 16 then 4 batch lanes of one row. */                               \
+    static inline void f32_chunk16_##IDX(const er_csr *w, size_t j, const float *xt,         \
+                                         size_t m, size_t i, const er_epilogue *ep) {        \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                       \
@@ -83,8 +83,8 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
         store4_f32(ep, i + 8, j, a2);                                                        \
         store4_f32(ep, i + 12, j, a3);                                                       \
     }                                                                                        \
-    static void f32_chunk4_##IDX(const er_csr *w, size_t j, const float *xt, size_t m,      \
-                                 size_t i, const er_epilogue *ep) {                          \
+    static inline void f32_chunk4_##IDX(const er_csr *w, size_t j, const float *xt,          \
+                                        size_t m, size_t i, const er_epilogue *ep) {         \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const float *values = (const float *)w->values;                                      \
         float32x4_t a0 = vdupq_n_f32(0.0f);                                                  \
@@ -93,28 +93,21 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
                                            values[e]));                                      \
         store4_f32(ep, i, j, a0);                                                            \
     }                                                                                        \
-    static void f32_batch_##IDX(const er_csr *w, const float *xt, size_t m,                 \
-                                const er_epilogue *ep) {                                     \
-        size_t m16 = m / 16 * 16, m4 = m / 4 * 4;                                            \
-        for (size_t i = 0; i < m16; i += 16)                                                 \
-            for (size_t j = 0; j < w->rows; j++) f32_chunk16_##IDX(w, j, xt, m, i, ep);      \
-        for (size_t i = m16; i < m4; i += 4)                                                 \
-            for (size_t j = 0; j < w->rows; j++) f32_chunk4_##IDX(w, j, xt, m, i, ep);       \
-        if (m4 < m)                                                                          \
-            for (size_t j = 0; j < w->rows; j++)                                             \
-                er_spmm_batch_tail_f32_##IDX(w, j, xt, m, m4, ep);                           \
-    }                                                                                        \
+    static const er_spmm_csr_f32_tiles f32_##IDX = {                                         \
+        f32_gather_##IDX, 16, f32_chunk16_##IDX,                                             \
+        4, NULL, f32_chunk4_##IDX, er_spmm_batch_tail_f32_##IDX};                            \
     /* ---- int8, m == 1. */                                                                 \
-    static void s8_gather_##IDX(const er_csr *w, const int8_t *x, const er_epilogue *ep) {  \
+    static inline void s8_gather_##IDX(const er_csr *w, const int8_t *x, size_t i,           \
+                                       const er_epilogue *ep) {                              \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         for (size_t j = 0; j < w->rows; j++)                                                 \
-            er_store_s32(ep, 0, j,                                                           \
+            er_store_s32(ep, i, j,                                                           \
                          er_spmm_dot_s8_##IDX(indices, values, w->indptr[j], w->indptr[j + 1], x)); \
     }                                                                                        \
-    /* ---- int8, m > 1: chunk-outer as for float. */                                      \
-    static void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,    \
-                                 size_t i, const er_epilogue *ep) {                          \
+    /* ---- int8, m > 1: 16 then 8 batch lanes of one row. */                                \
+    static inline void s8_chunk16_##IDX(const er_csr *w, size_t j, const int16_t *xt,        \
+                                        size_t m, size_t i, const er_epilogue *ep) {         \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;                            \
@@ -130,8 +123,8 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
         store8_s32(ep, i, j, a0, a1);                                                        \
         store8_s32(ep, i + 8, j, a2, a3);                                                    \
     }                                                                                        \
-    static void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt, size_t m,     \
-                                size_t i, const er_epilogue *ep) {                           \
+    static inline void s8_chunk8_##IDX(const er_csr *w, size_t j, const int16_t *xt,         \
+                                       size_t m, size_t i, const er_epilogue *ep) {          \
         const idx_t *indices = (const idx_t *)w->indices;                                    \
         const int8_t *values = (const int8_t *)w->values;                                    \
         int32x4_t a0 = vdupq_n_s32(0), a1 = a0;                                              \
@@ -143,61 +136,20 @@ static inline void store8_s32(const er_epilogue *ep, size_t i, size_t j, int32x4
         }                                                                                    \
         store8_s32(ep, i, j, a0, a1);                                                        \
     }                                                                                        \
-    static void s8_batch_##IDX(const er_csr *w, const int16_t *xt, size_t m,                \
-                               const er_epilogue *ep) {                                      \
-        size_t m16 = m / 16 * 16, m8 = m / 8 * 8;                                            \
-        for (size_t i = 0; i < m16; i += 16)                                                 \
-            for (size_t j = 0; j < w->rows; j++) s8_chunk16_##IDX(w, j, xt, m, i, ep);       \
-        for (size_t i = m16; i < m8; i += 8)                                                 \
-            for (size_t j = 0; j < w->rows; j++) s8_chunk8_##IDX(w, j, xt, m, i, ep);        \
-        if (m8 < m)                                                                          \
-            for (size_t j = 0; j < w->rows; j++)                                             \
-                er_spmm_batch_tail_s8_##IDX(w, j, xt, m, m8, ep);                            \
-    }
+    static const er_spmm_csr_s8_tiles s8_##IDX = {                                           \
+        s8_gather_##IDX, 16, s8_chunk16_##IDX,                                               \
+        8, NULL, s8_chunk8_##IDX, er_spmm_batch_tail_s8_##IDX};
 
 ER_SPMM_CSR_NEON(u16, uint16_t)
 ER_SPMM_CSR_NEON(u32, uint32_t)
 
 er_status er_spmm_csr_f32__neon(const er_csr *w, const float *x, size_t m,
                                 const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, m > 1);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    int u16 = w->index_bytes == 2;
-    if (m == 1) {
-        if (u16)
-            f32_gather_u16(w, x, ep);
-        else
-            f32_gather_u32(w, x, ep);
-        return ER_OK;
-    }
-    float *xt = (float *)scratch;
-    er_spmm_transpose_f32(x, m, w->cols, xt);
-    if (u16)
-        f32_batch_u16(w, xt, m, ep);
-    else
-        f32_batch_u32(w, xt, m, ep);
-    return ER_OK;
+    return er_spmm_csr_f32(w, x, m, ep, scratch, &f32_u16, &f32_u32);
 }
 
 er_status er_spmm_csr_s8__neon(const er_csr *w, const int8_t *x, size_t m,
                                const er_epilogue *ep, void *scratch) {
-    er_status st = er_spmm_csr_check(w, x, m, ep, scratch, m > 1);
-    if (st != ER_OK || m == 0 || w->rows == 0) return st;
-    if ((st = er_spmm_csr_check_s8_rows(w)) != ER_OK) return st;
-    int u16 = w->index_bytes == 2;
-    if (m == 1) {
-        if (u16)
-            s8_gather_u16(w, x, ep);
-        else
-            s8_gather_u32(w, x, ep);
-        return ER_OK;
-    }
-    int16_t *xt = (int16_t *)scratch;
-    er_spmm_transpose_s8(x, m, w->cols, xt);
-    if (u16)
-        s8_batch_u16(w, xt, m, ep);
-    else
-        s8_batch_u32(w, xt, m, ep);
-    return ER_OK;
+    return er_spmm_csr_s8(w, x, m, ep, scratch, &s8_u16, &s8_u32);
 }
 #endif /* __aarch64__ */

@@ -25,11 +25,16 @@ ROOT=../..
 OUT=build/cost
 REPS=${REPS:-10}
 TARGETS=${TARGETS:-"aarch64 armv7 x86_64"}
-CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc"
+# EXTRA_CFLAGS: e.g. -falign-functions=64, to compare two builds without
+# the few-percent shifts that code placement alone causes (seen on x86 for
+# byte-identical kernel code).
+CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc ${EXTRA_CFLAGS:-}"
 mkdir -p "$OUT"
 
-# kernel  m  n  k   (quantize_rows_s8: m rows of k; n unused)
-SHAPES="gemm_s8 1 256 256
+# kernel  m  n  k   (quantize_rows_s8: m rows of k, n unused; dwconv2d_*: m x m
+# pixels, n channels, a k x k kernel).  An odd n gives spmm uint32 indices.
+# SHAPES="op m n k" (lines) measures only those.
+SHAPES=${SHAPES:-"gemm_s8 1 256 256
 gemm_s8 16 256 256
 gemm_s8 16 256 1024
 codebook_s8 1 256 256
@@ -39,7 +44,19 @@ quantize_rows_s8 16 0 256
 spmm_csr_s8 1 256 256
 spmm_csr_s8 16 256 256
 spmm_csr_f32 1 256 256
-spmm_csr_f32 16 256 256"
+spmm_csr_f32 16 256 256
+spmm_csr_s8 13 255 256
+spmm_csr_f32 13 255 256
+spmm_bcsr4_s8 1 256 256
+spmm_bcsr4_s8 16 256 256
+spmm_bcsr4_f32 1 256 256
+spmm_bcsr4_f32 16 256 256
+spmm_bcsr4_s8 7 255 256
+spmm_bcsr4_f32 7 255 256
+dwconv2d_f32 16 32 3
+dwconv2d_f32 15 20 3
+dwconv2d_s8 16 32 3
+dwconv2d_s8 15 20 3"}
 
 cc -O2 -shared -fPIC -fvisibility=hidden -o "$OUT/insn_plugin.so" cost/insn_plugin.c
 PLUGIN=$(realpath "$OUT/insn_plugin.so")

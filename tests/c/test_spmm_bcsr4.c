@@ -1,25 +1,14 @@
 /* spmm_bcsr4_f32 and spmm_bcsr4_s8: every variant against the scalar C.
  * int8 outputs must match bit for bit; float outputs within a tolerance (SIMD
  * bodies reorder a row's sum over their lanes). */
-#include <math.h>
-
-#include "harness.h"
-
-typedef struct {
-    size_t rows, cols, nblocks;
-    uint32_t *indptr;
-    uint16_t *idx16;
-    uint32_t *idx32;
-    float *vf;
-    int8_t *vs;
-} bcsr_case;
+#include "spmm_common.h"
 
 /* A random 1x4 block-sparse matrix with the awkward rows: every 5th empty, every
  * 7th one block, every 3rd ending with a block at the last possible column
  * (cols - 4), and (when full_row) one row of every block that fits.  Blocks of
  * a row do not overlap; density_pct is roughly the share of blocks kept. */
-static bcsr_case make_bcsr(size_t rows, size_t cols, int density_pct, int full_row, int extreme) {
-    bcsr_case c = {rows, cols, 0, NULL, NULL, NULL, NULL, NULL};
+static spmm_case make_bcsr(size_t rows, size_t cols, int density_pct, int full_row, int extreme) {
+    spmm_case c = {rows, cols, 0, NULL, NULL, NULL, NULL, NULL};
     size_t cap = cols / 4 + 1, base = 3; /* indptr need not start at 0 */
     c.indptr = h_alloc((rows + 1) * sizeof *c.indptr);
     c.idx16 = h_alloc((rows * cap + base) * sizeof *c.idx16);
@@ -45,7 +34,7 @@ static bcsr_case make_bcsr(size_t rows, size_t cols, int density_pct, int full_r
         }
         c.indptr[j + 1] = (uint32_t)b;
     }
-    c.nblocks = b - base;
+    c.count = b - base;
     for (size_t e = 0; e < b; e++) {
         c.idx16[e] = (uint16_t)c.idx32[e];
         for (int t = 0; t < 4; t++) {
@@ -56,97 +45,13 @@ static bcsr_case make_bcsr(size_t rows, size_t cols, int density_pct, int full_r
     return c;
 }
 
-static void free_bcsr(bcsr_case *c) {
-    free(c->indptr), free(c->idx16), free(c->idx32), free(c->vf), free(c->vs);
-}
-
-static er_csr view(const bcsr_case *c, int index_bytes, int s8, size_t first, size_t rows) {
-    er_csr w = {rows, c->cols, c->indptr + first,
-                index_bytes == 2 ? (const void *)c->idx16 : (const void *)c->idx32, index_bytes,
-                s8 ? (const void *)c->vs : (const void *)c->vf};
-    return w;
-}
+/* Float SIMD bodies reorder a row's sum over their lanes at any batch size. */
+static const spmm_family bcsr4 = {"spmm_bcsr4_f32", "spmm_bcsr4_s8", 0, 0};
 
 static void one_case(size_t m, size_t rows, size_t cols, int density, int full_row, int extreme) {
-    const er_variant *vf[8], *vs[8];
-    size_t nf = h_variants("spmm_bcsr4_f32", vf, 8), ns = h_variants("spmm_bcsr4_s8", vs, 8);
-    bcsr_case c = make_bcsr(rows, cols, density, full_row, extreme);
-    float *xf = h_alloc(m * cols * sizeof *xf);
-    int8_t *xs = h_alloc(m * cols);
-    h_fill_f32(xf, m * cols, 1.0f);
-    if (extreme)
-        for (size_t p = 0; p < m * cols; p++) xs[p] = h_rand() & 1 ? 127 : -127;
-    else
-        h_fill_s8(xs, m * cols, -127, 127);
-    if (m > 1) { /* an all-zero row of x */
-        memset(xf + cols, 0, cols * sizeof *xf);
-        memset(xs + cols, 0, cols);
-    }
-    float *row_scale = h_alloc(m * sizeof(float)), *col_scale = h_alloc(rows * sizeof(float));
-    float *bias = h_alloc(rows * sizeof(float));
-    for (size_t i = 0; i < m; i++) row_scale[i] = 0.01f + 0.001f * (float)i;
-    for (size_t j = 0; j < rows; j++) col_scale[j] = 0.02f + 0.0001f * (float)j, bias[j] = h_randf();
-    float *yf_ref = h_alloc(m * rows * sizeof(float)), *yf = h_alloc(m * rows * sizeof(float));
-    int8_t *ys_ref = h_alloc(m * rows), *ys = h_alloc(m * rows);
-    char what[128];
-
-    for (int ib = 2; ib <= 4; ib += 2) {
-        if (ib == 2 && cols > 65536) continue;
-        for (int relu = 0; relu < 2; relu++) {
-            snprintf(what, sizeof what, "m=%zu rows=%zu cols=%zu d=%d%% idx=%d relu=%d%s", m, rows,
-                     cols, density, ib, relu, extreme ? " extreme" : "");
-            er_csr w = view(&c, ib, 0, 0, rows);
-            er_epilogue ep = {NULL, NULL, bias, relu, yf_ref, NULL, 0.0f, rows};
-            h_check(((er_spmm_bcsr4_f32_fn *)vf[0]->fn)(&w, xf, m, &ep, NULL) == ER_OK,
-                    "spmm_bcsr4_f32", "scalar", what);
-            ep.y_f32 = yf;
-            for (size_t v = 1; v < nf; v++) {
-                memset(yf, 0xff, m * rows * sizeof(float));
-                er_status st = ((er_spmm_bcsr4_f32_fn *)vf[v]->fn)(&w, xf, m, &ep, NULL);
-                int ok = h_close_f32(yf, yf_ref, m * rows, 1e-4f, 2e-4f * sqrtf((float)cols));
-                h_check(st == ER_OK && ok, "spmm_bcsr4_f32", vf[v]->variant, what);
-            }
-            w = view(&c, ib, 1, 0, rows);
-            for (int s8out = 0; s8out < 2; s8out++) {
-                er_epilogue es = {row_scale, col_scale, bias, relu, s8out ? NULL : yf_ref,
-                                  s8out ? ys_ref : NULL, 0.5f, rows};
-                h_check(((er_spmm_bcsr4_s8_fn *)vs[0]->fn)(&w, xs, m, &es, NULL) == ER_OK,
-                        "spmm_bcsr4_s8", "scalar", what);
-                es.y_f32 = s8out ? NULL : yf;
-                es.y_s8 = s8out ? ys : NULL;
-                for (size_t v = 1; v < ns; v++) {
-                    memset(yf, 0xff, m * rows * sizeof(float));
-                    memset(ys, 0x55, m * rows);
-                    er_status st = ((er_spmm_bcsr4_s8_fn *)vs[v]->fn)(&w, xs, m, &es, NULL);
-                    int ok = s8out ? h_same_bytes(ys, ys_ref, m * rows)
-                                   : h_same_bytes(yf, yf_ref, m * rows * sizeof(float));
-                    h_check(st == ER_OK && ok, "spmm_bcsr4_s8", vs[v]->variant, what);
-                }
-            }
-            /* A slice of rows (indptr[0] > base) equals those rows of the whole. */
-            if (rows >= 4) {
-                size_t first = rows / 3, count = rows - first - 1;
-                er_csr part = view(&c, ib, 1, first, count);
-                er_epilogue es = {row_scale, col_scale, bias, relu, yf_ref, NULL, 0.0f, rows};
-                ((er_spmm_bcsr4_s8_fn *)vs[0]->fn)(&w, xs, m, &es, NULL);
-                es.col_scale = col_scale + first;
-                es.bias = bias + first;
-                for (size_t v = 0; v < ns; v++) {
-                    memset(yf, 0, m * rows * sizeof(float));
-                    es.y_f32 = yf + first;
-                    er_status st = ((er_spmm_bcsr4_s8_fn *)vs[v]->fn)(&part, xs, m, &es, NULL);
-                    int ok = st == ER_OK;
-                    for (size_t i = 0; i < m && ok; i++)
-                        ok = h_same_bytes(yf + i * rows + first, yf_ref + i * rows + first,
-                                          count * sizeof(float));
-                    h_check(ok, "spmm_bcsr4_s8", vs[v]->variant, "row slice");
-                }
-            }
-        }
-    }
-    free_bcsr(&c);
-    free(xf), free(xs), free(row_scale), free(col_scale), free(bias);
-    free(yf_ref), free(yf), free(ys_ref), free(ys);
+    spmm_case c = make_bcsr(rows, cols, density, full_row, extreme);
+    spmm_sweep(&bcsr4, &c, m, density, extreme);
+    spmm_case_free(&c);
 }
 
 /* The scalar C against sums written out here, so the harness does not only
@@ -172,23 +77,23 @@ static void known_sums(void) {
 static void argument_checks(void) {
     const er_variant *vf[8], *vs[8];
     size_t nf = h_variants("spmm_bcsr4_f32", vf, 8), ns = h_variants("spmm_bcsr4_s8", vs, 8);
-    bcsr_case c = make_bcsr(5, 12, 50, 0, 0);
+    spmm_case c = make_bcsr(5, 12, 50, 0, 0);
     float x[24] = {0}, y[10];
     int8_t xs[24] = {0}; /* m = 2 rows */
     er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5};
-    er_csr bad = view(&c, 3, 0, 0, 5);
+    er_csr bad = spmm_case_view(&c, 3, 0, 0, 5);
     for (size_t v = 0; v < nf; v++) {
         er_spmm_bcsr4_f32_fn *f = (er_spmm_bcsr4_f32_fn *)vf[v]->fn;
         h_check(f(&bad, x, 1, &ep, NULL) == ER_ERR_ARGUMENT, "spmm_bcsr4_f32", vf[v]->variant,
                 "index_bytes 3 refused");
-        er_csr w = view(&c, 2, 0, 0, 5);
+        er_csr w = spmm_case_view(&c, 2, 0, 0, 5);
         h_check(f(&w, x, 0, &ep, NULL) == ER_OK, "spmm_bcsr4_f32", vf[v]->variant, "m = 0 is a no-op");
         h_check(f(&w, x, 1, NULL, NULL) == ER_ERR_ARGUMENT, "spmm_bcsr4_f32", vf[v]->variant,
                 "NULL epilogue refused");
     }
     for (size_t v = 0; v < ns; v++) {
         er_spmm_bcsr4_s8_fn *f = (er_spmm_bcsr4_s8_fn *)vs[v]->fn;
-        er_csr w = view(&c, 4, 1, 0, 5);
+        er_csr w = spmm_case_view(&c, 4, 1, 0, 5);
         h_check(f(&w, xs, 2, &ep, NULL) == ER_OK, "spmm_bcsr4_s8", vs[v]->variant,
                 "no scratch needed for m > 1");
         /* a row claiming more than ER_MAX_K_S8 / 4 blocks (never read) */
@@ -197,7 +102,7 @@ static void argument_checks(void) {
         h_check(f(&lw, xs, 1, &ep, NULL) == ER_ERR_K_TOO_LARGE, "spmm_bcsr4_s8", vs[v]->variant,
                 "too many blocks in a row refused");
     }
-    free_bcsr(&c);
+    spmm_case_free(&c);
 }
 
 void test_spmm_bcsr4(void) {

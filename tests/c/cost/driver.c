@@ -7,7 +7,10 @@
  *   driver list                        runnable variants, "op variant" a line
  *   driver OP VARIANT M N K REPS       run it (N ignored by quantize_rows_s8)
  *
- * codebook_f32 uses 4-bit indices; spmm_csr_* use 10% density, uint16 indices. */
+ * codebook_f32 uses 4-bit indices; spmm_csr_* use 10% density, spmm_bcsr4_* 25%
+ * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
+ * other index width is measured too).  dwconv2d_*: M x M pixels, N channels,
+ * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,25 +90,68 @@ int main(int argc, char **argv) {
         for (size_t r = 0; r < reps; r++)
             status |= ((er_quantize_rows_s8_fn *)v->fn)(x, m, k, q, scale);
     } else if (strcmp(op, "spmm_csr_s8") == 0 || strcmp(op, "spmm_csr_f32") == 0) {
+        int u32 = n % 2 == 1;
         uint32_t *indptr = zalloc((n + 1) * sizeof(uint32_t));
-        uint16_t *indices = zalloc(n * k * sizeof(uint16_t));
+        void *indices = zalloc(n * k * (u32 ? 4 : 2));
         size_t nnz = 0;
         for (size_t j = 0; j < n; j++) {
             for (size_t p = 0; p < k; p++)
-                if (next() % 10 == 0) indices[nnz++] = (uint16_t)p;
+                if (next() % 10 == 0) {
+                    if (u32) ((uint32_t *)indices)[nnz++] = (uint32_t)p;
+                    else ((uint16_t *)indices)[nnz++] = (uint16_t)p;
+                }
             indptr[j + 1] = (uint32_t)nnz;
         }
         void *scratch = zalloc(er_spmm_csr_scratch_bytes(m, k));
         if (op[9] == 's') {
-            er_csr w = {n, k, indptr, indices, 2, rand_s8(nnz)};
+            er_csr w = {n, k, indptr, indices, u32 ? 4 : 2, rand_s8(nnz)};
             int8_t *x = rand_s8(m * k);
             for (size_t r = 0; r < reps; r++)
                 status |= ((er_spmm_csr_s8_fn *)v->fn)(&w, x, m, &ep, scratch);
         } else {
-            er_csr w = {n, k, indptr, indices, 2, rand_f32(nnz)};
+            er_csr w = {n, k, indptr, indices, u32 ? 4 : 2, rand_f32(nnz)};
             float *x = rand_f32(m * k);
             for (size_t r = 0; r < reps; r++)
                 status |= ((er_spmm_csr_f32_fn *)v->fn)(&w, x, m, &ep, scratch);
+        }
+    } else if (strcmp(op, "spmm_bcsr4_s8") == 0 || strcmp(op, "spmm_bcsr4_f32") == 0) {
+        int u32 = n % 2 == 1;
+        uint32_t *indptr = zalloc((n + 1) * sizeof(uint32_t));
+        void *indices = zalloc(n * (k / 4 + 1) * (u32 ? 4 : 2));
+        size_t blocks = 0;
+        for (size_t j = 0; j < n; j++) {
+            for (size_t p = 0; p + 4 <= k; p += 4)
+                if (next() % 4 == 0) {
+                    if (u32) ((uint32_t *)indices)[blocks++] = (uint32_t)p;
+                    else ((uint16_t *)indices)[blocks++] = (uint16_t)p;
+                }
+            indptr[j + 1] = (uint32_t)blocks;
+        }
+        if (op[11] == 's') {
+            er_csr w = {n, k, indptr, indices, u32 ? 4 : 2, rand_s8(4 * blocks)};
+            int8_t *x = rand_s8(m * k);
+            for (size_t r = 0; r < reps; r++)
+                status |= ((er_spmm_bcsr4_s8_fn *)v->fn)(&w, x, m, &ep, NULL);
+        } else {
+            er_csr w = {n, k, indptr, indices, u32 ? 4 : 2, rand_f32(4 * blocks)};
+            float *x = rand_f32(m * k);
+            for (size_t r = 0; r < reps; r++)
+                status |= ((er_spmm_bcsr4_f32_fn *)v->fn)(&w, x, m, &ep, NULL);
+        }
+    } else if (strcmp(op, "dwconv2d_s8") == 0 || strcmp(op, "dwconv2d_f32") == 0) {
+        er_conv2d_params p = {1, m, m, n, k, k, 1, 1, 1, 1, k / 2, k / 2, k / 2, k / 2,
+                              m + 2 * (k / 2) - k + 1, m + 2 * (k / 2) - k + 1, ER_ACT_RELU};
+        size_t outputs = p.out_h * p.out_w * n;
+        if (op[9] == 's') {
+            int8_t *x = rand_s8(m * m * n), *w = rand_s8(k * k * n);
+            er_conv_quant q = {0.02f, rand_f32(n), bias, NULL, zalloc(outputs), 3.0f};
+            for (size_t r = 0; r < reps; r++)
+                status |= ((er_dwconv2d_s8_fn *)v->fn)(&p, x, w, &q);
+        } else {
+            float *x = rand_f32(m * m * n), *w = rand_f32(k * k * n);
+            float *out = zalloc(outputs * sizeof(float));
+            for (size_t r = 0; r < reps; r++)
+                status |= ((er_dwconv2d_f32_fn *)v->fn)(&p, x, w, bias, out);
         }
     } else {
         fprintf(stderr, "driver: no problem defined for %s\n", op);
