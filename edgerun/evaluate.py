@@ -219,7 +219,162 @@ def op_function(node):
         return global_average_pool
     if op == "Clip":
         return lambda x: clip(x, attrs.get("min"), attrs.get("max"))
+    function = transformer_function(node)
+    if function is not None:
+        return function
     raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
+
+
+# -- transformer ops (BERT-style encoders) ---------------------------------------------------
+
+# Numerical Recipes' erfc (Chebyshev fit): fractional error below 1.2e-7 everywhere,
+# so erf and 1 + erf(x) (GELU's tail) both stay within float32 rounding.
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+def erf(x):
+    """ONNX Erf in float32 (numpy has none; computed in float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = np.zeros_like(t)
+    for c in reversed(_ERFC[1:]):
+        poly = (poly + c) * t
+    erfc = t * np.exp(-z * z + _ERFC[0] + poly)
+    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(np.float32)
+
+
+def gelu(x, approximate="none"):
+    """ONNX Gelu (opset 20): x * Phi(x), or the tanh approximation."""
+    x = np.asarray(x, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    if approximate == "tanh":
+        inner = np.sqrt(2.0 / np.pi) * (x64 + 0.044715 * x64 ** 3)
+        return (0.5 * x64 * (1.0 + np.tanh(inner))).astype(np.float32)
+    return (0.5 * x64 * (1.0 + erf(x64 / np.sqrt(2.0)).astype(np.float64))).astype(np.float32)
+
+
+def layer_norm(x, scale, bias=None, axis=-1, epsilon=1e-5):
+    """ONNX LayerNormalization: normalise over the dims from `axis` on, then scale and shift."""
+    x = np.asarray(x, dtype=np.float32)
+    axis = axis + x.ndim if axis < 0 else axis
+    dims = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=dims, keepdims=True, dtype=np.float32)
+    centred = x - mean
+    var = (centred * centred).mean(axis=dims, keepdims=True, dtype=np.float32)
+    y = centred / np.sqrt(var + np.float32(epsilon)) * scale
+    if bias is not None:
+        y = y + bias
+    return y.astype(np.float32, copy=False)
+
+
+def slice_(x, starts, ends, axes, steps, like=None, ends_from=None):
+    """ONNX Slice with constant starts/ends/axes/steps; with `like`, an entry i of
+    ends_from that is not None makes the end like.shape[ends_from[i]] (a run-time length)."""
+    x = np.asarray(x)
+    index = [slice(None)] * x.ndim
+    for i, (start, end, axis, step) in enumerate(zip(starts, ends, axes, steps)):
+        if ends_from is not None and ends_from[i] is not None:
+            end = np.shape(like)[ends_from[i]]
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+def gather(data, indices, axis=0):
+    """ONNX Gather with run-time integer indices (an embedding lookup when data is a table)."""
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise ShapeError(f"Gather indices must be integers, got {indices.dtype}")
+    data = np.asarray(data)
+    size = data.shape[axis]
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        raise ShapeError(f"Gather index out of range [{-size}, {size}) "
+                         f"(got {int(indices.min())}..{int(indices.max())})")
+    return np.take(data, indices.astype(np.int64), axis=axis)
+
+
+def split(x, axis, sizes):
+    """ONNX Split into pieces of the given sizes along axis (a tuple of arrays)."""
+    x = np.asarray(x)
+    if sum(sizes) != x.shape[axis]:
+        raise ShapeError(f"Split sizes {list(sizes)} do not add up to dim {axis} of shape {list(x.shape)}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+CAST_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+
+def _float32(array):
+    """Float results as float32 (numpy promotes float32 with int64 to float64); ints unchanged."""
+    return array.astype(np.float32, copy=False) if array.dtype.kind == "f" else array
+
+
+def _f32(function):
+    """A float op whose result is float32 whatever numpy promoted it to."""
+    return lambda *args: np.asarray(function(*args)).astype(np.float32, copy=False)
+
+
+def _reduce(function, attrs):
+    axes = attrs.get("axes")
+    axes = None if axes is None else tuple(axes)
+    keepdims = bool(attrs.get("keepdims", 1))
+    return lambda x: function(np.asarray(x, dtype=np.float32), axis=axes, keepdims=keepdims,
+                              dtype=np.float32)
+
+
+def transformer_function(node):
+    """op_function for the transformer ops; None for any other op."""
+    op, attrs = node.op, node.attrs
+    if op == "Gelu":
+        return lambda x: gelu(x, attrs.get("approximate", "none"))
+    if op == "Erf":
+        return erf
+    if op == "LayerNorm":
+        return lambda x, scale, bias=None: layer_norm(x, scale, bias, attrs.get("axis", -1),
+                                                      attrs.get("epsilon", 1e-5))
+    if op == "MatMul":
+        return _f32(np.matmul)
+    if op == "Transpose":
+        return lambda x: np.ascontiguousarray(np.transpose(x, attrs["perm"]))
+    if op == "Concat":
+        return lambda *xs: _float32(np.concatenate(xs, axis=attrs["axis"]))
+    if op == "Split":
+        return lambda x: split(x, attrs["axis"], attrs["split"])
+    if op == "Slice":
+        n = len(attrs["starts"])
+        options = (attrs["starts"], attrs["ends"], attrs.get("axes", list(range(n))),
+                   attrs.get("steps", [1] * n))
+        return lambda x, like=None: slice_(x, *options, like, attrs.get("ends_from"))
+    if op == "Gather":
+        axis = attrs.get("axis", 0)
+        if "indices" in attrs:              # constant indices on an activation, e.g. x[:, 0]
+            indices = np.asarray(attrs["indices"], dtype=np.int64)
+            return lambda x: gather(x, indices, axis)
+        return lambda data, indices: gather(data, indices, axis)
+    if op == "Cast":
+        dtype = CAST_DTYPES[attrs["to"]]
+        return lambda x: np.asarray(x).astype(dtype)
+    if op == "Where":
+        return lambda cond, a, b: _float32(np.where(np.asarray(cond, dtype=bool), a, b))
+    if op == "Equal":
+        return lambda a, b: np.equal(a, b)
+    if op == "ReduceMean":
+        return _reduce(np.mean, attrs)
+    if op == "ReduceSum":
+        return _reduce(np.sum, attrs)
+    if op == "Sub":
+        return _f32(np.subtract)
+    if op == "Div":
+        return _f32(np.divide)
+    if op == "Pow":
+        return _f32(lambda a, b: np.power(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
+    if op == "Sqrt":
+        return _f32(np.sqrt)
+    if op == "Expand":
+        shape = tuple(attrs["shape"])
+        return lambda x: np.array(np.broadcast_to(x, np.broadcast_shapes(np.shape(x), shape)))
+    return None
 
 
 def _dense(graph, name, cache):
@@ -242,7 +397,9 @@ def evaluate(graph, feeds, capture=None):
     for info in graph.inputs:
         if info.name not in feeds:
             raise ShapeError(f"missing input {info.name!r} ({info.describe()})")
-        values[info.name] = np.asarray(feeds[info.name], dtype=np.float32)
+        # integer inputs (token ids, masks) keep their declared dtype; everything else is float32
+        dtype = info.dtype if info.dtype in ("int64", "int32") else np.float32
+        values[info.name] = np.asarray(feeds[info.name], dtype=dtype)
     capture = set(capture or ())
     unknown = capture - {node.name for node in graph.nodes}
     if unknown:
@@ -261,7 +418,11 @@ def evaluate(graph, feeds, capture=None):
         args = [read(name) for name in node.inputs]
         if node.name in capture:
             captured[node.name] = args[0]
-        values[node.outputs[0]] = op_function(node)(*args)
+        result = op_function(node)(*args)
+        if len(node.outputs) > 1:          # Split: one array per output
+            values.update(zip(node.outputs, result))
+        else:
+            values[node.outputs[0]] = result
     result = {out.name: values[out.name] for out in graph.outputs}
     result.update(captured)
     return result

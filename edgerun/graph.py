@@ -23,6 +23,31 @@ Ops (the runtime's vocabulary, not ONNX's):
     GlobalAveragePool                    NCHW -> [N, C, 1, 1]
     Clip     attrs {"min": float | None, "max": float | None}
 
+Transformer ops (BERT-style encoders; every input may also be a constant tensor
+unless said otherwise; integer constants are stored as float32 tensors):
+
+    Gelu     attrs {"approximate": "none" | "tanh"}      like ONNX Gelu (opset 20)
+    Erf                                  elementwise
+    LayerNorm inputs [x, scale, bias?]   attrs {"axis": int, "epsilon": float}; normalises
+             over the dims from axis on (ONNX LayerNormalization)
+    MatMul   inputs [a, b]               np.matmul of two activations (batched, broadcasting)
+    Transpose attrs {"perm": [int]}
+    Concat   inputs [x, ...]             attrs {"axis": int}
+    Split    outputs [y, ...]            attrs {"axis": int, "split": [int]} (one size per output)
+    Slice    inputs [x, like?]           attrs {"starts", "ends", "axes", "steps": [int]} and,
+             with `like`, "ends_from": [int | None]: an int makes that end like.shape[int]
+             (a run-time length, e.g. the first S rows of a position table)
+    Gather   inputs [data, indices]      attrs {"axis": int}: run-time integer indices (an
+             embedding lookup when data is a constant table [vocab, hidden], axis 0); or
+             inputs [x] with attrs {"axis": int, "indices": int | [int]} (e.g. x[:, 0])
+    Cast     attrs {"to": "float32" | "int64" | "int32" | "bool"}
+    Where    inputs [cond, a, b]         numpy broadcasting
+    Equal    inputs [a, b]               -> bool
+    ReduceMean, ReduceSum                attrs {"axes": [int] | None (all), "keepdims": 0 | 1}
+    Sub, Div, Pow inputs [a, b]          numpy broadcasting (between activations too)
+    Sqrt                                 elementwise
+    Expand   attrs {"shape": [int]}      numpy broadcasting of x to shape (ONNX Expand)
+
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
     dense     values [shape] f32 | f16 | i8;  i8 adds scale f32 [shape[0]]
@@ -53,6 +78,9 @@ from edgerun.errors import EdgerunError, ShapeError
 ENCODINGS = ("dense", "csr", "bcsr4", "codebook")
 OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape",
        "Conv2d", "MaxPool", "AveragePool", "GlobalAveragePool", "Clip")
+# transformer encoders (BERT-style)
+OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice", "Gather",
+        "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand")
 
 
 def conv_weight_shape(node, weight):
