@@ -387,7 +387,8 @@ def evaluate(graph, feeds, capture=None):
     """Run graph on feeds ({input name: array}, or one array for a one-input graph).
 
     Returns {output name: float32 array}; with capture (a set of node names) the
-    first input activation of each of those nodes is added under the node's name.
+    first input activation of each of those nodes is added under the node's name
+    (a Linear's as the 2-D matrix of its rows, e.g. [batch * seq, features]).
     """
     if not isinstance(feeds, dict):
         if len(graph.inputs) != 1:
@@ -417,7 +418,10 @@ def evaluate(graph, feeds, capture=None):
     for node in graph.nodes:
         args = [read(name) for name in node.inputs]
         if node.name in capture:
-            captured[node.name] = args[0]
+            x = args[0]
+            if node.op == "Linear" and x.ndim > 2:     # [batch, seq, features]: rows of tokens
+                x = x.reshape(-1, x.shape[-1])
+            captured[node.name] = x
         result = op_function(node)(*args)
         if len(node.outputs) > 1:          # Split: one array per output
             values.update(zip(node.outputs, result))
