@@ -103,6 +103,14 @@ def models(size="test", pooling="mean"):
 
     def factory():
         torch.manual_seed(0)
-        return Bert(s["vocab"], s["hidden"], s["heads"], s["layers"], pooling=pooling).eval()
+        module = Bert(s["vocab"], s["hidden"], s["heads"], s["layers"], pooling=pooling)
+        # fresh LayerNorms are all ones / zeros (an exporter then shares one initializer
+        # among them, and a wrong scale or shift would go unnoticed): make each distinct
+        with torch.no_grad():
+            for layer in module.modules():
+                if isinstance(layer, nn.LayerNorm):
+                    layer.weight.add_(0.1 * torch.randn_like(layer.weight))
+                    layer.bias.add_(0.1 * torch.randn_like(layer.bias))
+        return module.eval()
 
     return {"bert": (factory, example_feeds(s["batch"], s["seq"], s["vocab"]))}
