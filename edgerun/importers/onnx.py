@@ -1,4 +1,5 @@
-"""Import an ONNX model of a fully-connected or convolutional network as an edgerun Graph.
+"""Import an ONNX model of a fully-connected, convolutional or transformer-encoder network
+as an edgerun Graph.
 
     graph = edgerun.import_onnx("mlp.onnx")      # a path, the model's bytes, or an onnx.ModelProto
 
@@ -29,13 +30,41 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
                               -> folded away when they only depend on initializers and on static
                                  (or symbolic) shapes, as exporters emit for `x.view(x.size(0), -1)`
 
+Transformer encoders (BERT / MiniLM-style, torch's TorchScript exporter at opset 14-17 and
+its dynamo exporter at opset 18 verified against onnxruntime):
+
+    Gather                    -> Gather: a float constant table by run-time integer ids (an
+                                 embedding lookup, axis 0), or an activation by constant
+                                 indices (a scalar or a list, e.g. CLS pooling x[:, 0])
+    MatMul of two activations -> MatMul (attention scores and context; batched, broadcasting)
+    LayerNormalization        -> LayerNorm (opset 17; scale, optional bias, any trailing axis)
+    Gelu                      -> Gelu (opset 20; approximate "none" / "tanh")
+    ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma [, Add beta]
+                              -> one LayerNorm (what the TorchScript exporter writes before
+                                 opset 17), when the inner values feed nothing else
+    Div(x, sqrt 2) | Mul(x, 1/sqrt 2), Erf, Add 1, Mul x, Mul 0.5 (any order of the last two)
+                              -> one Gelu; a lone Erf stays Erf
+    Transpose, Concat, Split, Slice, Expand on activations
+                              -> the same op (constant perm / axis / sizes / starts, ends,
+                                 axes, steps / shape); Slice of a constant to a graph input's
+                                 run-time length (position_ids[:, :S]) reads that length
+                                 from the input at run time (attrs ends_from)
+    Cast                      -> Cast between float32, int64, int32 and bool (a cast to the
+                                 type a value already has is dropped)
+    Where, Equal, Sub, Div, Pow, Sqrt, Erf, ReduceMean, ReduceSum
+                              -> the same op, between activations and constants (integer
+                                 constants such as a mask's 0 are stored as float32)
+    INT64 / INT32 graph inputs (input_ids, attention_mask) keep their type.
+
 Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
 Everything else raises edgerun.UnsupportedOpError naming the op, the node and the opset.
 
 Every float is imported as float32 (float16 / double / bfloat16 initializers are converted,
 and FLOAT16 / DOUBLE graph inputs become float32 inputs); integer initializers are accepted
-only where a shape or an index is expected.  Dropout is dropped whatever its training_mode.
+where a shape or an index is expected, and as small constants of elementwise ops.
+Symbolic dims of a graph input may stand for run-time lengths (batch and sequence); a
+shape computed with arithmetic on them (N * heads) is not supported yet.  Dropout is dropped whatever its training_mode.
 
 Names: nodes keep their ONNX names (an unnamed one becomes "<Op>_<index>"); a weight keeps its
 initializer's name, also when transposed or scaled, unless that name already holds other
