@@ -501,3 +501,43 @@ def test_compressed_bert_imports_saves_loads_and_runs(variant, tmp_path):
         assert word.encoding == "codebook" and word.bits == 4
     elif variant == "fp16":
         assert word.arrays["values"].dtype == np.float16
+
+
+def test_bert_with_a_float_attention_mask():
+    torch_export = pytest.importorskip("torch_export")
+    import torch_bert
+
+    factory, feeds = torch_bert.models("test")["bert"]
+    feeds = {"input_ids": feeds["input_ids"], "attention_mask": feeds["attention_mask"].float()}
+    model = torch_export.export(factory(), tuple(feeds.values()), input_names=tuple(feeds),
+                                output_names=("y",), dynamic=(0, 1))
+    graph = edgerun.import_onnx(model)
+    assert [v.dtype for v in graph.inputs] == ["int64", "float32"]
+    run = bert_feeds(3, 10)
+    run["attention_mask"] = run["attention_mask"].astype(np.float32)
+    want = ort(model, run)["y"]
+    np.testing.assert_allclose(Session(graph).run(dict(run))["y"], want, rtol=1e-5,
+                               atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_torch_transformer_encoder_layer_is_refused_cleanly(dynamo):
+    """nn.TransformerEncoderLayer: torch's multi-head attention computes its reshapes from
+    batch * heads (Mod / Mul on run-time dims), which edgerun's shapes cannot express yet.
+    (Called directly, the TorchScript exporter of torch 2.13 fails inside torch itself, so
+    the layer is wrapped.)  The import must fail with UnsupportedOpError naming node and opset."""
+    torch = pytest.importorskip("torch")
+    torch_export = pytest.importorskip("torch_export")
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    torch.manual_seed(0)
+    model = torch_export.export(Wrapped().eval(), torch.randn(2, 5, 32), dynamo=dynamo, dynamic=(0, 1))
+    with pytest.raises(UnsupportedOpError, match=r"node '.+' uses \w+ \(opset \d+\)"):
+        edgerun.import_onnx(model)

@@ -306,7 +306,7 @@ class _Importer:
         node = self.node
         return UnsupportedOpError(
             f"node {self.node_name!r} uses {node.op_type} (opset {self.opset}){detail}, which edgerun "
-            f"cannot import yet (it imports fully-connected and convolutional networks: "
+            f"cannot import yet (it imports fully-connected, convolutional and transformer-encoder networks: "
             f"{', '.join(SUPPORTED[:13])}, ...)")
 
     def _fresh_symbol(self):
