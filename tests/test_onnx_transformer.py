@@ -407,11 +407,11 @@ def test_embedding_step_gathers_rows_of_the_stored_table(encoding):
 # ------------------------------------------------------------------------------ BERT
 
 @functools.lru_cache(maxsize=None)
-def bert_export(dynamo, opset, pooling="mean"):
+def bert_export(dynamo, opset, pooling="mean", additive_mask=False):
     torch_export = pytest.importorskip("torch_export")
     import torch_bert
 
-    factory, feeds = torch_bert.models("test", pooling=pooling)["bert"]
+    factory, feeds = torch_bert.models("test", pooling=pooling, additive_mask=additive_mask)["bert"]
     return torch_export.export(factory(), tuple(feeds.values()), dynamo=dynamo, opset=opset,
                                input_names=("input_ids", "attention_mask"), output_names=("y",),
                                dynamic=(0, 1))
@@ -443,6 +443,18 @@ def test_bert_matches_onnxruntime(dynamo, opset):
         scale = float(np.abs(want).max())
         np.testing.assert_allclose(session.run(dict(feeds))["y"], want, rtol=1e-5, atol=1e-5 * scale)
         np.testing.assert_allclose(evaluate(graph, feeds)["y"], want, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("dynamo, opset", [(False, 17), (True, 18)], ids=["torchscript17", "dynamo18"])
+def test_bert_with_the_additive_hugging_face_mask(dynamo, opset):
+    model = bert_export(dynamo, opset, "mean", additive_mask=True)
+    graph = edgerun.import_onnx(model)
+    session = Session(graph)
+    for batch, seq in [(2, 16), (3, 7)]:
+        feeds = bert_feeds(batch, seq, seed=batch)
+        want = ort(model, feeds)["y"]
+        np.testing.assert_allclose(session.run(dict(feeds))["y"], want, rtol=1e-5,
+                                   atol=1e-5 * float(np.abs(want).max()))
 
 
 def test_bert_cls_pooling_and_file_round_trip(tmp_path):

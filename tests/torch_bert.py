@@ -17,9 +17,10 @@ from torch import nn
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, hidden, heads):
+    def __init__(self, hidden, heads, additive_mask=False):
         super().__init__()
         self.heads, self.head_dim = heads, hidden // heads
+        self.additive_mask = additive_mask
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
@@ -34,16 +35,22 @@ class SelfAttention(nn.Module):
         b, s, h = x.shape
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
-        # mask [B, S] -> [B, 1, 1, S]: padded keys get a large negative score
-        scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e9)
+        # mask [B, S] -> [B, 1, 1, S]: padded keys get a large negative score, by
+        # masked_fill (Equal + Where) or, as Hugging Face's BERT does, by adding
+        # (1 - mask) * finfo.min (Cast, Sub from a constant, Mul, Add)
+        if self.additive_mask:
+            extended = (1.0 - mask[:, None, None, :].to(scores.dtype)) * torch.finfo(scores.dtype).min
+            scores = scores + extended
+        else:
+            scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e9)
         context = torch.softmax(scores, dim=-1) @ v
         return self.out(context.transpose(1, 2).reshape(b, s, h))
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, hidden, heads, ffn):
+    def __init__(self, hidden, heads, ffn, additive_mask=False):
         super().__init__()
-        self.attention = SelfAttention(hidden, heads)
+        self.attention = SelfAttention(hidden, heads, additive_mask)
         self.norm1 = nn.LayerNorm(hidden, eps=1e-12)
         self.ffn_in = nn.Linear(hidden, ffn)
         self.ffn_out = nn.Linear(ffn, hidden)
@@ -56,13 +63,14 @@ class EncoderLayer(nn.Module):
 
 class Bert(nn.Module):
     def __init__(self, vocab=1000, hidden=64, heads=4, layers=2, ffn=None, max_positions=512,
-                 pooling="mean"):
+                 pooling="mean", additive_mask=False):
         super().__init__()
         self.word = nn.Embedding(vocab, hidden)
         self.position = nn.Embedding(max_positions, hidden)
         self.token_type = nn.Embedding(2, hidden)
         self.norm = nn.LayerNorm(hidden, eps=1e-12)
-        self.layers = nn.ModuleList(EncoderLayer(hidden, heads, ffn or 4 * hidden) for _ in range(layers))
+        self.layers = nn.ModuleList(EncoderLayer(hidden, heads, ffn or 4 * hidden, additive_mask)
+                                    for _ in range(layers))
         self.register_buffer("position_ids", torch.arange(max_positions)[None, :], persistent=False)
         self.pooling = pooling
 
@@ -96,14 +104,17 @@ SIZES = {"test": dict(vocab=1000, hidden=64, heads=4, layers=2, batch=2, seq=16)
          "bench": dict(vocab=8000, hidden=256, heads=4, layers=4, batch=8, seq=128)}
 
 
-def models(size="test", pooling="mean"):
+def models(size="test", pooling="mean", additive_mask=False):
     """{"bert": (factory, example_feeds)}: factory() builds the seeded module in eval mode,
-    example_feeds is {"input_ids": int64 [batch, seq], "attention_mask": int64 [batch, seq]}."""
+    example_feeds is {"input_ids": int64 [batch, seq], "attention_mask": int64 [batch, seq]}.
+    pooling: "mean" (masked mean of the tokens) or "cls" (the first token); additive_mask:
+    mask the attention scores the Hugging Face way (add (1 - mask) * finfo.min)."""
     s = SIZES[size]
 
     def factory():
         torch.manual_seed(0)
-        module = Bert(s["vocab"], s["hidden"], s["heads"], s["layers"], pooling=pooling)
+        module = Bert(s["vocab"], s["hidden"], s["heads"], s["layers"], pooling=pooling,
+                      additive_mask=additive_mask)
         # fresh LayerNorms are all ones / zeros (an exporter then shares one initializer
         # among them, and a wrong scale or shift would go unnoticed): make each distinct
         with torch.no_grad():
