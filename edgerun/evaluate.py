@@ -318,6 +318,12 @@ def split(x, axis, sizes):
     return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
+def dynamic_reshape(inputs, shape):
+    """inputs[0] reshaped to shape, where an entry [i, k] is dim k of inputs[i]."""
+    target = [np.shape(inputs[d[0]])[d[1]] if isinstance(d, list) else d for d in shape]
+    return np.reshape(inputs[0], target)
+
+
 CAST_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 
@@ -387,6 +393,8 @@ def transformer_function(node):
         return _f32(lambda a, b: np.power(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
     if op == "Sqrt":
         return _f32(np.sqrt)
+    if op == "DynamicReshape":
+        return lambda *xs: dynamic_reshape(xs, attrs["shape"])
     if op == "Expand":
         shape = tuple(attrs["shape"])
         return lambda x: np.array(np.broadcast_to(x, np.broadcast_shapes(np.shape(x), shape)))

@@ -744,6 +744,7 @@ ARITY.update({"Gelu": (1,), "Erf": (1,), "LayerNorm": (2, 3), "MatMul": (2,), "T
               "Split": (1,), "Slice": (1, 2), "Gather": (1, 2), "Cast": (1,), "Where": (3,),
               "Equal": (2,), "ReduceMean": (1,), "ReduceSum": (1,), "Sub": (2,), "Div": (2,),
               "Pow": (2,), "Sqrt": (1,), "Expand": (1,)})
+# DynamicReshape: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
 MAX_PIECES = 1 << 12     # Concat inputs / Split outputs: far beyond any real model
 MAX_GATHER_INDICES = 1 << 16
 INT64 = (-2**63, 2**63 - 1)
@@ -817,7 +818,7 @@ def _check_attrs(node):
 
 TRANSFORMER_OPS = ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice",
                    "Gather", "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div",
-                   "Pow", "Sqrt", "Expand")
+                   "Pow", "Sqrt", "Expand", "DynamicReshape")
 
 
 def _axis(attrs, key, where, default=None):
@@ -898,6 +899,22 @@ def _check_transformer_attrs(node, where, attrs):
                 _fail(where, f"axes {axes} repeat an axis")
         if attrs.get("keepdims", 1) not in (0, 1) or type(attrs.get("keepdims", 1)) is not int:
             _fail(where, f"keepdims must be 0 or 1, got {attrs.get('keepdims')!r:.40}")
+    elif op == "DynamicReshape":
+        if not 1 <= len(node.inputs) <= MAX_PIECES:
+            _fail(where, f"DynamicReshape takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
+        shape = _list(attrs.get("shape"), f"{where} shape")
+        if len(shape) > MAX_NDIM:
+            _fail(where, f"DynamicReshape to {len(shape)} dimensions, at most {MAX_NDIM} allowed")
+        for d in shape:
+            if isinstance(d, list):
+                if len(d) != 2:
+                    _fail(where, f"a run-time dim must be [input, axis], got {d!r:.40}")
+                _int(d[0], f"{where} shape input", 0, len(node.inputs) - 1)
+                _int(d[1], f"{where} shape axis", -MAX_NDIM, MAX_NDIM - 1)
+            else:
+                _int(d, f"{where} shape", -1, MAX_DIM)
+        if shape.count(-1) > 1:
+            _fail(where, "DynamicReshape shape may hold at most one -1")
     elif op == "Expand":
         shape = _int_list(attrs, "shape", where, 0, MAX_DIM)
         count = 1

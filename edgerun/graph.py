@@ -47,6 +47,10 @@ unless said otherwise; integer constants are stored as float32 tensors):
     Sub, Div, Pow inputs [a, b]          numpy broadcasting (between activations too)
     Sqrt                                 elementwise
     Expand   attrs {"shape": [int]}      numpy broadcasting of x to shape (ONNX Expand)
+    DynamicReshape inputs [x, source...] attrs {"shape": [int | [input, axis]]}: reshape x
+             to a shape read partly at run time: [i, k] is dim k of input i (0 is x itself),
+             -1 (at most one) is inferred, other ints are literal sizes; for the attention
+             reshapes whose run-time dims move ([N*heads, S, d] -> [N, heads, S, d])
 
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
@@ -80,7 +84,8 @@ OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", 
        "Conv2d", "MaxPool", "AveragePool", "GlobalAveragePool", "Clip")
 # transformer encoders (BERT-style)
 OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice", "Gather",
-        "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand")
+        "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
+        "DynamicReshape")
 
 
 def conv_weight_shape(node, weight):

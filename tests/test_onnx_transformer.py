@@ -324,6 +324,9 @@ BAD_ATTRS = [
     ("ReduceMean", {"axes": [1, 1]}, "repeat"),
     ("Expand", {"shape": [2**30, 2**30]}, "elements"),
     ("Concat", {"axis": "0"}, "axis"),
+    ("DynamicReshape", {"shape": [[3, 0], [0, 1], 4]}, "input"),
+    ("DynamicReshape", {"shape": [-1, -1, 4]}, "at most one -1"),
+    ("DynamicReshape", {"shape": [[0], 1]}, "input, axis"),
 ]
 
 
@@ -349,6 +352,9 @@ def bad_attr_model(op):
         return [helper.make_node("ReduceMean", ["x"], ["y"], name="n", axes=[1])], UNARY, init, 17
     if op == "Expand":
         return [helper.make_node("Expand", ["x", "s"], ["y"], name="n")], UNARY, [("s", np.array([2, 1, 1, 1]))], 17
+    if op == "DynamicReshape":
+        return [helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="n")], [("x", F, ["N", "S", 4])], \
+            [("a", np.array([0]))], 17
     return [helper.make_node("Concat", ["x", "x"], ["y"], name="n", axis=1)], UNARY, init, 17
 
 
@@ -532,24 +538,76 @@ def test_bert_with_a_float_attention_mask():
                                atol=1e-5 * float(np.abs(want).max()))
 
 
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_torch_transformer_encoder_layer_is_refused_cleanly(dynamo):
-    """nn.TransformerEncoderLayer: torch's multi-head attention computes its reshapes from
-    batch * heads (Mod / Mul on run-time dims), which edgerun's shapes cannot express yet.
-    (Called directly, the TorchScript exporter of torch 2.13 fails inside torch itself, so
-    the layer is wrapped.)  The import must fail with UnsupportedOpError naming node and opset."""
+class WrappedEncoderLayer:
+    """nn.TransformerEncoderLayer(batch_first=True) behind a module of our own: called
+    directly, torch 2.13's TorchScript exporter fails inside torch (is_causal as a Tensor)."""
+
+    def __new__(cls, activation="relu", norm_first=False):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True,
+                                                              activation=activation, norm_first=norm_first)
+
+            def forward(self, x):
+                return self.layer(x)
+
+        torch.manual_seed(0)
+        return Wrapped().eval()
+
+
+@pytest.mark.parametrize("activation, norm_first", [("relu", False), ("gelu", True)])
+def test_torch_transformer_encoder_layer_dynamo(activation, norm_first):
+    """torch's multi-head attention reshapes [S, N*heads, d] <-> [N, heads, S, d]: run-time
+    dims that move, imported as DynamicReshape; any batch and sequence length."""
     torch = pytest.importorskip("torch")
     torch_export = pytest.importorskip("torch_export")
+    model = torch_export.export(WrappedEncoderLayer(activation, norm_first), torch.randn(2, 5, 32),
+                                dynamo=True, dynamic=(0, 1))
+    graph = edgerun.import_onnx(model)
+    assert "DynamicReshape" in ops(graph) and "LayerNorm" in ops(graph)
+    session = Session(graph)
+    for batch, seq in [(2, 5), (3, 9)]:
+        x = randn(batch, seq, 32, seed=batch)
+        want = ort(model, {"x": x})["y"]
+        np.testing.assert_allclose(session.run(x), want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
-    class Wrapped(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
 
-        def forward(self, x):
-            return self.layer(x)
+def test_torch_transformer_encoder_layer_torchscript():
+    """The TorchScript tracer bakes the example's sequence length into the attention
+    reshapes (onnxruntime fails on any other length too): checked at two batch sizes."""
+    torch = pytest.importorskip("torch")
+    torch_export = pytest.importorskip("torch_export")
+    model = torch_export.export(WrappedEncoderLayer(), torch.randn(2, 5, 32), dynamo=False, dynamic=(0, 1))
+    graph = edgerun.import_onnx(model)
+    for batch in (1, 3):
+        x = randn(batch, 5, 32, seed=batch)
+        want = ort(model, {"x": x})["y"]
+        np.testing.assert_allclose(Session(graph).run(x), want, rtol=1e-5,
+                                   atol=1e-5 * float(np.abs(want).max()))
 
-    torch.manual_seed(0)
-    model = torch_export.export(Wrapped().eval(), torch.randn(2, 5, 32), dynamo=dynamo, dynamic=(0, 1))
-    with pytest.raises(UnsupportedOpError, match=r"node '.+' uses \w+ \(opset \d+\)"):
-        edgerun.import_onnx(model)
+
+def test_run_time_dims_that_move_become_dynamic_reshape(tmp_path):
+    """[N, S, 4] -> transpose -> reshape to (N, S, 2, 2) read from Shape(x); flatten to
+    [N*S, 4] and back to [N, S, 4]: neither is a Reshape of 0s and one -1."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+             helper.make_node("Gather", ["shape", "i0"], ["n"], name="n"),
+             helper.make_node("Gather", ["shape", "i1"], ["s"], name="s"),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="n1"),
+             helper.make_node("Unsqueeze", ["s", "axes"], ["s1"], name="s1"),
+             helper.make_node("Transpose", ["x"], ["t"], name="t", perm=[1, 0, 2]),
+             helper.make_node("Concat", ["n1", "s1", "two", "two"], ["nss"], name="cat", axis=0),
+             helper.make_node("Reshape", ["t", "nss"], ["y"], name="moved"),
+             helper.make_node("Reshape", ["x", "flat"], ["f"], name="flatten"),
+             helper.make_node("Relu", ["f"], ["r"], name="relu"),
+             helper.make_node("Reshape", ["r", "shape"], ["back"], name="unflatten"),
+             helper.make_node("Unsqueeze", ["back", "axes"], ["y2"], name="unsqueeze")]
+    model = model_of(nodes, [("x", F, ["N", "S", 4])], [("y", F, None), ("y2", F, None)],
+                     [("i0", np.array(0)), ("i1", np.array(1)), ("axes", np.array([0])),
+                      ("two", np.array([2])), ("flat", np.array([-1, 4]))])
+    graph = check(model, {"x": randn(3, 5, 4)}, tmp_path)
+    assert ops(graph).count("DynamicReshape") == 3
+    unflatten = next(n for n in graph.nodes if n.name == "unflatten")
+    assert unflatten.inputs == ["r", "x"] and unflatten.attrs["shape"] == [[1, 0], [1, 1], 4]

@@ -780,8 +780,10 @@ class _Importer:
                                  f"(a 0) of {x!r}, which has only {len(in_shape)} dims")
             attr_shape.append(entry)
             out_shape.append(in_shape[i] if entry == 0 and i < len(in_shape) else entry)
-        if attr_shape.count(-1) > 1:
-            raise self._unsupported(f" to {target_values}: more than one dim is only known at run time")
+        if attr_shape.count(-1) > 1:       # run-time dims that move: read them at run time
+            wanted = [entry if isinstance(entry, str) else in_shape[i] if int(entry) == 0 else int(entry)
+                      for i, entry in enumerate(target_values)]
+            return self._dynamic_reshape(x, wanted, node.output[0], f" to {target_values}")
         if unresolved:
             pass  # the one unknown entry became -1 and keeps its symbol as the output dim
         elif -1 in attr_shape:
@@ -871,7 +873,10 @@ class _Importer:
                 raise ShapeError(f"node {self.node_name!r}: cannot squeeze dims {sorted(axes)} "
                                  f"of {x!r} {tuple(shape)}: they must be 1")
             shape = [d for i, d in enumerate(shape) if i not in axes]
-        target = self._reshape_target(self.shapes[x], shape)
+        try:
+            target = self._reshape_target(self.shapes[x], shape)
+        except UnsupportedOpError:          # several run-time dims move: read them at run time
+            return self._dynamic_reshape(x, shape, node.output[0])
         self._emit("Reshape", [x], node.output[0], shape, {"shape": target})
 
     def _reshape_target(self, in_shape, out_shape, detail=""):
@@ -1159,6 +1164,39 @@ class _Importer:
                 attr.append(int(d))
                 out.append(padded[i] if int(d) == 1 else int(d))
         self._emit("Expand", [x], node.output[0], out, {"shape": attr})
+
+    def _op_Mod(self, node):
+        """Only on constants (torch's attention checks sizes with it)."""
+        self._shape_op(node)
+
+    def _dynamic_reshape(self, x, wanted, output, detail=""):
+        """Reshape x to `wanted` (ints, -1, or symbolic dims) as a DynamicReshape: each
+        symbolic dim is read at run time from a dim of x that has it, else from the graph
+        input it came from; at most one dim is left to infer."""
+        in_shape = self.shapes[x]
+        inputs, shape, out = [x], [], []
+        for d in wanted:
+            if isinstance(d, str) and d in in_shape:
+                shape.append([0, in_shape.index(d)])
+            elif isinstance(d, str) and d in self.symbol_source:
+                source, axis = self.symbol_source[d]
+                if source not in inputs:
+                    inputs.append(source)
+                shape.append([inputs.index(source), axis])
+            elif isinstance(d, str):
+                shape.append(-1)
+            else:
+                shape.append(int(d))
+            out.append(d)
+        if shape.count(-1) > 1:
+            raise self._unsupported(f"{detail} giving shape {tuple(wanted)}: more than one dim is "
+                                    "only known at run time")
+        if -1 in shape:
+            i = shape.index(-1)
+            out[i] = out[i] if isinstance(out[i], str) else _infer_dim(
+                in_shape, [d for j, d in enumerate(out) if j != i], self._fresh_symbol, self.node_name)
+        self._emit("DynamicReshape", inputs, output, out, {"shape": shape},
+                   dtype=self.dtypes.get(x, "float32"))
 
     # -- decomposed patterns, fused before import ----------------------------------
 
@@ -1617,9 +1655,33 @@ def _fold_arithmetic(function):
     def fold(importer, values, attrs):
         a, b = values[0], values[1]
         if a.dtype == object or b.dtype == object:
+            if function is np.multiply:     # N * heads: a product of run-time dims
+                return _symbolic_product(a, b)
             raise importer._unsupported(" of run-time dims")
         return function(a, b)
     return fold
+
+
+def _symbolic_product(a, b):
+    """Elementwise product of shape values holding symbolic dims: a symbol times an int
+    (or a symbol) is the symbol "k*N" (factors sorted, so equal products compare equal)."""
+    def times(x, y):
+        if isinstance(x, str) or isinstance(y, str):
+            factors, k = [], 1
+            for part in (str(x).split("*") + str(y).split("*")):
+                if part.lstrip("-").isdigit():
+                    k *= int(part)
+                else:
+                    factors.append(part)
+            if k == 0:
+                return 0
+            return "*".join(([str(k)] if k != 1 else []) + sorted(factors))
+        return int(x) * int(y)
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+    out = np.empty(a.shape, dtype=object)
+    for index in np.ndindex(a.shape):
+        out[index] = times(a[index], b[index])
+    return out
 
 
 def _integer_aware_divide(a, b):
@@ -1661,6 +1723,7 @@ _FOLD = {
 # constant folds of the transformer ops
 _FOLD.update({
     "Pow": _fold_arithmetic(np.power),
+    "Mod": lambda imp, v, a: (np.fmod if a.get("fmod", 0) else np.mod)(v[0], v[1]),
     "Sqrt": lambda imp, v, a: np.sqrt(v[0]),
     "Erf": lambda imp, v, a: _erf(v[0]),
     "Expand": lambda imp, v, a: np.array(np.broadcast_to(
