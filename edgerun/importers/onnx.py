@@ -54,7 +54,11 @@ its dynamo exporter at opset 18 verified against onnxruntime):
     Where, Equal, Sub, Div, Pow, Sqrt, Erf, ReduceMean, ReduceSum
                               -> the same op, between activations and constants (integer
                                  constants such as a mask's 0 are stored as float32)
+    Reshape, Unsqueeze, Squeeze -> DynamicReshape when more than one run-time dim moves
+    Mod                       -> folded (on constants only)
     INT64 / INT32 graph inputs (input_ids, attention_mask) keep their type.
+    torch's nn.TransformerEncoderLayer (batch_first) imports too (dynamo: any batch and
+    sequence length; TorchScript: the tracer bakes in the example's sequence length).
 
 Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
@@ -63,8 +67,11 @@ Everything else raises edgerun.UnsupportedOpError naming the op, the node and th
 Every float is imported as float32 (float16 / double / bfloat16 initializers are converted,
 and FLOAT16 / DOUBLE graph inputs become float32 inputs); integer initializers are accepted
 where a shape or an index is expected, and as small constants of elementwise ops.
-Symbolic dims of a graph input may stand for run-time lengths (batch and sequence); a
-shape computed with arithmetic on them (N * heads) is not supported yet.  Dropout is dropped whatever its training_mode.
+Symbolic dims of a graph input stand for run-time lengths (batch and sequence).  Products
+of them (N * heads) are tracked as symbols too ("4*N"); a Reshape / Unsqueeze / Squeeze
+whose run-time dims change position (torch's attention: [S, N*heads, d] -> [N, heads, S, d])
+becomes a DynamicReshape that reads those dims at run time from the input or from the
+graph input they came from.  Other arithmetic on run-time dims is not supported.  Dropout is dropped whatever its training_mode.
 
 Names: nodes keep their ONNX names (an unnamed one becomes "<Op>_<index>"); a weight keeps its
 initializer's name, also when transposed or scaled, unless that name already holds other
