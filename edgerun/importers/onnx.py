@@ -1219,7 +1219,7 @@ class _Importer:
             if node.op_type == "Constant" and len(node.attribute) == 1:
                 attr = node.attribute[0]
                 if attr.name == "value":
-                    static[node.output[0]] = self.onnx.numpy_helper.to_array(attr.t)
+                    static[node.output[0]] = self._tensor_array(attr.t)
                 elif attr.name in ("value_float", "value_int"):
                     static[node.output[0]] = np.asarray(helper.get_attribute_value(attr))
             elif node.op_type == "Identity" and node.input and node.input[0] in static:
