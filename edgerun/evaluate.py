@@ -197,9 +197,9 @@ def op_function(node):
     if op == "Softmax":
         return lambda x: softmax(x, attrs.get("axis", -1))
     if op == "Add":
-        return lambda a, b: (a + b).astype(np.float32, copy=False)
+        return _arith(np.add)
     if op == "Mul":
-        return lambda a, b: (a * b).astype(np.float32, copy=False)
+        return _arith(np.multiply)
     if op == "Flatten":
         return lambda x: flatten(x, attrs.get("axis", 1))
     if op == "Reshape":
@@ -318,10 +318,28 @@ def split(x, axis, sizes):
     return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
+def dynamic_shape(inputs, shape):
+    """shape with each entry [i, k] replaced by dim k of inputs[i] (read at run time)."""
+    return [np.shape(inputs[d[0]])[d[1]] if isinstance(d, list) else d for d in shape]
+
+
 def dynamic_reshape(inputs, shape):
     """inputs[0] reshaped to shape, where an entry [i, k] is dim k of inputs[i]."""
-    target = [np.shape(inputs[d[0]])[d[1]] if isinstance(d, list) else d for d in shape]
-    return np.reshape(inputs[0], target)
+    return np.reshape(inputs[0], dynamic_shape(inputs, shape))
+
+
+COMPARE = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
+           "LessOrEqual": np.less_equal, "And": np.logical_and, "Or": np.logical_or}
+
+
+def _same_kind(a, b):
+    """Comparison operands: an integer activation against a float32-stored integer constant
+    compares as integers (as in the ONNX model)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if (a.dtype.kind in "iu") != (b.dtype.kind in "iu") and "b" not in (a.dtype.kind, b.dtype.kind):
+        dtype = a.dtype if a.dtype.kind in "iu" else b.dtype
+        return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    return a, b
 
 
 CAST_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
@@ -330,6 +348,20 @@ CAST_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "boo
 def _float32(array):
     """Float results as float32 (numpy promotes float32 with int64 to float64); ints unchanged."""
     return array.astype(np.float32, copy=False) if array.dtype.kind == "f" else array
+
+
+def _arith(function):
+    """A binary op: float32 results, except between integers.  Integer constants are
+    stored as float32 tensors, so with an integer activation (index arithmetic on ids
+    and positions) the constant is converted back to the activation's type."""
+    def run(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        kinds = (a.dtype.kind in "iu", b.dtype.kind in "iu")
+        if kinds[0] != kinds[1]:
+            dtype = a.dtype if kinds[0] else b.dtype
+            a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        return _float32(function(a, b))
+    return run
 
 
 def _f32(function):
@@ -386,7 +418,7 @@ def transformer_function(node):
     if op == "ReduceSum":
         return _reduce(np.sum, attrs)
     if op == "Sub":
-        return _f32(np.subtract)
+        return _arith(np.subtract)
     if op == "Div":
         return _f32(np.divide)
     if op == "Pow":
@@ -395,9 +427,19 @@ def transformer_function(node):
         return _f32(np.sqrt)
     if op == "DynamicReshape":
         return lambda *xs: dynamic_reshape(xs, attrs["shape"])
+    if op in COMPARE:
+        return lambda a, b: COMPARE[op](*_same_kind(a, b))
+    if op == "Not":
+        return np.logical_not
+    if op == "Dims":
+        return lambda *xs: np.asarray(dynamic_shape(xs, attrs["values"]), dtype=np.int64).reshape(
+            attrs.get("shape", [-1]))
+    if op == "Range":
+        return lambda limit: np.arange(attrs["start"], int(np.asarray(limit).reshape(-1)[0]),
+                                       attrs["delta"], dtype=np.int64)
     if op == "Expand":
-        shape = tuple(attrs["shape"])
-        return lambda x: np.array(np.broadcast_to(x, np.broadcast_shapes(np.shape(x), shape)))
+        return lambda *xs: np.array(np.broadcast_to(
+            xs[0], np.broadcast_shapes(np.shape(xs[0]), tuple(dynamic_shape(xs, attrs["shape"])))))
     return None
 
 

@@ -744,7 +744,10 @@ ARITY.update({"Gelu": (1,), "Erf": (1,), "LayerNorm": (2, 3), "MatMul": (2,), "T
               "Split": (1,), "Slice": (1, 2), "Gather": (1, 2), "Cast": (1,), "Where": (3,),
               "Equal": (2,), "ReduceMean": (1,), "ReduceSum": (1,), "Sub": (2,), "Div": (2,),
               "Pow": (2,), "Sqrt": (1,), "Expand": (1,)})
-# DynamicReshape: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
+# DynamicReshape, Dims, Expand: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
+ARITY.update({"Greater": (2,), "GreaterOrEqual": (2,), "Less": (2,), "LessOrEqual": (2,),
+              "And": (2,), "Or": (2,), "Not": (1,), "Range": (1,)})
+del ARITY["Expand"]
 MAX_PIECES = 1 << 12     # Concat inputs / Split outputs: far beyond any real model
 MAX_GATHER_INDICES = 1 << 16
 INT64 = (-2**63, 2**63 - 1)
@@ -818,7 +821,8 @@ def _check_attrs(node):
 
 TRANSFORMER_OPS = ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice",
                    "Gather", "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div",
-                   "Pow", "Sqrt", "Expand", "DynamicReshape")
+                   "Pow", "Sqrt", "Expand", "DynamicReshape",
+                   "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range")
 
 
 def _axis(attrs, key, where, default=None):
@@ -900,28 +904,45 @@ def _check_transformer_attrs(node, where, attrs):
         if attrs.get("keepdims", 1) not in (0, 1) or type(attrs.get("keepdims", 1)) is not int:
             _fail(where, f"keepdims must be 0 or 1, got {attrs.get('keepdims')!r:.40}")
     elif op == "DynamicReshape":
-        if not 1 <= len(node.inputs) <= MAX_PIECES:
-            _fail(where, f"DynamicReshape takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
-        shape = _list(attrs.get("shape"), f"{where} shape")
-        if len(shape) > MAX_NDIM:
-            _fail(where, f"DynamicReshape to {len(shape)} dimensions, at most {MAX_NDIM} allowed")
-        for d in shape:
-            if isinstance(d, list):
-                if len(d) != 2:
-                    _fail(where, f"a run-time dim must be [input, axis], got {d!r:.40}")
-                _int(d[0], f"{where} shape input", 0, len(node.inputs) - 1)
-                _int(d[1], f"{where} shape axis", -MAX_NDIM, MAX_NDIM - 1)
-            else:
-                _int(d, f"{where} shape", -1, MAX_DIM)
+        shape = _run_time_dims(node, where, attrs, "shape", -1)
         if shape.count(-1) > 1:
             _fail(where, "DynamicReshape shape may hold at most one -1")
     elif op == "Expand":
-        shape = _int_list(attrs, "shape", where, 0, MAX_DIM)
+        shape = _run_time_dims(node, where, attrs, "shape", 0)
         count = 1
         for d in shape:
-            count *= max(d, 1)
+            count *= max(d, 1) if type(d) is int else 1
         if count > MAX_DIM:
             _fail(where, f"Expand to {shape}: more than {MAX_DIM} elements")
+    elif op == "Dims":
+        values = _run_time_dims(node, where, attrs, "values", 0)
+        shape = _int_list(attrs, "shape", where, -1, MAX_DIM) if "shape" in attrs else [-1]
+        if len(shape) > 1 or shape not in ([-1], [len(values)], []) or (shape == [] and len(values) != 1):
+            _fail(where, f"shape {shape} must be [], [-1] or [{len(values)}] for {len(values)} values")
+    elif op == "Range":
+        for key in ("start", "delta"):
+            _int(attrs.get(key), f"{where} {key}", *INT64)
+        if attrs["delta"] == 0:
+            _fail(where, "Range delta must not be 0")
+
+
+def _run_time_dims(node, where, attrs, key, lo):
+    """attrs[key]: at most MAX_NDIM entries, each an int >= lo or [input, axis] naming one
+    of the node's inputs (1 to MAX_PIECES of them)."""
+    if not 1 <= len(node.inputs) <= MAX_PIECES:
+        _fail(where, f"{node.op} takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
+    values = _list(attrs.get(key), f"{where} {key}")
+    if len(values) > MAX_NDIM:
+        _fail(where, f"{key} holds {len(values)} entries, at most {MAX_NDIM} allowed")
+    for d in values:
+        if isinstance(d, list):
+            if len(d) != 2:
+                _fail(where, f"a run-time dim must be [input, axis], got {d!r:.40}")
+            _int(d[0], f"{where} {key} input", 0, len(node.inputs) - 1)
+            _int(d[1], f"{where} {key} axis", -MAX_NDIM, MAX_NDIM - 1)
+        else:
+            _int(d, f"{where} {key}", lo, MAX_DIM)
+    return values
 
 
 def _check_conv_pads(graph, node):

@@ -51,6 +51,13 @@ unless said otherwise; integer constants are stored as float32 tensors):
              to a shape read partly at run time: [i, k] is dim k of input i (0 is x itself),
              -1 (at most one) is inferred, other ints are literal sizes; for the attention
              reshapes whose run-time dims move ([N*heads, S, d] -> [N, heads, S, d])
+    Greater, GreaterOrEqual, Less, LessOrEqual, And, Or inputs [a, b] -> bool; Not
+    Dims     inputs [source...]          attrs {"values": [int | [input, axis]], "shape": [int]}:
+             an int64 array of sizes read at run time (the batch or sequence length as a
+             value, for index arithmetic such as batch_index * S + position)
+    Range    inputs [limit]              attrs {"start": int, "delta": int}: int64
+             arange(start, limit, delta) with limit a run-time int64 scalar
+    (Expand's "shape" entries may also be [input, axis], read from extra inputs at run time)
 
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
@@ -85,7 +92,8 @@ OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", 
 # transformer encoders (BERT-style)
 OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice", "Gather",
         "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
-        "DynamicReshape")
+        "DynamicReshape",
+        "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range")
 
 
 def conv_weight_shape(node, weight):
