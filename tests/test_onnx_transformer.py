@@ -278,10 +278,44 @@ def test_reduce_mean(opset, keepdims, tmp_path):
     assert ops(graph) == ["ReduceMean"]
 
 
-def test_gather_of_an_activation_by_run_time_indices_is_unsupported():
-    node = helper.make_node("Gather", ["x", "ids"], ["y"], name="dynamic_pick", axis=1)
-    model = model_of([node], [("x", F, ["N", 5]), ("ids", I64, ["N", 2])], [("y", F, None)])
-    with pytest.raises(UnsupportedOpError, match=r"'dynamic_pick' uses Gather \(opset 17\)"):
+def test_gather_of_an_activation_by_run_time_indices(tmp_path):
+    """Index arithmetic on a mask (how Hugging Face builds its attention masks): flat
+    indices batch * S + position computed from Range and the run-time S, then gathered."""
+    nodes = [helper.make_node("Shape", ["mask"], ["shape"], name="shape"),
+             helper.make_node("Gather", ["shape", "i0"], ["n"], name="n"),
+             helper.make_node("Gather", ["shape", "i1"], ["s"], name="s"),
+             helper.make_node("Range", ["zero", "n", "one"], ["batch"], name="batch_range"),
+             helper.make_node("Range", ["zero", "s", "one"], ["pos"], name="pos_range"),
+             helper.make_node("Unsqueeze", ["batch", "ax1"], ["b2"], name="b2"),
+             helper.make_node("Mul", ["b2", "s"], ["base"], name="base"),
+             helper.make_node("Add", ["base", "pos"], ["flat_index"], name="flat_index"),
+             helper.make_node("Flatten", ["mask"], ["flat"], name="flatten", axis=0),
+             helper.make_node("Reshape", ["flat", "minus_one"], ["flat1"], name="flat1"),
+             helper.make_node("Gather", ["flat1", "flat_index"], ["picked"], name="dynamic_pick"),
+             helper.make_node("GreaterOrEqual", ["pos", "zero"], ["valid"], name="ge"),
+             helper.make_node("Cast", ["picked"], ["keep"], name="to_bool", to=TensorProto.BOOL),
+             helper.make_node("And", ["keep", "valid"], ["both"], name="and"),
+             helper.make_node("Not", ["both"], ["pad"], name="not"),
+             helper.make_node("Expand", ["pad", "target"], ["pad4"], name="expand"),
+             helper.make_node("Where", ["pad4", "neg", "x"], ["y"], name="where")]
+    model = model_of(nodes, [("x", F, ["N", 2, "S", "S"]), ("mask", I64, ["N", "S"])], [("y", F, None)],
+                     [("i0", np.array(0)), ("i1", np.array(1)), ("zero", np.array(0)), ("one", np.array(1)),
+                      ("ax1", np.array([1])), ("minus_one", np.array([-1])), ("neg", np.float32(-1e9)),
+                      ("target", np.array([1, 2, 1, 1]))])
+    # the Expand target [1, 2, 1, 1] against [N, 1?, ...]: make the mask [N, 1, 1, S] first
+    model.graph.node[-2].input[0] = "pad_4d"
+    model.graph.node.insert(len(model.graph.node) - 2, helper.make_node(
+        "Unsqueeze", ["pad", "ax12"], ["pad_4d"], name="pad_4d"))
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([1, 2]), "ax12"))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=np.int64)
+    graph = check(model, {"x": randn(3, 2, 4, 4), "mask": mask}, tmp_path)
+    assert {"Range", "Dims", "Gather", "GreaterOrEqual", "And", "Not", "Expand"} <= set(ops(graph))
+
+
+def test_unsupported_ops_name_op_node_and_opset():
+    node = helper.make_node("GatherND", ["x", "i"], ["y"], name="nd_pick")
+    model = model_of([node], [("x", F, ["N", 5]), ("i", I64, ["N", 1])], [("y", F, None)])
+    with pytest.raises(UnsupportedOpError, match=r"'nd_pick' uses GatherND \(opset 17\)"):
         edgerun.import_onnx(model)
 
 

@@ -93,7 +93,8 @@ SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Ad
              "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 # transformer encoders (BERT-style)
 SUPPORTED += ("Gelu", "Erf", "LayerNormalization", "Split", "Where", "Equal", "ReduceMean",
-              "ReduceSum", "Pow", "Sqrt", "Expand")
+              "ReduceSum", "Pow", "Sqrt", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
+              "And", "Or", "Not", "Range", "Mod")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -505,6 +506,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):    # index arithmetic: stays in the integer type
+            return self._elementwise("Sub" if negate_b else "Add", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):               # Add and Mul commute: keep the activation first
             a, b = b, a
         if self._is_const(b):
@@ -526,6 +529,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):
+            return self._elementwise("Mul", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):
             a, b = b, a
         if self._is_const(b):
@@ -541,6 +546,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):
+            return self._elementwise("Sub", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):
             # c - x = (-x) + c
             minus_b = self._negate(b)
@@ -910,7 +917,7 @@ class _Importer:
             return name
         array = self.consts[name]
         if array.dtype == object:
-            raise self._unsupported(f" of a run-time dim ({what} {name!r})")
+            return self._run_time_value(name, array)
         if array.dtype.kind in "iub":
             if array.size and np.abs(array.astype(np.int64)).max() >= 1 << 24:
                 raise self._unsupported(f" with integer {what} {name!r} beyond float32's exact range")
@@ -1083,10 +1090,14 @@ class _Importer:
         axis = int(self._attrs(node).get("axis", 0))
         if self._is_const(data) and self._is_const(indices):
             return self._fold(node)
-        if not self._is_const(data) and not self._is_const(indices):
-            raise self._unsupported(" of an activation by run-time indices")
         shape = self._shape_of(data)
         axis = self._axis(axis, len(shape))
+        if not self._is_const(data) and not self._is_const(indices):   # index arithmetic on a mask
+            if self.dtypes.get(indices) not in ("int64", "int32"):
+                raise self._unsupported(f" by the non-integer run-time indices {indices!r}")
+            self._emit("Gather", [data, indices], node.output[0],
+                       shape[:axis] + self.shapes[indices] + shape[axis + 1:], {"axis": axis})
+            return
         if self._is_const(data):                # an embedding lookup
             if axis != 0 or self.consts[data].dtype.kind not in "f":
                 raise self._unsupported(f" of the {self.consts[data].dtype} constant {data!r} "
@@ -1105,15 +1116,91 @@ class _Importer:
     def _op_Where(self, node):
         cond, a, b = self._inputs(node)[:3]
         if all(self._is_const(v) for v in (cond, a, b)):
-            raise self._unsupported(" of constants")
+            return self._fold(node)
         dtypes = {self.dtypes.get(v, "float32") for v in (a, b) if not self._is_const(v)}
         self._elementwise("Where", [cond, a, b], dtype=dtypes.pop() if len(dtypes) == 1 else None)
 
     def _op_Equal(self, node):
+        self._compare(node, "Equal")
+
+    def _compare(self, node, op):
         a, b = self._inputs(node)[:2]
         if self._is_const(a) and self._is_const(b):
-            raise self._unsupported(" of constants")
-        self._elementwise("Equal", [a, b], dtype="bool")
+            return self._fold(node)
+        self._elementwise(op, [a, b], dtype="bool")
+
+    def _op_Greater(self, node):
+        self._compare(node, "Greater")
+
+    def _op_GreaterOrEqual(self, node):
+        self._compare(node, "GreaterOrEqual")
+
+    def _op_Less(self, node):
+        self._compare(node, "Less")
+
+    def _op_LessOrEqual(self, node):
+        self._compare(node, "LessOrEqual")
+
+    def _op_And(self, node):
+        self._compare(node, "And")
+
+    def _op_Or(self, node):
+        self._compare(node, "Or")
+
+    def _op_Not(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            return self._fold(node)
+        self._emit("Not", [x], node.output[0], self.shapes[x], dtype="bool")
+
+    def _op_Range(self, node):
+        start, limit, delta = self._inputs(node)[:3]
+        if all(self._is_const(v) and self.consts[v].dtype != object for v in (start, limit, delta)):
+            return self._fold(node)
+        if not (self._is_const(start) and self._is_const(delta) and self._is_const(limit)) or \
+                self.consts[start].dtype.kind not in "iu" or self.consts[delta].dtype.kind not in "iu":
+            raise self._unsupported(" with a start, limit or delta that is not a constant integer "
+                                    "or a run-time length")
+        first, step = int(self.consts[start].reshape(-1)[0]), int(self.consts[delta].reshape(-1)[0])
+        if step == 0:
+            raise ShapeError(f"node {self.node_name!r}: Range delta is 0")
+        end = self.consts[limit].reshape(-1)[0]
+        length = end if first == 0 and step == 1 else self._fresh_symbol()
+        self._emit("Range", [self._operand(limit, "limit")], node.output[0], (length,),
+                   {"start": first, "delta": step}, dtype="int64")
+
+    def _integer_operands(self, a, b):
+        """Whether a binary op computes on integers: an integer activation, or a run-time
+        length (a constant holding a symbolic dim) as an operand."""
+        return any((not self._is_const(v) and self.dtypes.get(v, "float32") in ("int64", "int32"))
+                   or (self._is_const(v) and self.consts[v].dtype == object) for v in (a, b))
+
+    def _integer_dtype(self, a, b):
+        for v in (a, b):
+            if not self._is_const(v) and self.dtypes.get(v) in ("int64", "int32"):
+                return self.dtypes[v]
+        return "int64"
+
+    def _run_time_value(self, name, array):
+        """A constant holding symbolic dims (a shape value such as [N, S]) as a Dims node
+        that reads those sizes at run time from the graph inputs they came from."""
+        if array.ndim > 1:
+            raise self._unsupported(f" of the {array.ndim}-D shape value {name!r}")
+        sources, values = [], []
+        for d in array.reshape(-1):
+            if not isinstance(d, str):
+                values.append(int(d))
+                continue
+            if d not in self.symbol_source:
+                raise self._unsupported(f" of the run-time dim {d!r} (not a dim of a graph input)")
+            source, axis = self.symbol_source[d]
+            if source not in sources:
+                sources.append(source)
+            values.append([sources.index(source), axis])
+        output = self._unique(f"{name}/dims")
+        return self._emit("Dims", sources, output, array.shape,
+                          {"values": values, "shape": list(array.shape)},
+                          name=f"{self.node_name}/dims", dtype="int64")
 
     def _op_Pow(self, node):
         a, b = self._inputs(node)[:2]
@@ -1160,17 +1247,23 @@ class _Importer:
         wanted = list(self.consts[target].reshape(-1))
         rank = max(len(shape), len(wanted))
         padded = (1,) * (rank - len(shape)) + tuple(shape)
-        attr, out = [], []
+        inputs, attr, out = [x], [], []
         for i, d in enumerate((1,) * (rank - len(wanted)) + tuple(wanted)):
-            if isinstance(d, str):              # a symbolic dim x already has: broadcasting keeps it
-                if padded[i] != d:
+            if isinstance(d, str):
+                if padded[i] == d:              # a symbolic dim x already has: broadcasting keeps it
+                    attr.append(1)
+                elif d in self.symbol_source:   # read at run time from the graph input it came from
+                    source, axis = self.symbol_source[d]
+                    if source not in inputs:
+                        inputs.append(source)
+                    attr.append([inputs.index(source), axis])
+                else:
                     raise self._unsupported(f" to the run-time dim {d!r}")
-                attr.append(1)
                 out.append(d)
             else:
                 attr.append(int(d))
                 out.append(padded[i] if int(d) == 1 else int(d))
-        self._emit("Expand", [x], node.output[0], out, {"shape": attr})
+        self._emit("Expand", inputs, node.output[0], out, {"shape": attr})
 
     def _op_Mod(self, node):
         """Only on constants (torch's attention checks sizes with it)."""
@@ -1731,6 +1824,19 @@ _FOLD = {
 _FOLD.update({
     "Pow": _fold_arithmetic(np.power),
     "Mod": lambda imp, v, a: (np.fmod if a.get("fmod", 0) else np.mod)(v[0], v[1]),
+    "Equal": lambda imp, v, a: np.asarray(v[0] == v[1]) if v[0].dtype != object and v[1].dtype != object
+        else np.vectorize(lambda x, y: x == y, otypes=[bool])(v[0], v[1]),
+    "Where": lambda imp, v, a: np.where(v[0].astype(bool), v[1], v[2]),
+    "Not": lambda imp, v, a: np.logical_not(v[0]),
+    "And": lambda imp, v, a: np.logical_and(v[0], v[1]),
+    "Or": lambda imp, v, a: np.logical_or(v[0], v[1]),
+    "Greater": _fold_arithmetic(np.greater),
+    "GreaterOrEqual": _fold_arithmetic(np.greater_equal),
+    "Less": _fold_arithmetic(np.less),
+    "LessOrEqual": _fold_arithmetic(np.less_equal),
+    "Range": lambda imp, v, a: np.arange(v[0].reshape(-1)[0], v[1].reshape(-1)[0], v[2].reshape(-1)[0])
+        if abs((int(v[1].reshape(-1)[0]) - int(v[0].reshape(-1)[0])) // max(abs(int(v[2].reshape(-1)[0])), 1))
+        <= _MAX_FOLDED_ELEMENTS else _too_large(imp),
     "Sqrt": lambda imp, v, a: np.sqrt(v[0]),
     "Erf": lambda imp, v, a: _erf(v[0]),
     "Expand": lambda imp, v, a: np.array(np.broadcast_to(
