@@ -11,6 +11,8 @@ purpose: it never calls the C kernels (the compressor must not need them).
 
 The elementwise functions are exported for the runtime to reuse.
 """
+import functools
+
 import numpy as np
 
 from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
@@ -328,6 +330,22 @@ def dynamic_reshape(inputs, shape):
     return np.reshape(inputs[0], dynamic_shape(inputs, shape))
 
 
+def gather_nd(data, indices):
+    """ONNX GatherND, batch_dims 0: indices [..., k] index the first k dims of data."""
+    data, indices = np.asarray(data), np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim < 1 or indices.shape[-1] > data.ndim:
+        raise ShapeError(f"GatherND indices must be integers [..., k] with k <= {data.ndim}, "
+                         f"got {indices.dtype} {list(indices.shape)}")
+    index = []
+    for axis in range(indices.shape[-1]):
+        i = indices[..., axis].astype(np.int64)
+        size = data.shape[axis]
+        if i.size and (i.min() < -size or i.max() >= size):
+            raise ShapeError(f"GatherND index out of range [{-size}, {size}) on axis {axis}")
+        index.append(i)
+    return data[tuple(index)]
+
+
 COMPARE = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
            "LessOrEqual": np.less_equal, "And": np.logical_and, "Or": np.logical_or}
 
@@ -431,6 +449,11 @@ def transformer_function(node):
         return lambda a, b: COMPARE[op](*_same_kind(a, b))
     if op == "Not":
         return np.logical_not
+    if op in ("Max", "Min"):
+        function = np.maximum if op == "Max" else np.minimum
+        return lambda *xs: _float32(functools.reduce(lambda a, b: function(*_same_kind(a, b)), xs))
+    if op == "GatherND":
+        return gather_nd
     if op == "Dims":
         return lambda *xs: np.asarray(dynamic_shape(xs, attrs["values"]), dtype=np.int64).reshape(
             attrs.get("shape", [-1]))

@@ -58,6 +58,9 @@ unless said otherwise; integer constants are stored as float32 tensors):
     Range    inputs [limit]              attrs {"start": int, "delta": int}: int64
              arange(start, limit, delta) with limit a run-time int64 scalar
     (Expand's "shape" entries may also be [input, axis], read from extra inputs at run time)
+    Max, Min inputs [x, ...]             elementwise over all inputs, numpy broadcasting
+    GatherND inputs [data, indices]      ONNX GatherND with batch_dims 0: indices [..., k]
+             pick data[i0, ..., ik-1] (run-time integer indices, checked against data)
 
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
@@ -93,7 +96,8 @@ OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", 
 OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice", "Gather",
         "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
         "DynamicReshape",
-        "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range")
+        "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
+        "Max", "Min", "GatherND")
 
 
 def conv_weight_shape(node, weight):

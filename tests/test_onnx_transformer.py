@@ -312,10 +312,31 @@ def test_gather_of_an_activation_by_run_time_indices(tmp_path):
     assert {"Range", "Dims", "Gather", "GreaterOrEqual", "And", "Not", "Expand"} <= set(ops(graph))
 
 
+def test_gather_nd_max_min(tmp_path):
+    nodes = [helper.make_node("GatherND", ["x", "i"], ["g"], name="nd_pick"),
+             helper.make_node("Max", ["g", "c", "g2"], ["mx"], name="max"),
+             helper.make_node("Min", ["g", "c"], ["y"], name="min"),
+             helper.make_node("Identity", ["x"], ["x2"], name="id"),
+             helper.make_node("GatherND", ["x2", "i"], ["g2"], name="nd_pick2")]
+    nodes = nodes[3:] + nodes[:3]
+    model = model_of(nodes, [("x", F, ["N", 5, 3]), ("i", I64, ["N", 4, 2])],
+                     [("mx", F, None), ("y", F, None)], [("c", np.float32(0.1))])
+    rng = np.random.default_rng(0)
+    index = np.stack([rng.integers(0, 2, (2, 4)), rng.integers(-5, 5, (2, 4))], axis=-1)
+    graph = check(model, {"x": randn(2, 5, 3), "i": index}, tmp_path)
+    assert {"GatherND", "Max", "Min"} <= set(ops(graph))
+    with pytest.raises(ShapeError, match="out of range"):
+        Session(graph).run({"x": randn(2, 5, 3), "i": index + 7})
+
+
 def test_unsupported_ops_name_op_node_and_opset():
-    node = helper.make_node("GatherND", ["x", "i"], ["y"], name="nd_pick")
+    node = helper.make_node("GatherND", ["x", "i"], ["y"], name="nd_pick", batch_dims=1)
     model = model_of([node], [("x", F, ["N", 5]), ("i", I64, ["N", 1])], [("y", F, None)])
-    with pytest.raises(UnsupportedOpError, match=r"'nd_pick' uses GatherND \(opset 17\)"):
+    with pytest.raises(UnsupportedOpError, match=r"'nd_pick' uses GatherND \(opset 17\) with batch_dims=1"):
+        edgerun.import_onnx(model)
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], name="top")
+    model = model_of([node], [("x", F, ["N", 5])], [("v", F, None)], [("k", np.array([2]))])
+    with pytest.raises(UnsupportedOpError, match=r"'top' uses TopK \(opset 17\)"):
         edgerun.import_onnx(model)
 
 
@@ -361,6 +382,10 @@ BAD_ATTRS = [
     ("DynamicReshape", {"shape": [[3, 0], [0, 1], 4]}, "input"),
     ("DynamicReshape", {"shape": [-1, -1, 4]}, "at most one -1"),
     ("DynamicReshape", {"shape": [[0], 1]}, "input, axis"),
+    ("Range", {"delta": 0}, "delta"),
+    ("Range", {"start": 1.5}, "start"),
+    ("Dims", {"values": [[2, 0]]}, "input"),
+    ("Dims", {"shape": [3]}, "shape"),
 ]
 
 
@@ -389,15 +414,20 @@ def bad_attr_model(op):
     if op == "DynamicReshape":
         return [helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="n")], [("x", F, ["N", "S", 4])], \
             [("a", np.array([0]))], 17
+    if op in ("Range", "Dims"):     # Range(0, N, 1) of a run-time length N: nodes [Dims, Range]
+        return [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+                helper.make_node("Gather", ["s", "i0"], ["n"], name="n_of"),
+                helper.make_node("Range", ["zero", "n", "one"], ["y"], name="n")], UNARY, \
+            [("i0", np.array(0)), ("zero", np.array(0)), ("one", np.array(1))], 17
     return [helper.make_node("Concat", ["x", "x"], ["y"], name="n", axis=1)], UNARY, init, 17
 
 
 @pytest.mark.parametrize("op, attrs, match", BAD_ATTRS, ids=[f"{o}-{next(iter(a))}" for o, a, _ in BAD_ATTRS])
 def test_bad_attrs_in_a_file_are_refused(op, attrs, match, tmp_path):
     nodes, inputs, inits, opset = bad_attr_model(op)
-    outputs = [(o, F, None) for o in nodes[0].output]
+    outputs = [(o, I64 if op in ("Range", "Dims") else F, None) for o in nodes[-1].output]
     path = saved_with(tmp_path, nodes, inputs, outputs, inits, opset)
-    rewrite(path, set_attr(0, **attrs))
+    rewrite(path, set_attr({"Range": 1}.get(op, 0), **attrs))
     with pytest.raises(FormatError, match=match):
         fmt.load(path)
 

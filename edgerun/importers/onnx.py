@@ -79,6 +79,7 @@ values (tied weights used the same way stay one tensor).  Folding a constant sca
 weight rounds once more than ONNX does (x*(W*s) vs (x*W)*s): within float32 tolerance, not
 bit-exact.  Graph.metadata records producer, opset, IR version and the sha256 of the model bytes.
 """
+import functools
 import hashlib
 import math
 import os
@@ -94,7 +95,7 @@ SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Ad
 # transformer encoders (BERT-style)
 SUPPORTED += ("Gelu", "Erf", "LayerNormalization", "Split", "Where", "Equal", "ReduceMean",
               "ReduceSum", "Pow", "Sqrt", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-              "And", "Or", "Not", "Range", "Mod")
+              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -1152,6 +1153,36 @@ class _Importer:
         if self._is_const(x):
             return self._fold(node)
         self._emit("Not", [x], node.output[0], self.shapes[x], dtype="bool")
+
+    def _op_Max(self, node):
+        self._variadic(node, "Max")
+
+    def _op_Min(self, node):
+        self._variadic(node, "Min")
+
+    def _variadic(self, node, op):
+        inputs = [v for v in self._inputs(node)[:len(node.input)] if v is not None]
+        if all(self._is_const(v) for v in inputs):
+            if any(self.consts[v].dtype == object for v in inputs):
+                raise self._unsupported(" of run-time dims")
+            self.consts[node.output[0]] = functools.reduce(np.maximum if op == "Max" else np.minimum,
+                                                           [self.consts[v] for v in inputs])
+            return
+        dtypes = {self.dtypes.get(v, "float32") for v in inputs if not self._is_const(v)}
+        self._elementwise(op, inputs, dtype=dtypes.pop() if len(dtypes) == 1 else None)
+
+    def _op_GatherND(self, node):
+        data, indices = self._inputs(node)[:2]
+        if int(self._attrs(node).get("batch_dims", 0)) != 0:
+            raise self._unsupported(f" with batch_dims={self._attrs(node)['batch_dims']}")
+        if self._is_const(data) or self._is_const(indices):
+            raise self._unsupported(" of a constant")
+        index_shape, shape = self.shapes[indices], self.shapes[data]
+        k = index_shape[-1]
+        if not isinstance(k, int) or k > len(shape):
+            raise self._unsupported(f" with indices {index_shape} whose last dim is not a known k <= {len(shape)}")
+        self._emit("GatherND", [data, indices], node.output[0], index_shape[:-1] + shape[k:],
+                   dtype=self.dtypes.get(data, "float32"))
 
     def _op_Range(self, node):
         start, limit, delta = self._inputs(node)[:3]
