@@ -477,11 +477,11 @@ def test_embedding_step_gathers_rows_of_the_stored_table(encoding):
 # ------------------------------------------------------------------------------ BERT
 
 @functools.lru_cache(maxsize=None)
-def bert_export(dynamo, opset, pooling="mean", additive_mask=False):
+def bert_export(dynamo, opset, pooling="mean", mask_style="fill"):
     torch_export = pytest.importorskip("torch_export")
     import torch_bert
 
-    factory, feeds = torch_bert.models("test", pooling=pooling, additive_mask=additive_mask)["bert"]
+    factory, feeds = torch_bert.models("test", pooling=pooling, mask_style=mask_style)["bert"]
     return torch_export.export(factory(), tuple(feeds.values()), dynamo=dynamo, opset=opset,
                                input_names=("input_ids", "attention_mask"), output_names=("y",),
                                dynamic=(0, 1))
@@ -515,9 +515,10 @@ def test_bert_matches_onnxruntime(dynamo, opset):
         np.testing.assert_allclose(evaluate(graph, feeds)["y"], want, rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("mask_style", ["additive", "indexed"])
 @pytest.mark.parametrize("dynamo, opset", [(False, 17), (True, 18)], ids=["torchscript17", "dynamo18"])
-def test_bert_with_the_additive_hugging_face_mask(dynamo, opset):
-    model = bert_export(dynamo, opset, "mean", additive_mask=True)
+def test_bert_with_hugging_face_style_masks(dynamo, opset, mask_style):
+    model = bert_export(dynamo, opset, "mean", mask_style=mask_style)
     graph = edgerun.import_onnx(model)
     session = Session(graph)
     for batch, seq in [(2, 16), (3, 7)]:

@@ -17,10 +17,10 @@ from torch import nn
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, hidden, heads, additive_mask=False):
+    def __init__(self, hidden, heads, mask_style="fill"):
         super().__init__()
         self.heads, self.head_dim = heads, hidden // heads
-        self.additive_mask = additive_mask
+        self.mask_style = mask_style
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
@@ -36,11 +36,17 @@ class SelfAttention(nn.Module):
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
         # mask [B, S] -> [B, 1, 1, S]: padded keys get a large negative score, by
-        # masked_fill (Equal + Where) or, as Hugging Face's BERT does, by adding
-        # (1 - mask) * finfo.min (Cast, Sub from a constant, Mul, Add)
-        if self.additive_mask:
+        # masked_fill (Equal + Where), by adding (1 - mask) * finfo.min as Hugging Face's
+        # BERT did (Cast, Sub from a constant, Mul, Add), or by index arithmetic as its
+        # current mask functions do (arange, batch * S + position, gather, comparisons)
+        if self.mask_style == "additive":
             extended = (1.0 - mask[:, None, None, :].to(scores.dtype)) * torch.finfo(scores.dtype).min
             scores = scores + extended
+        elif self.mask_style == "indexed":
+            batch = torch.arange(b)[:, None, None, None]
+            key = torch.arange(s)[None, None, None, :]
+            keep = mask.bool().flatten()[(batch * s + key).reshape(-1)].reshape(b, 1, 1, s) & (key >= 0)
+            scores = scores.masked_fill(~keep, -1e9)
         else:
             scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e9)
         context = torch.softmax(scores, dim=-1) @ v
@@ -48,9 +54,9 @@ class SelfAttention(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, hidden, heads, ffn, additive_mask=False):
+    def __init__(self, hidden, heads, ffn, mask_style="fill"):
         super().__init__()
-        self.attention = SelfAttention(hidden, heads, additive_mask)
+        self.attention = SelfAttention(hidden, heads, mask_style)
         self.norm1 = nn.LayerNorm(hidden, eps=1e-12)
         self.ffn_in = nn.Linear(hidden, ffn)
         self.ffn_out = nn.Linear(ffn, hidden)
@@ -63,13 +69,13 @@ class EncoderLayer(nn.Module):
 
 class Bert(nn.Module):
     def __init__(self, vocab=1000, hidden=64, heads=4, layers=2, ffn=None, max_positions=512,
-                 pooling="mean", additive_mask=False):
+                 pooling="mean", mask_style="fill"):
         super().__init__()
         self.word = nn.Embedding(vocab, hidden)
         self.position = nn.Embedding(max_positions, hidden)
         self.token_type = nn.Embedding(2, hidden)
         self.norm = nn.LayerNorm(hidden, eps=1e-12)
-        self.layers = nn.ModuleList(EncoderLayer(hidden, heads, ffn or 4 * hidden, additive_mask)
+        self.layers = nn.ModuleList(EncoderLayer(hidden, heads, ffn or 4 * hidden, mask_style)
                                     for _ in range(layers))
         self.register_buffer("position_ids", torch.arange(max_positions)[None, :], persistent=False)
         self.pooling = pooling
@@ -104,17 +110,19 @@ SIZES = {"test": dict(vocab=1000, hidden=64, heads=4, layers=2, batch=2, seq=16)
          "bench": dict(vocab=8000, hidden=256, heads=4, layers=4, batch=8, seq=128)}
 
 
-def models(size="test", pooling="mean", additive_mask=False):
+def models(size="test", pooling="mean", mask_style="fill"):
     """{"bert": (factory, example_feeds)}: factory() builds the seeded module in eval mode,
     example_feeds is {"input_ids": int64 [batch, seq], "attention_mask": int64 [batch, seq]}.
-    pooling: "mean" (masked mean of the tokens) or "cls" (the first token); additive_mask:
-    mask the attention scores the Hugging Face way (add (1 - mask) * finfo.min)."""
+    pooling: "mean" (masked mean of the tokens) or "cls" (the first token); mask_style:
+    how attention ignores padded keys -- "fill" (masked_fill), "additive" (adding
+    (1 - mask) * finfo.min, older Hugging Face BERT) or "indexed" (index arithmetic with
+    arange and a gather, as current Hugging Face mask functions)."""
     s = SIZES[size]
 
     def factory():
         torch.manual_seed(0)
         module = Bert(s["vocab"], s["hidden"], s["heads"], s["layers"], pooling=pooling,
-                      additive_mask=additive_mask)
+                      mask_style=mask_style)
         # fresh LayerNorms are all ones / zeros (an exporter then shares one initializer
         # among them, and a wrong scale or shift would go unnoticed): make each distinct
         with torch.no_grad():
