@@ -56,9 +56,18 @@ its dynamo exporter at opset 18 verified against onnxruntime):
                                  constants such as a mask's 0 are stored as float32)
     Reshape, Unsqueeze, Squeeze -> DynamicReshape when more than one run-time dim moves
     Mod                       -> folded (on constants only)
+    Range, Greater(OrEqual), Less(OrEqual), And, Or, Not, Max, Min, GatherND (batch_dims 0),
+    Gather of an activation by run-time integer indices, Add / Sub / Mul on integers
+                              -> the same ops: the index arithmetic current Hugging Face BERT
+                                 uses to build its attention mask (arange over the run-time
+                                 batch / sequence length, batch * S + position, a gather);
+                                 a run-time length used as a value becomes a Dims node, an
+                                 Expand to run-time dims reads them from the graph input
     INT64 / INT32 graph inputs (input_ids, attention_mask) keep their type.
     torch's nn.TransformerEncoderLayer (batch_first) imports too (dynamo: any batch and
-    sequence length; TorchScript: the tracer bakes in the example's sequence length).
+    sequence length; TorchScript: the tracer bakes in the example's sequence length), and so
+    does Hugging Face transformers 5's BertModel with its attention mask (checked by hand:
+    TorchScript opset 14 / 17 and dynamo opset 18 match onnxruntime with padding).
 
 Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
