@@ -346,6 +346,26 @@ def gather_nd(data, indices):
     return data[tuple(index)]
 
 
+# Bounds on what a file can make the run time allocate (a Range or Expand node sized by
+# its own attrs rather than by the inputs): far above any transformer's masks and positions.
+MAX_RANGE = 1 << 24
+MAX_EXPAND = 1 << 28
+
+
+def arange(start, limit, delta):
+    length = max(0, -(-(limit - start) // delta))
+    if length > MAX_RANGE:
+        raise ShapeError(f"Range({start}, {limit}, {delta}) has {length} elements, at most {MAX_RANGE}")
+    return np.arange(start, limit, delta, dtype=np.int64)
+
+
+def expand(x, shape):
+    shape = np.broadcast_shapes(np.shape(x), tuple(shape))
+    if int(np.prod(shape, dtype=np.int64)) > MAX_EXPAND:
+        raise ShapeError(f"Expand to {list(shape)}: more than {MAX_EXPAND} elements")
+    return np.array(np.broadcast_to(x, shape))
+
+
 COMPARE = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
            "LessOrEqual": np.less_equal, "And": np.logical_and, "Or": np.logical_or}
 
@@ -458,11 +478,9 @@ def transformer_function(node):
         return lambda *xs: np.asarray(dynamic_shape(xs, attrs["values"]), dtype=np.int64).reshape(
             attrs.get("shape", [-1]))
     if op == "Range":
-        return lambda limit: np.arange(attrs["start"], int(np.asarray(limit).reshape(-1)[0]),
-                                       attrs["delta"], dtype=np.int64)
+        return lambda limit: arange(attrs["start"], int(np.asarray(limit).reshape(-1)[0]), attrs["delta"])
     if op == "Expand":
-        return lambda *xs: np.array(np.broadcast_to(
-            xs[0], np.broadcast_shapes(np.shape(xs[0]), tuple(dynamic_shape(xs, attrs["shape"])))))
+        return lambda *xs: expand(xs[0], dynamic_shape(xs, attrs["shape"]))
     return None
 
 

@@ -676,3 +676,17 @@ def test_run_time_dims_that_move_become_dynamic_reshape(tmp_path):
     assert ops(graph).count("DynamicReshape") == 3
     unflatten = next(n for n in graph.nodes if n.name == "unflatten")
     assert unflatten.inputs == ["r", "x"] and unflatten.attrs["shape"] == [[1, 0], [1, 1], 4]
+
+
+def test_range_and_expand_from_a_file_cannot_ask_for_huge_arrays(tmp_path):
+    nodes, inputs, inits, opset = bad_attr_model("Range")
+    path = saved_with(tmp_path, nodes, inputs, [("y", I64, None)], inits, opset)
+    rewrite(path, set_attr(1, start=-2**62))
+    session = edgerun.load(path)
+    with pytest.raises(ShapeError, match="Range"):
+        session.run(randn(2, 3, 4))
+    nodes, inputs, inits, opset = bad_attr_model("Expand")
+    path = saved_with(tmp_path, nodes, inputs, [("y", F, None)], inits, opset)
+    rewrite(path, set_attr(0, shape=[1 << 16, 1 << 14, 1, 1]))
+    with pytest.raises(ShapeError, match="Expand"):
+        edgerun.load(path).run(randn(2, 3, 4))
