@@ -469,6 +469,8 @@ def transformer_function(node):
         return lambda a, b: COMPARE[op](*_same_kind(a, b))
     if op == "Not":
         return np.logical_not
+    if op == "IsNaN":
+        return np.isnan
     if op in ("Max", "Min"):
         function = np.maximum if op == "Max" else np.minimum
         return lambda *xs: _float32(functools.reduce(lambda a, b: function(*_same_kind(a, b)), xs))

@@ -746,7 +746,8 @@ ARITY.update({"Gelu": (1,), "Erf": (1,), "LayerNorm": (2, 3), "MatMul": (2,), "T
               "Pow": (2,), "Sqrt": (1,), "Expand": (1,)})
 # DynamicReshape, Dims, Expand: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
 ARITY.update({"Greater": (2,), "GreaterOrEqual": (2,), "Less": (2,), "LessOrEqual": (2,),
-              "And": (2,), "Or": (2,), "Not": (1,), "Range": (1,), "GatherND": (2,)})
+              "And": (2,), "Or": (2,), "Not": (1,), "Range": (1,), "GatherND": (2,),
+              "IsNaN": (1,)})
 del ARITY["Expand"]
 MAX_PIECES = 1 << 12     # Concat inputs / Split outputs: far beyond any real model
 MAX_GATHER_INDICES = 1 << 16
@@ -823,7 +824,7 @@ TRANSFORMER_OPS = ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", 
                    "Gather", "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div",
                    "Pow", "Sqrt", "Expand", "DynamicReshape",
                    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
-                   "Max", "Min", "GatherND")
+                   "Max", "Min", "GatherND", "IsNaN")
 
 
 def _axis(attrs, key, where, default=None):

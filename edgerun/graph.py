@@ -51,7 +51,7 @@ unless said otherwise; integer constants are stored as float32 tensors):
              to a shape read partly at run time: [i, k] is dim k of input i (0 is x itself),
              -1 (at most one) is inferred, other ints are literal sizes; for the attention
              reshapes whose run-time dims move ([N*heads, S, d] -> [N, heads, S, d])
-    Greater, GreaterOrEqual, Less, LessOrEqual, And, Or inputs [a, b] -> bool; Not
+    Greater, GreaterOrEqual, Less, LessOrEqual, And, Or inputs [a, b] -> bool; Not, IsNaN
     Dims     inputs [source...]          attrs {"values": [int | [input, axis]], "shape": [int]}:
              an int64 array of sizes read at run time (the batch or sequence length as a
              value, for index arithmetic such as batch_index * S + position)
@@ -97,7 +97,7 @@ OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "S
         "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
         "DynamicReshape",
         "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
-        "Max", "Min", "GatherND")
+        "Max", "Min", "GatherND", "IsNaN")
 
 
 def conv_weight_shape(node, weight):

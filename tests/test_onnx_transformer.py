@@ -690,3 +690,16 @@ def test_range_and_expand_from_a_file_cannot_ask_for_huge_arrays(tmp_path):
     rewrite(path, set_attr(0, shape=[1 << 16, 1 << 14, 1, 1]))
     with pytest.raises(ShapeError, match="Expand"):
         edgerun.load(path).run(randn(2, 3, 4))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")   # softmax of a -inf row is NaN
+def test_isnan_where_after_softmax(tmp_path):
+    """torch's scaled_dot_product_attention export zeroes the NaN rows of a fully masked softmax."""
+    nodes = [helper.make_node("Softmax", ["x"], ["p"], name="softmax", axis=-1),
+             helper.make_node("IsNaN", ["p"], ["nan"], name="isnan"),
+             helper.make_node("Where", ["nan", "zero", "p"], ["y"], name="where")]
+    model = model_of(nodes, [("x", F, ["N", 4])], [("y", F, None)], [("zero", np.float32(0))])
+    x = randn(3, 4)
+    x[1] = -np.inf
+    graph = check(model, {"x": x}, tmp_path)
+    assert ops(graph) == ["Softmax", "IsNaN", "Where"]

@@ -104,7 +104,7 @@ SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Ad
 # transformer encoders (BERT-style)
 SUPPORTED += ("Gelu", "Erf", "LayerNormalization", "Split", "Where", "Equal", "ReduceMean",
               "ReduceSum", "Pow", "Sqrt", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND")
+              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND", "IsNaN")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -1193,6 +1193,12 @@ class _Importer:
         self._emit("GatherND", [data, indices], node.output[0], index_shape[:-1] + shape[k:],
                    dtype=self.dtypes.get(data, "float32"))
 
+    def _op_IsNaN(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            return self._fold(node)
+        self._emit("IsNaN", [x], node.output[0], self.shapes[x], dtype="bool")
+
     def _op_Range(self, node):
         start, limit, delta = self._inputs(node)[:3]
         if all(self._is_const(v) and self.consts[v].dtype != object for v in (start, limit, delta)):
@@ -1868,6 +1874,7 @@ _FOLD.update({
         else np.vectorize(lambda x, y: x == y, otypes=[bool])(v[0], v[1]),
     "Where": lambda imp, v, a: np.where(v[0].astype(bool), v[1], v[2]),
     "Not": lambda imp, v, a: np.logical_not(v[0]),
+    "IsNaN": lambda imp, v, a: np.isnan(v[0]),
     "And": lambda imp, v, a: np.logical_and(v[0], v[1]),
     "Or": lambda imp, v, a: np.logical_or(v[0], v[1]),
     "Greater": _fold_arithmetic(np.greater),
