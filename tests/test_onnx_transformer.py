@@ -703,3 +703,23 @@ def test_isnan_where_after_softmax(tmp_path):
     x[1] = -np.inf
     graph = check(model, {"x": x}, tmp_path)
     assert ops(graph) == ["Softmax", "IsNaN", "Where"]
+
+
+@pytest.mark.parametrize("op, nodes, inputs, keep", [
+    ("MatMul", [helper.make_node("MatMul", ["x", "x2"], ["y"], name="n")], 2, 3),
+    ("Where", [helper.make_node("IsNaN", ["x"], ["c"], name="c"),
+               helper.make_node("Where", ["c", "x", "x2"], ["y"], name="n")], 2, 2),
+    ("Max", [helper.make_node("Max", ["x", "x2"], ["y"], name="n")], 2, 0),
+    ("Erf", [helper.make_node("Erf", ["x"], ["y"], name="n")], 1, 2),
+])
+def test_ops_without_attrs_refuse_a_wrong_input_count(op, nodes, inputs, keep, tmp_path):
+    """Ops with no attrs: a file giving them the wrong number of inputs is refused."""
+    feeds = [("x", F, ["N", 3, 4]), ("x2", F, ["N", 4, 4] if op == "MatMul" else ["N", 3, 4])][:inputs]
+    path = saved_with(tmp_path, nodes, feeds, [("y", F, None)])
+
+    def change(header):
+        node = header["graph"]["nodes"][-1]
+        node["inputs"] = (node["inputs"] * 3)[:keep]
+    rewrite(path, change)
+    with pytest.raises(FormatError, match=f"{op} takes|inputs"):
+        fmt.load(path)
