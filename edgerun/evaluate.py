@@ -366,6 +366,30 @@ def expand(x, shape):
     return np.array(np.broadcast_to(x, shape))
 
 
+def cumsum(x, axis, exclusive=0, reverse=0):
+    """ONNX CumSum (position ids from a padding mask); keeps the input's type."""
+    x = np.asarray(x)
+    if reverse:
+        x = np.flip(x, axis)
+    y = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if exclusive:
+        y = y - x
+    return np.ascontiguousarray(np.flip(y, axis) if reverse else y)
+
+
+def gather_elements(data, indices, axis=0):
+    """ONNX GatherElements: np.take_along_axis with negative indices counted back."""
+    data, indices = np.asarray(data), np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim != data.ndim:
+        raise ShapeError(f"GatherElements indices must be integers of rank {data.ndim}, "
+                         f"got {indices.dtype} {list(indices.shape)}")
+    size = data.shape[axis]
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        raise ShapeError(f"GatherElements index out of range [{-size}, {size})")
+    indices = np.where(indices < 0, indices + size, indices).astype(np.int64)
+    return np.take_along_axis(data, indices, axis=axis)
+
+
 COMPARE = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
            "LessOrEqual": np.less_equal, "And": np.logical_and, "Or": np.logical_or}
 
@@ -471,6 +495,10 @@ def transformer_function(node):
         return np.logical_not
     if op == "IsNaN":
         return np.isnan
+    if op == "CumSum":
+        return lambda x: cumsum(x, attrs["axis"], attrs.get("exclusive", 0), attrs.get("reverse", 0))
+    if op == "GatherElements":
+        return lambda data, indices: gather_elements(data, indices, attrs.get("axis", 0))
     if op in ("Max", "Min"):
         function = np.maximum if op == "Max" else np.minimum
         return lambda *xs: _float32(functools.reduce(lambda a, b: function(*_same_kind(a, b)), xs))

@@ -747,7 +747,7 @@ ARITY.update({"Gelu": (1,), "Erf": (1,), "LayerNorm": (2, 3), "MatMul": (2,), "T
 # DynamicReshape, Dims, Expand: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
 ARITY.update({"Greater": (2,), "GreaterOrEqual": (2,), "Less": (2,), "LessOrEqual": (2,),
               "And": (2,), "Or": (2,), "Not": (1,), "Range": (1,), "GatherND": (2,),
-              "IsNaN": (1,)})
+              "IsNaN": (1,), "CumSum": (1,), "GatherElements": (2,)})
 del ARITY["Expand"]
 MAX_PIECES = 1 << 12     # Concat inputs / Split outputs: far beyond any real model
 MAX_GATHER_INDICES = 1 << 16
@@ -824,7 +824,7 @@ TRANSFORMER_OPS = ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", 
                    "Gather", "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div",
                    "Pow", "Sqrt", "Expand", "DynamicReshape",
                    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
-                   "Max", "Min", "GatherND", "IsNaN")
+                   "Max", "Min", "GatherND", "IsNaN", "CumSum", "GatherElements")
 
 
 def _axis(attrs, key, where, default=None):
@@ -921,6 +921,13 @@ def _check_transformer_attrs(node, where, attrs):
         shape = _int_list(attrs, "shape", where, -1, MAX_DIM) if "shape" in attrs else [-1]
         if len(shape) > 1 or shape not in ([-1], [len(values)], []) or (shape == [] and len(values) != 1):
             _fail(where, f"shape {shape} must be [], [-1] or [{len(values)}] for {len(values)} values")
+    elif op == "CumSum":
+        _axis(attrs, "axis", where)
+        for key in ("exclusive", "reverse"):
+            if attrs.get(key, 0) not in (0, 1) or type(attrs.get(key, 0)) is not int:
+                _fail(where, f"{key} must be 0 or 1, got {attrs.get(key)!r:.40}")
+    elif op == "GatherElements":
+        _axis(attrs, "axis", where, 0)
     elif op in ("Max", "Min") and not 1 <= len(node.inputs) <= MAX_PIECES:
         _fail(where, f"{op} takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
     elif op == "Range":

@@ -61,6 +61,8 @@ unless said otherwise; integer constants are stored as float32 tensors):
     Max, Min inputs [x, ...]             elementwise over all inputs, numpy broadcasting
     GatherND inputs [data, indices]      ONNX GatherND with batch_dims 0: indices [..., k]
              pick data[i0, ..., ik-1] (run-time integer indices, checked against data)
+    CumSum   attrs {"axis": int, "exclusive": 0 | 1, "reverse": 0 | 1}   (ONNX CumSum)
+    GatherElements inputs [data, indices] attrs {"axis": int}: np.take_along_axis
 
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
@@ -97,7 +99,7 @@ OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "S
         "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
         "DynamicReshape",
         "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
-        "Max", "Min", "GatherND", "IsNaN")
+        "Max", "Min", "GatherND", "IsNaN", "CumSum", "GatherElements")
 
 
 def conv_weight_shape(node, weight):

@@ -386,6 +386,8 @@ BAD_ATTRS = [
     ("Range", {"start": 1.5}, "start"),
     ("Dims", {"values": [[2, 0]]}, "input"),
     ("Dims", {"shape": [3]}, "shape"),
+    ("CumSum", {"reverse": 2}, "reverse"),
+    ("CumSum", {"axis": ...}, "axis"),
 ]
 
 
@@ -414,6 +416,8 @@ def bad_attr_model(op):
     if op == "DynamicReshape":
         return [helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="n")], [("x", F, ["N", "S", 4])], \
             [("a", np.array([0]))], 17
+    if op == "CumSum":
+        return [helper.make_node("CumSum", ["x", "a"], ["y"], name="n")], UNARY, [("a", np.array(1))], 17
     if op in ("Range", "Dims"):     # Range(0, N, 1) of a run-time length N: nodes [Dims, Range]
         return [helper.make_node("Shape", ["x"], ["s"], name="shape"),
                 helper.make_node("Gather", ["s", "i0"], ["n"], name="n_of"),
@@ -723,3 +727,31 @@ def test_ops_without_attrs_refuse_a_wrong_input_count(op, nodes, inputs, keep, t
     rewrite(path, change)
     with pytest.raises(FormatError, match=f"{op} takes|inputs"):
         fmt.load(path)
+
+
+def test_cumsum_position_ids_and_gather_elements_of_an_expanded_buffer(tmp_path):
+    """RoBERTa's position ids (cumsum of the padding mask) and ELECTRA / ALBERT's token
+    types (a constant buffer expanded to the run-time batch, then GatherElements)."""
+    nodes = [helper.make_node("Equal", ["ids", "pad"], ["is_pad"], name="is_pad"),
+             helper.make_node("Not", ["is_pad"], ["real"], name="real"),
+             helper.make_node("Cast", ["real"], ["m"], name="m", to=TensorProto.INT64),
+             helper.make_node("CumSum", ["m", "axis1"], ["c"], name="cumsum"),
+             helper.make_node("Mul", ["c", "m"], ["positions"], name="positions"),
+             helper.make_node("CumSum", ["m", "axis1"], ["rc"], name="reverse_exclusive", exclusive=1, reverse=1),
+             helper.make_node("Shape", ["ids"], ["shape"], name="shape"),
+             helper.make_node("Shape", ["ids"], ["seq"], name="seq", start=1, end=2),
+             helper.make_node("Slice", ["buffer", "zero1", "seq", "axis1_1"], ["buffer_s"], name="slice"),
+             helper.make_node("Expand", ["buffer_s", "shape"], ["types_all"], name="expand"),
+             helper.make_node("GatherElements", ["types_all", "positions"], ["types"], name="gather", axis=1),
+             helper.make_node("Expand", ["two", "shape"], ["twos"], name="expand_constant"),
+             helper.make_node("GatherElements", ["table", "positions"], ["picked"], name="gather_constant",
+                              axis=1)]
+    model = model_of(nodes, [("ids", I64, ["N", "S"])], [("positions", I64, None), ("rc", I64, None),
+                                                          ("types", I64, None), ("twos", I64, None),
+                                                          ("picked", F, None)],
+                     [("pad", np.array(1)), ("axis1", np.array(1)), ("zero1", np.array([0])),
+                      ("axis1_1", np.array([1])), ("buffer", np.arange(8, dtype=np.int64)[None, :] % 3),
+                      ("two", np.array([[2]])), ("table", randn(2, 5, seed=3))])
+    ids = np.array([[5, 7, 9, 1, 1], [4, 1, 6, 2, 1]], dtype=np.int64)
+    graph = check(model, {"ids": ids}, tmp_path)
+    assert {"CumSum", "GatherElements", "Expand", "Cast"} <= set(ops(graph))

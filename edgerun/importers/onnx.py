@@ -66,8 +66,12 @@ its dynamo exporter at opset 18 verified against onnxruntime):
     INT64 / INT32 graph inputs (input_ids, attention_mask) keep their type.
     torch's nn.TransformerEncoderLayer (batch_first) imports too (dynamo: any batch and
     sequence length; TorchScript: the tracer bakes in the example's sequence length), and so
-    does Hugging Face transformers 5's BertModel with its attention mask (checked by hand:
-    TorchScript opset 14 / 17 and dynamo opset 18 match onnxruntime with padding).
+    do Hugging Face transformers 5's BERT (eager and sdpa attention), DistilBERT, RoBERTa,
+    ELECTRA and ALBERT with their attention masks (checked by hand with tiny random configs:
+    TorchScript opset 17 and dynamo opset 18 match onnxruntime with padding, at two batch
+    sizes and sequence lengths).
+    CumSum, GatherElements    -> the same ops (RoBERTa's position ids from the padding mask;
+                                 ELECTRA / ALBERT's token types from an expanded buffer)
 
 Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
@@ -104,7 +108,8 @@ SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Ad
 # transformer encoders (BERT-style)
 SUPPORTED += ("Gelu", "Erf", "LayerNormalization", "Split", "Where", "Equal", "ReduceMean",
               "ReduceSum", "Pow", "Sqrt", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
-              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND", "IsNaN")
+              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND", "IsNaN",
+              "CumSum", "GatherElements")
 
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -1193,6 +1198,39 @@ class _Importer:
         self._emit("GatherND", [data, indices], node.output[0], index_shape[:-1] + shape[k:],
                    dtype=self.dtypes.get(data, "float32"))
 
+    def _op_CumSum(self, node):
+        x, axis = self._inputs(node)[:2]
+        attrs = self._attrs(node)
+        if self._is_const(x) or not self._is_const(axis):
+            raise self._unsupported(" of a constant or along an axis computed at run time")
+        shape = self.shapes[x]
+        self._emit("CumSum", [x], node.output[0], shape,
+                   {"axis": self._axis(int(self.consts[axis].reshape(-1)[0]), len(shape)),
+                    "exclusive": int(attrs.get("exclusive", 0)), "reverse": int(attrs.get("reverse", 0))})
+
+    def _op_GatherElements(self, node):
+        data, indices = self._inputs(node)[:2]
+        if self._is_const(indices):
+            if self._is_const(data):
+                raise self._unsupported(" of constants")
+            raise self._unsupported(" by constant indices")
+        if self._is_const(data):
+            data = self._constant_activation(data)
+        axis = self._axis(self._attrs(node).get("axis", 0), len(self.shapes[data]))
+        self._emit("GatherElements", [data, indices], node.output[0], self.shapes[indices], {"axis": axis})
+
+    def _constant_activation(self, name):
+        """A constant that a data-moving op reads as its data, as a value of its own type:
+        a float32 tensor, followed by a Cast back for an integer or bool constant."""
+        array = self.consts[name]
+        tensor = self._operand(name, "data")
+        if array.dtype.kind not in "iub":
+            self.shapes.setdefault(tensor, array.shape)
+            return tensor
+        dtype = "bool" if array.dtype.kind == "b" else "int32" if array.dtype == np.int32 else "int64"
+        return self._emit("Cast", [tensor], self._unique(f"{name}/{dtype}"), array.shape, {"to": dtype},
+                          name=f"{self.node_name}/{name}", dtype=dtype)
+
     def _op_IsNaN(self, node):
         (x,) = self._inputs(node)[:1]
         if self._is_const(x):
@@ -1287,8 +1325,10 @@ class _Importer:
         x, target = self._inputs(node)[:2]
         if self._is_const(x) and self._is_const(target) and self.consts[target].dtype != object:
             return self._fold(node)
-        if self._is_const(x) or not self._is_const(target):
-            raise self._unsupported(" of a constant or to a shape computed at run time")
+        if not self._is_const(target):
+            raise self._unsupported(" to a shape computed at run time")
+        if self._is_const(x):               # a buffer expanded to the run-time batch
+            x = self._constant_activation(x)
         shape = self.shapes[x]
         wanted = list(self.consts[target].reshape(-1))
         rank = max(len(shape), len(wanted))
