@@ -11,6 +11,8 @@ purpose: it never calls the C kernels (the compressor must not need them).
 
 The elementwise functions are exported for the runtime to reuse.
 """
+import functools
+
 import numpy as np
 
 from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
@@ -197,9 +199,9 @@ def op_function(node):
     if op == "Softmax":
         return lambda x: softmax(x, attrs.get("axis", -1))
     if op == "Add":
-        return lambda a, b: (a + b).astype(np.float32, copy=False)
+        return _arith(np.add)
     if op == "Mul":
-        return lambda a, b: (a * b).astype(np.float32, copy=False)
+        return _arith(np.multiply)
     if op == "Flatten":
         return lambda x: flatten(x, attrs.get("axis", 1))
     if op == "Reshape":
@@ -219,7 +221,7 @@ def op_function(node):
         return global_average_pool
     if op == "Clip":
         return lambda x: clip(x, attrs.get("min"), attrs.get("max"))
-    function = cnn_op_function(node)
+    function = cnn_op_function(node) or transformer_function(node)
     if function is not None:
         return function
     raise UnsupportedOpError(f"node {node.name!r}: op {op!r} is not a graph op")
@@ -342,6 +344,291 @@ def cnn_op_function(node):
         return lambda x: resize(x, attrs.get("mode", "nearest"), attrs.get("scales"), attrs.get("sizes"),
                                 attrs.get("coordinate_transformation_mode", "half_pixel"),
                                 attrs.get("nearest_mode", "round_prefer_floor"))
+
+# -- transformer ops (BERT-style encoders) ---------------------------------------------------
+
+# Numerical Recipes' erfc (Chebyshev fit): fractional error below 1.2e-7 everywhere,
+# so erf and 1 + erf(x) (GELU's tail) both stay within float32 rounding.
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+def _erfc_abs(z):
+    """erfc(z) for z = |x| >= 0, float32 (in place on temporaries: GELU runs on every
+    FFN activation, so this is the hot path of a BERT layer after the matmuls)."""
+    t = np.float32(1) / (np.float32(1) + np.float32(0.5) * z)
+    poly = np.full_like(t, np.float32(_ERFC[-1]))
+    for c in reversed(_ERFC[1:-1]):
+        poly *= t
+        poly += np.float32(c)
+    poly *= t
+    poly -= z * z
+    poly += np.float32(_ERFC[0])
+    np.exp(poly, out=poly)
+    poly *= t
+    return poly
+
+
+def erf(x):
+    """ONNX Erf in float32 (numpy has none): within 5e-7 of the exact value."""
+    x = np.asarray(x, dtype=np.float32)
+    tail = _erfc_abs(np.abs(x))
+    return np.where(x >= 0, np.float32(1) - tail, tail - np.float32(1))
+
+
+def gelu(x, approximate="none"):
+    """ONNX Gelu (opset 20): x * Phi(x), or the tanh approximation.  The erf form uses
+    1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2) for x < 0, so the negative tail keeps
+    its relative precision."""
+    x = np.asarray(x, dtype=np.float32)
+    if approximate == "tanh":
+        inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
+        return np.float32(0.5) * x * (np.float32(1) + np.tanh(inner))
+    tail = _erfc_abs(np.abs(x) * np.float32(np.sqrt(0.5)))
+    phi = np.where(x >= 0, np.float32(2) - tail, tail)
+    phi *= np.float32(0.5)
+    phi *= x
+    return phi
+
+
+def layer_norm(x, scale, bias=None, axis=-1, epsilon=1e-5):
+    """ONNX LayerNormalization: normalise over the dims from `axis` on, then scale and shift."""
+    x = np.asarray(x, dtype=np.float32)
+    axis = axis + x.ndim if axis < 0 else axis
+    dims = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=dims, keepdims=True, dtype=np.float32)
+    centred = x - mean
+    var = (centred * centred).mean(axis=dims, keepdims=True, dtype=np.float32)
+    y = centred / np.sqrt(var + np.float32(epsilon)) * scale
+    if bias is not None:
+        y = y + bias
+    return y.astype(np.float32, copy=False)
+
+
+def slice_(x, starts, ends, axes, steps, like=None, ends_from=None):
+    """ONNX Slice with constant starts/ends/axes/steps; with `like`, an entry i of
+    ends_from that is not None makes the end like.shape[ends_from[i]] (a run-time length)."""
+    x = np.asarray(x)
+    index = [slice(None)] * x.ndim
+    for i, (start, end, axis, step) in enumerate(zip(starts, ends, axes, steps)):
+        if ends_from is not None and ends_from[i] is not None:
+            end = np.shape(like)[ends_from[i]]
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+def gather(data, indices, axis=0):
+    """ONNX Gather with run-time integer indices (an embedding lookup when data is a table)."""
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise ShapeError(f"Gather indices must be integers, got {indices.dtype}")
+    data = np.asarray(data)
+    size = data.shape[axis]
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        raise ShapeError(f"Gather index out of range [{-size}, {size}) "
+                         f"(got {int(indices.min())}..{int(indices.max())})")
+    return np.take(data, indices.astype(np.int64), axis=axis)
+
+
+def split(x, axis, sizes):
+    """ONNX Split into pieces of the given sizes along axis (a tuple of arrays)."""
+    x = np.asarray(x)
+    if sum(sizes) != x.shape[axis]:
+        raise ShapeError(f"Split sizes {list(sizes)} do not add up to dim {axis} of shape {list(x.shape)}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def dynamic_shape(inputs, shape):
+    """shape with each entry [i, k] replaced by dim k of inputs[i] (read at run time)."""
+    return [np.shape(inputs[d[0]])[d[1]] if isinstance(d, list) else d for d in shape]
+
+
+def dynamic_reshape(inputs, shape):
+    """inputs[0] reshaped to shape, where an entry [i, k] is dim k of inputs[i]."""
+    return np.reshape(inputs[0], dynamic_shape(inputs, shape))
+
+
+def gather_nd(data, indices):
+    """ONNX GatherND, batch_dims 0: indices [..., k] index the first k dims of data."""
+    data, indices = np.asarray(data), np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim < 1 or indices.shape[-1] > data.ndim:
+        raise ShapeError(f"GatherND indices must be integers [..., k] with k <= {data.ndim}, "
+                         f"got {indices.dtype} {list(indices.shape)}")
+    index = []
+    for axis in range(indices.shape[-1]):
+        i = indices[..., axis].astype(np.int64)
+        size = data.shape[axis]
+        if i.size and (i.min() < -size or i.max() >= size):
+            raise ShapeError(f"GatherND index out of range [{-size}, {size}) on axis {axis}")
+        index.append(i)
+    return data[tuple(index)]
+
+
+# Bounds on what a file can make the run time allocate (a Range or Expand node sized by
+# its own attrs rather than by the inputs): far above any transformer's masks and positions.
+MAX_RANGE = 1 << 24
+MAX_EXPAND = 1 << 28
+
+
+def arange(start, limit, delta):
+    length = max(0, -(-(limit - start) // delta))
+    if length > MAX_RANGE:
+        raise ShapeError(f"Range({start}, {limit}, {delta}) has {length} elements, at most {MAX_RANGE}")
+    return np.arange(start, limit, delta, dtype=np.int64)
+
+
+def expand(x, shape):
+    shape = np.broadcast_shapes(np.shape(x), tuple(shape))
+    if int(np.prod(shape, dtype=np.int64)) > MAX_EXPAND:
+        raise ShapeError(f"Expand to {list(shape)}: more than {MAX_EXPAND} elements")
+    return np.array(np.broadcast_to(x, shape))
+
+
+def cumsum(x, axis, exclusive=0, reverse=0):
+    """ONNX CumSum (position ids from a padding mask); keeps the input's type."""
+    x = np.asarray(x)
+    if reverse:
+        x = np.flip(x, axis)
+    y = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if exclusive:
+        y = y - x
+    return np.ascontiguousarray(np.flip(y, axis) if reverse else y)
+
+
+def gather_elements(data, indices, axis=0):
+    """ONNX GatherElements: np.take_along_axis with negative indices counted back."""
+    data, indices = np.asarray(data), np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim != data.ndim:
+        raise ShapeError(f"GatherElements indices must be integers of rank {data.ndim}, "
+                         f"got {indices.dtype} {list(indices.shape)}")
+    size = data.shape[axis]
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        raise ShapeError(f"GatherElements index out of range [{-size}, {size})")
+    indices = np.where(indices < 0, indices + size, indices).astype(np.int64)
+    return np.take_along_axis(data, indices, axis=axis)
+
+
+COMPARE = {"Greater": np.greater, "GreaterOrEqual": np.greater_equal, "Less": np.less,
+           "LessOrEqual": np.less_equal, "And": np.logical_and, "Or": np.logical_or}
+
+
+def _same_kind(a, b):
+    """Comparison operands: an integer activation against a float32-stored integer constant
+    compares as integers (as in the ONNX model)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if (a.dtype.kind in "iu") != (b.dtype.kind in "iu") and "b" not in (a.dtype.kind, b.dtype.kind):
+        dtype = a.dtype if a.dtype.kind in "iu" else b.dtype
+        return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    return a, b
+
+
+CAST_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+
+def _float32(array):
+    """Float results as float32 (numpy promotes float32 with int64 to float64); ints unchanged."""
+    return array.astype(np.float32, copy=False) if array.dtype.kind == "f" else array
+
+
+def _arith(function):
+    """A binary op: float32 results, except between integers.  Integer constants are
+    stored as float32 tensors, so with an integer activation (index arithmetic on ids
+    and positions) the constant is converted back to the activation's type."""
+    def run(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        kinds = (a.dtype.kind in "iu", b.dtype.kind in "iu")
+        if kinds[0] != kinds[1]:
+            dtype = a.dtype if kinds[0] else b.dtype
+            a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        return _float32(function(a, b))
+    return run
+
+
+def _f32(function):
+    """A float op whose result is float32 whatever numpy promoted it to."""
+    return lambda *args: np.asarray(function(*args)).astype(np.float32, copy=False)
+
+
+def _reduce(function, attrs):
+    axes = attrs.get("axes")
+    axes = None if axes is None else tuple(axes)
+    keepdims = bool(attrs.get("keepdims", 1))
+    return lambda x: function(np.asarray(x, dtype=np.float32), axis=axes, keepdims=keepdims,
+                              dtype=np.float32)
+
+
+def transformer_function(node):
+    """op_function for the transformer ops; None for any other op."""
+    op, attrs = node.op, node.attrs
+    if op == "Gelu":
+        return lambda x: gelu(x, attrs.get("approximate", "none"))
+    if op == "Erf":
+        return erf
+    if op == "LayerNorm":
+        return lambda x, scale, bias=None: layer_norm(x, scale, bias, attrs.get("axis", -1),
+                                                      attrs.get("epsilon", 1e-5))
+    if op == "MatMul":
+        return _f32(np.matmul)
+    if op == "Transpose":
+        return lambda x: np.ascontiguousarray(np.transpose(x, attrs["perm"]))
+    if op == "Concat":
+        return lambda *xs: _float32(np.concatenate(xs, axis=attrs["axis"]))
+    if op == "Split":
+        return lambda x: split(x, attrs["axis"], attrs["split"])
+    if op == "Slice":
+        n = len(attrs["starts"])
+        options = (attrs["starts"], attrs["ends"], attrs.get("axes", list(range(n))),
+                   attrs.get("steps", [1] * n))
+        return lambda x, like=None: slice_(x, *options, like, attrs.get("ends_from"))
+    if op == "Gather":
+        axis = attrs.get("axis", 0)
+        if "indices" in attrs:              # constant indices on an activation, e.g. x[:, 0]
+            indices = np.asarray(attrs["indices"], dtype=np.int64)
+            return lambda x: gather(x, indices, axis)
+        return lambda data, indices: gather(data, indices, axis)
+    if op == "Cast":
+        dtype = CAST_DTYPES[attrs["to"]]
+        return lambda x: np.asarray(x).astype(dtype)
+    if op == "Where":
+        return lambda cond, a, b: _float32(np.where(np.asarray(cond, dtype=bool), a, b))
+    if op == "Equal":
+        return lambda a, b: np.equal(a, b)
+    if op == "ReduceMean":
+        return _reduce(np.mean, attrs)
+    if op == "ReduceSum":
+        return _reduce(np.sum, attrs)
+    if op == "Sub":
+        return _arith(np.subtract)
+    if op == "Div":
+        return _f32(np.divide)
+    if op == "Pow":
+        return _f32(lambda a, b: np.power(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
+    if op == "Sqrt":
+        return _f32(np.sqrt)
+    if op == "DynamicReshape":
+        return lambda *xs: dynamic_reshape(xs, attrs["shape"])
+    if op in COMPARE:
+        return lambda a, b: COMPARE[op](*_same_kind(a, b))
+    if op == "Not":
+        return np.logical_not
+    if op == "IsNaN":
+        return np.isnan
+    if op == "CumSum":
+        return lambda x: cumsum(x, attrs["axis"], attrs.get("exclusive", 0), attrs.get("reverse", 0))
+    if op == "GatherElements":
+        return lambda data, indices: gather_elements(data, indices, attrs.get("axis", 0))
+    if op in ("Max", "Min"):
+        function = np.maximum if op == "Max" else np.minimum
+        return lambda *xs: _float32(functools.reduce(lambda a, b: function(*_same_kind(a, b)), xs))
+    if op == "GatherND":
+        return gather_nd
+    if op == "Dims":
+        return lambda *xs: np.asarray(dynamic_shape(xs, attrs["values"]), dtype=np.int64).reshape(
+            attrs.get("shape", [-1]))
+    if op == "Range":
+        return lambda limit: arange(attrs["start"], int(np.asarray(limit).reshape(-1)[0]), attrs["delta"])
+    if op == "Expand":
+        return lambda *xs: expand(xs[0], dynamic_shape(xs, attrs["shape"]))
     return None
 
 
@@ -355,7 +642,8 @@ def evaluate(graph, feeds, capture=None):
     """Run graph on feeds ({input name: array}, or one array for a one-input graph).
 
     Returns {output name: float32 array}; with capture (a set of node names) the
-    first input activation of each of those nodes is added under the node's name.
+    first input activation of each of those nodes is added under the node's name
+    (a Linear's as the 2-D matrix of its rows, e.g. [batch * seq, features]).
     """
     if not isinstance(feeds, dict):
         if len(graph.inputs) != 1:
@@ -365,7 +653,9 @@ def evaluate(graph, feeds, capture=None):
     for info in graph.inputs:
         if info.name not in feeds:
             raise ShapeError(f"missing input {info.name!r} ({info.describe()})")
-        values[info.name] = np.asarray(feeds[info.name], dtype=np.float32)
+        # integer inputs (token ids, masks) keep their declared dtype; everything else is float32
+        dtype = info.dtype if info.dtype in ("int64", "int32") else np.float32
+        values[info.name] = np.asarray(feeds[info.name], dtype=dtype)
     capture = set(capture or ())
     unknown = capture - {node.name for node in graph.nodes}
     if unknown:
@@ -383,8 +673,15 @@ def evaluate(graph, feeds, capture=None):
     for node in graph.nodes:
         args = [read(name) for name in node.inputs]
         if node.name in capture:
-            captured[node.name] = args[0]
-        values[node.outputs[0]] = op_function(node)(*args)
+            x = args[0]
+            if node.op == "Linear" and x.ndim > 2:     # [batch, seq, features]: rows of tokens
+                x = x.reshape(-1, x.shape[-1])
+            captured[node.name] = x
+        result = op_function(node)(*args)
+        if len(node.outputs) > 1:          # Split: one array per output
+            values.update(zip(node.outputs, result))
+        else:
+            values[node.outputs[0]] = result
     result = {out.name: values[out.name] for out in graph.outputs}
     result.update(captured)
     return result

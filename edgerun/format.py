@@ -740,6 +740,20 @@ ARITY = {"Linear": (2, 3), "Relu": (1,), "Sigmoid": (1,), "Tanh": (1,), "Softmax
          "Add": (2,), "Mul": (2,), "Flatten": (1,), "Reshape": (1,), "Conv2d": (2, 3),
          "MaxPool": (1,), "AveragePool": (1,), "GlobalAveragePool": (1,), "Clip": (1,)}
 ARITY.update({"HardSigmoid": (1,), "HardSwish": (1,), "Pad": (1,), "Resize": (1,)})  # edge CNN ops
+
+# transformer ops (Concat's inputs and Split's outputs are counted in _check_transformer_attrs)
+ARITY.update({"Gelu": (1,), "Erf": (1,), "LayerNorm": (2, 3), "MatMul": (2,), "Transpose": (1,),
+              "Split": (1,), "Slice": (1, 2), "Gather": (1, 2), "Cast": (1,), "Where": (3,),
+              "Equal": (2,), "ReduceMean": (1,), "ReduceSum": (1,), "Sub": (2,), "Div": (2,),
+              "Pow": (2,), "Sqrt": (1,), "Expand": (1,)})
+# DynamicReshape, Dims, Expand: 1 to MAX_PIECES inputs, counted in _check_transformer_attrs
+ARITY.update({"Greater": (2,), "GreaterOrEqual": (2,), "Less": (2,), "LessOrEqual": (2,),
+              "And": (2,), "Or": (2,), "Not": (1,), "Range": (1,), "GatherND": (2,),
+              "IsNaN": (1,), "CumSum": (1,), "GatherElements": (2,)})
+del ARITY["Expand"]
+MAX_PIECES = 1 << 12     # Concat inputs / Split outputs: far beyond any real model
+MAX_GATHER_INDICES = 1 << 16
+INT64 = (-2**63, 2**63 - 1)
 MAX_WINDOW = 1 << 16  # kernel, stride, dilation and pad sizes: far beyond any real model
 
 
@@ -811,6 +825,144 @@ def _check_attrs(node):
             _int(d, f"{where} shape", -1, MAX_DIM)
         if shape.count(-1) > 1:
             _fail(where, "Reshape shape may hold at most one -1")
+    if node.op in TRANSFORMER_OPS:
+        _check_transformer_attrs(node, where, attrs)
+
+
+TRANSFORMER_OPS = ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice",
+                   "Gather", "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div",
+                   "Pow", "Sqrt", "Expand", "DynamicReshape",
+                   "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
+                   "Max", "Min", "GatherND", "IsNaN", "CumSum", "GatherElements")
+
+
+def _axis(attrs, key, where, default=None):
+    if key not in attrs and default is not None:
+        return default
+    if key not in attrs:
+        _fail(where, f"needs attrs {key!r}")
+    return _int(attrs[key], f"{where} {key}", -MAX_NDIM, MAX_NDIM - 1)
+
+
+def _int_list(attrs, key, where, lo, hi, max_len=MAX_NDIM):
+    values = _list(attrs.get(key), f"{where} {key}")
+    if len(values) > max_len:
+        _fail(where, f"{key} holds {len(values)} entries, at most {max_len} allowed")
+    return [_int(v, f"{where} {key}", lo, hi) for v in values]
+
+
+def _check_transformer_attrs(node, where, attrs):
+    """The attrs of the transformer ops (graph.py), with the types evaluate.py assumes."""
+    op = node.op
+    if op == "Gelu" and attrs.get("approximate", "none") not in ("none", "tanh"):
+        _fail(where, f"approximate must be 'none' or 'tanh', got {attrs.get('approximate')!r:.40}")
+    elif op == "LayerNorm":
+        _axis(attrs, "axis", where, -1)
+        eps = attrs.get("epsilon", 1e-5)
+        if not (type(eps) in (int, float) and math.isfinite(eps) and eps >= 0):
+            _fail(where, f"epsilon must be a finite number >= 0, got {eps!r:.40}")
+    elif op == "Transpose":
+        perm = _int_list(attrs, "perm", where, 0, MAX_NDIM - 1)
+        if sorted(perm) != list(range(len(perm))):
+            _fail(where, f"perm {perm} is not a permutation of 0..{len(perm) - 1}")
+    elif op == "Concat":
+        _axis(attrs, "axis", where)
+        if not 1 <= len(node.inputs) <= MAX_PIECES:
+            _fail(where, f"Concat takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
+    elif op == "Split":
+        _axis(attrs, "axis", where)
+        sizes = _int_list(attrs, "split", where, 0, MAX_DIM, MAX_PIECES)
+        if not sizes or len(sizes) != len(node.outputs):
+            _fail(where, f"split {sizes} must give one size per output ({len(node.outputs)} outputs)")
+    elif op == "Slice":
+        starts = _int_list(attrs, "starts", where, *INT64)
+        count = len(starts)
+        ends = _int_list(attrs, "ends", where, *INT64)
+        axes = _int_list(attrs, "axes", where, -MAX_NDIM, MAX_NDIM - 1) if "axes" in attrs else list(range(count))
+        steps = _int_list(attrs, "steps", where, *INT64) if "steps" in attrs else [1] * count
+        if not len(ends) == len(axes) == len(steps) == count or 0 in steps:
+            _fail(where, "starts, ends, axes and steps must have one entry per sliced axis, steps nonzero")
+        if len({a % MAX_NDIM for a in axes}) != count:
+            _fail(where, f"axes {axes} repeat an axis")
+        if len(node.inputs) == 2:
+            ends_from = _list(attrs.get("ends_from"), f"{where} ends_from")
+            if len(ends_from) != count:
+                _fail(where, f"ends_from must have {count} entries")
+            for v in ends_from:
+                if v is not None:
+                    _int(v, f"{where} ends_from", -MAX_NDIM, MAX_NDIM - 1)
+        elif "ends_from" in attrs:
+            _fail(where, "ends_from needs a second input (the value whose dims it reads)")
+    elif op == "Gather":
+        _axis(attrs, "axis", where, 0)
+        if len(node.inputs) == 1:
+            if "indices" not in attrs:
+                _fail(where, "Gather with one input needs attrs 'indices'")
+            indices = attrs["indices"]
+            if type(indices) is not int:
+                _int_list(attrs, "indices", where, -MAX_DIM, MAX_DIM, MAX_GATHER_INDICES)
+            else:
+                _int(indices, f"{where} indices", -MAX_DIM, MAX_DIM)
+        elif "indices" in attrs:
+            _fail(where, "Gather has both an indices input and attrs 'indices'")
+    elif op == "Cast" and attrs.get("to") not in ("float32", "int64", "int32", "bool"):
+        _fail(where, f"to must be 'float32', 'int64', 'int32' or 'bool', got {attrs.get('to')!r:.40}")
+    elif op in ("ReduceMean", "ReduceSum"):
+        if attrs.get("axes") is not None:
+            axes = _int_list(attrs, "axes", where, -MAX_NDIM, MAX_NDIM - 1)
+            if len({a % MAX_NDIM for a in axes}) != len(axes):
+                _fail(where, f"axes {axes} repeat an axis")
+        if attrs.get("keepdims", 1) not in (0, 1) or type(attrs.get("keepdims", 1)) is not int:
+            _fail(where, f"keepdims must be 0 or 1, got {attrs.get('keepdims')!r:.40}")
+    elif op == "DynamicReshape":
+        shape = _run_time_dims(node, where, attrs, "shape", -1)
+        if shape.count(-1) > 1:
+            _fail(where, "DynamicReshape shape may hold at most one -1")
+    elif op == "Expand":
+        shape = _run_time_dims(node, where, attrs, "shape", 0)
+        count = 1
+        for d in shape:
+            count *= max(d, 1) if type(d) is int else 1
+        if count > MAX_DIM:
+            _fail(where, f"Expand to {shape}: more than {MAX_DIM} elements")
+    elif op == "Dims":
+        values = _run_time_dims(node, where, attrs, "values", 0)
+        shape = _int_list(attrs, "shape", where, -1, MAX_DIM) if "shape" in attrs else [-1]
+        if len(shape) > 1 or shape not in ([-1], [len(values)], []) or (shape == [] and len(values) != 1):
+            _fail(where, f"shape {shape} must be [], [-1] or [{len(values)}] for {len(values)} values")
+    elif op == "CumSum":
+        _axis(attrs, "axis", where)
+        for key in ("exclusive", "reverse"):
+            if attrs.get(key, 0) not in (0, 1) or type(attrs.get(key, 0)) is not int:
+                _fail(where, f"{key} must be 0 or 1, got {attrs.get(key)!r:.40}")
+    elif op == "GatherElements":
+        _axis(attrs, "axis", where, 0)
+    elif op in ("Max", "Min") and not 1 <= len(node.inputs) <= MAX_PIECES:
+        _fail(where, f"{op} takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
+    elif op == "Range":
+        for key in ("start", "delta"):
+            _int(attrs.get(key), f"{where} {key}", *INT64)
+        if attrs["delta"] == 0:
+            _fail(where, "Range delta must not be 0")
+
+
+def _run_time_dims(node, where, attrs, key, lo):
+    """attrs[key]: at most MAX_NDIM entries, each an int >= lo or [input, axis] naming one
+    of the node's inputs (1 to MAX_PIECES of them)."""
+    if not 1 <= len(node.inputs) <= MAX_PIECES:
+        _fail(where, f"{node.op} takes 1 to {MAX_PIECES} inputs, got {len(node.inputs)}")
+    values = _list(attrs.get(key), f"{where} {key}")
+    if len(values) > MAX_NDIM:
+        _fail(where, f"{key} holds {len(values)} entries, at most {MAX_NDIM} allowed")
+    for d in values:
+        if isinstance(d, list):
+            if len(d) != 2:
+                _fail(where, f"a run-time dim must be [input, axis], got {d!r:.40}")
+            _int(d[0], f"{where} {key} input", 0, len(node.inputs) - 1)
+            _int(d[1], f"{where} {key} axis", -MAX_NDIM, MAX_NDIM - 1)
+        else:
+            _int(d, f"{where} {key}", lo, MAX_DIM)
+    return values
 
 
 def _finite(value, where, what, positive=False):
@@ -896,7 +1048,7 @@ def _check_graph(graph):
         if node.op in ARITY and len(node.inputs) not in ARITY[node.op]:
             raise FormatError(f"node {node.name!r}: {node.op} takes {' or '.join(map(str, ARITY[node.op]))} "
                               f"inputs, got {len(node.inputs)} {node.inputs}")
-        if len(node.outputs) != 1:
+        if len(node.outputs) != 1 and node.op != "Split":   # Split: one output per size (its attrs)
             raise FormatError(f"node {node.name!r}: expected exactly one output, got {node.outputs}")
         if node.op in ("Linear", "Conv2d"):
             if node.inputs[0] in graph.tensors:

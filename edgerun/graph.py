@@ -37,6 +37,47 @@ Ops (the runtime's vocabulary, not ONNX's):
   All ops are defined on the logical NCHW layout; the runtime may keep activations NHWC
   internally (edgerun/runtime/layout.py) without changing any result.
 
+Transformer ops (BERT-style encoders; every input may also be a constant tensor
+unless said otherwise; integer constants are stored as float32 tensors):
+
+    Gelu     attrs {"approximate": "none" | "tanh"}      like ONNX Gelu (opset 20)
+    Erf                                  elementwise
+    LayerNorm inputs [x, scale, bias?]   attrs {"axis": int, "epsilon": float}; normalises
+             over the dims from axis on (ONNX LayerNormalization)
+    MatMul   inputs [a, b]               np.matmul of two activations (batched, broadcasting)
+    Transpose attrs {"perm": [int]}
+    Concat   inputs [x, ...]             attrs {"axis": int}
+    Split    outputs [y, ...]            attrs {"axis": int, "split": [int]} (one size per output)
+    Slice    inputs [x, like?]           attrs {"starts", "ends", "axes", "steps": [int]} and,
+             with `like`, "ends_from": [int | None]: an int makes that end like.shape[int]
+             (a run-time length, e.g. the first S rows of a position table)
+    Gather   inputs [data, indices]      attrs {"axis": int}: run-time integer indices (an
+             embedding lookup when data is a constant table [vocab, hidden], axis 0); or
+             inputs [x] with attrs {"axis": int, "indices": int | [int]} (e.g. x[:, 0])
+    Cast     attrs {"to": "float32" | "int64" | "int32" | "bool"}
+    Where    inputs [cond, a, b]         numpy broadcasting
+    Equal    inputs [a, b]               -> bool
+    ReduceMean, ReduceSum                attrs {"axes": [int] | None (all), "keepdims": 0 | 1}
+    Sub, Div, Pow inputs [a, b]          numpy broadcasting (between activations too)
+    Sqrt                                 elementwise
+    Expand   attrs {"shape": [int]}      numpy broadcasting of x to shape (ONNX Expand)
+    DynamicReshape inputs [x, source...] attrs {"shape": [int | [input, axis]]}: reshape x
+             to a shape read partly at run time: [i, k] is dim k of input i (0 is x itself),
+             -1 (at most one) is inferred, other ints are literal sizes; for the attention
+             reshapes whose run-time dims move ([N*heads, S, d] -> [N, heads, S, d])
+    Greater, GreaterOrEqual, Less, LessOrEqual, And, Or inputs [a, b] -> bool; Not, IsNaN
+    Dims     inputs [source...]          attrs {"values": [int | [input, axis]], "shape": [int]}:
+             an int64 array of sizes read at run time (the batch or sequence length as a
+             value, for index arithmetic such as batch_index * S + position)
+    Range    inputs [limit]              attrs {"start": int, "delta": int}: int64
+             arange(start, limit, delta) with limit a run-time int64 scalar
+    (Expand's "shape" entries may also be [input, axis], read from extra inputs at run time)
+    Max, Min inputs [x, ...]             elementwise over all inputs, numpy broadcasting
+    GatherND inputs [data, indices]      ONNX GatherND with batch_dims 0: indices [..., k]
+             pick data[i0, ..., ik-1] (run-time integer indices, checked against data)
+    CumSum   attrs {"axis": int, "exclusive": 0 | 1, "reverse": 0 | 1}   (ONNX CumSum)
+    GatherElements inputs [data, indices] attrs {"axis": int}: np.take_along_axis
+
 Tensor encodings (the arrays each one holds, all numpy, little-endian):
 
     dense     values [shape] f32 | f16 | i8;  i8 adds scale f32 [shape[0]]
@@ -68,6 +109,13 @@ ENCODINGS = ("dense", "csr", "bcsr4", "codebook")
 OPS = ("Linear", "Relu", "Sigmoid", "Tanh", "Softmax", "Add", "Mul", "Flatten", "Reshape",
        "Conv2d", "MaxPool", "AveragePool", "GlobalAveragePool", "Clip")
 OPS += ("HardSigmoid", "HardSwish", "Pad", "Resize")   # edge CNN ops
+
+# transformer encoders (BERT-style)
+OPS += ("Gelu", "Erf", "LayerNorm", "MatMul", "Transpose", "Concat", "Split", "Slice", "Gather",
+        "Cast", "Where", "Equal", "ReduceMean", "ReduceSum", "Sub", "Div", "Pow", "Sqrt", "Expand",
+        "DynamicReshape",
+        "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Not", "Dims", "Range",
+        "Max", "Min", "GatherND", "IsNaN", "CumSum", "GatherElements")
 
 
 def conv_weight_shape(node, weight):

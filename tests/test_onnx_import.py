@@ -441,12 +441,13 @@ def test_unnamed_node_gets_a_name_in_the_message():
         edgerun.import_onnx(model)
 
 
-def test_matmul_between_two_activations_is_unsupported():
+def test_matmul_between_two_activations_imports_as_graph_matmul():
+    # (was unsupported before the transformer ops; tests/test_onnx_transformer.py covers it fully)
     nodes = [helper.make_node("MatMul", ["a", "b"], ["y"], name="attention_scores")]
     model = models.make_model(nodes, [models.float_input("a", 4), helper.make_tensor_value_info(
         "b", TensorProto.FLOAT, [4, 3])], [models.float_output("y", 3)])
-    with pytest.raises(UnsupportedOpError, match=r"'attention_scores' uses MatMul .*between two activations"):
-        edgerun.import_onnx(model)
+    graph = edgerun.import_onnx(model)
+    assert [n.op for n in graph.nodes] == ["MatMul"]
 
 
 def test_reshape_to_a_runtime_shape_is_unsupported():
@@ -505,9 +506,10 @@ def test_huge_constant_of_shape_is_refused_not_allocated():
 
 
 def test_integer_input_raises_edgerun_error():
+    # INT32 / INT64 inputs are token ids and masks now; other integer types are refused
     model = models.gemm_mlp()
-    model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
-    with pytest.raises(EdgerunError, match=r"input 'x' has element type INT64"):
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    with pytest.raises(EdgerunError, match=r"input 'x' has element type UINT8"):
         edgerun.import_onnx(model)
 
 

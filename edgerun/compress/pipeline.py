@@ -756,6 +756,8 @@ def _compress(graph, prune, quantize, share_bits, huffman, calibration, prune_sc
             "bytes_before": before, "bytes_after": after, "error": error, "note": note,
         })
 
+    rows += _compress_embeddings(work, quantize, share_bits, huffman)
+
     settings = {"prune": prune, "quantize": quantize, "share_bits": share_bits,
                 "huffman": huffman, "prune_scope": prune_scope,
                 "calibration": feeds is not None, "refit": refit}
@@ -802,6 +804,53 @@ def _kind(node, shape):
     if group > 1 and not depthwise:
         kind += f" g{group}"
     return kind
+
+# -- embedding tables --------------------------------------------------------------------------
+
+def _embedding_tables(graph):
+    """{table name: Gather node} for each embedding lookup (a Gather of a constant 2-D
+    table by run-time ids, axis 0) whose table nothing but lookups reads."""
+    readers = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            readers.setdefault(name, []).append(node)
+    tables = {}
+    for node in graph.nodes:
+        if node.op == "Gather" and len(node.inputs) == 2 and node.inputs[0] in graph.tensors \
+                and node.inputs[1] not in graph.tensors and node.attrs.get("axis", 0) == 0 \
+                and len(graph.tensors[node.inputs[0]].shape) == 2 \
+                and all(r.op == "Gather" and r.inputs[0] == node.inputs[0] for r in readers[node.inputs[0]]):
+            tables.setdefault(node.inputs[0], node)
+    return tables
+
+
+def _compress_embeddings(work, quantize, share_bits, huffman):
+    """Encode each embedding table with the model-wide quantize / share_bits (a dict
+    option names layers and leaves the tables float): share_bits -> codebook (k-means
+    over the whole table; the runtime unpacks only the looked-up rows), else "int8" /
+    "int8-static" -> dense int8 with one scale per row (per token), "fp16" -> dense fp16.
+    Tables are never pruned.  Returns the report rows of the tables."""
+    mode = quantize if isinstance(quantize, str) else None
+    bits = share_bits if isinstance(share_bits, numbers.Integral) else None
+    rows = []
+    for name, node in _embedding_tables(work).items():
+        if mode is None and not bits:
+            continue
+        table = work.tensors[name].to_dense()
+        if bits:
+            centroids, codes = kmeans_1d(table.reshape(-1), 1 << bits)
+            tensor = _shared_tensor(name, table.shape, codes.reshape(table.shape),
+                                    _centroid_arrays(centroids, mode, name), bits, "codebook")
+        else:
+            tensor = _dense_tensor(name, table, mode)
+        tensor.huffman = huffman
+        work.tensors[name] = tensor
+        after = stored_bytes(tensor)
+        rows.append({"layer": node.name, "shape": tuple(table.shape), "original_shape": tuple(table.shape),
+                     "removed_neurons": 0, "encoding": _describe(tensor), "sparsity": 0.0,
+                     "bits_per_weight": 8.0 * after / max(table.size, 1), "bytes_before": 4 * table.size,
+                     "bytes_after": after, "error": None, "note": "embedding table (looked up by id)"})
+    return rows
 
 
 def _describe(tensor):

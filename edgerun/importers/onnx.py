@@ -1,4 +1,5 @@
-"""Import an ONNX model of a fully-connected or convolutional network as an edgerun Graph.
+"""Import an ONNX model of a fully-connected, convolutional or transformer-encoder network
+as an edgerun Graph.
 
     graph = edgerun.import_onnx("mlp.onnx")      # a path, the model's bytes, or an onnx.ModelProto
 
@@ -42,13 +43,61 @@ What it understands (ONNX op -> edgerun op, see edgerun/graph.py):
                               -> folded away when they only depend on initializers and on static
                                  (or symbolic) shapes, as exporters emit for `x.view(x.size(0), -1)`
 
+Transformer encoders (BERT / MiniLM-style, torch's TorchScript exporter at opset 14-17 and
+its dynamo exporter at opset 18 verified against onnxruntime):
+
+    Gather                    -> Gather: a float constant table by run-time integer ids (an
+                                 embedding lookup, axis 0), or an activation by constant
+                                 indices (a scalar or a list, e.g. CLS pooling x[:, 0])
+    MatMul of two activations -> MatMul (attention scores and context; batched, broadcasting)
+    LayerNormalization        -> LayerNorm (opset 17; scale, optional bias, any trailing axis)
+    Gelu                      -> Gelu (opset 20; approximate "none" / "tanh")
+    ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma [, Add beta]
+                              -> one LayerNorm (what the TorchScript exporter writes before
+                                 opset 17), when the inner values feed nothing else
+    Div(x, sqrt 2) | Mul(x, 1/sqrt 2), Erf, Add 1, Mul x, Mul 0.5 (any order of the last two)
+                              -> one Gelu; a lone Erf stays Erf
+    Transpose, Concat, Split, Slice, Expand on activations
+                              -> the same op (constant perm / axis / sizes / starts, ends,
+                                 axes, steps / shape); Slice of a constant to a graph input's
+                                 run-time length (position_ids[:, :S]) reads that length
+                                 from the input at run time (attrs ends_from)
+    Cast                      -> Cast between float32, int64, int32 and bool (a cast to the
+                                 type a value already has is dropped)
+    Where, Equal, Sub, Div, Pow, Sqrt, Erf, ReduceMean, ReduceSum
+                              -> the same op, between activations and constants (integer
+                                 constants such as a mask's 0 are stored as float32)
+    Reshape, Unsqueeze, Squeeze -> DynamicReshape when more than one run-time dim moves
+    Mod                       -> folded (on constants only)
+    Range, Greater(OrEqual), Less(OrEqual), And, Or, Not, Max, Min, GatherND (batch_dims 0),
+    Gather of an activation by run-time integer indices, Add / Sub / Mul on integers
+                              -> the same ops: the index arithmetic current Hugging Face BERT
+                                 uses to build its attention mask (arange over the run-time
+                                 batch / sequence length, batch * S + position, a gather);
+                                 a run-time length used as a value becomes a Dims node, an
+                                 Expand to run-time dims reads them from the graph input
+    INT64 / INT32 graph inputs (input_ids, attention_mask) keep their type.
+    torch's nn.TransformerEncoderLayer (batch_first) imports too (dynamo: any batch and
+    sequence length; TorchScript: the tracer bakes in the example's sequence length), and so
+    do Hugging Face transformers 5's BERT (eager and sdpa attention), DistilBERT, RoBERTa,
+    ELECTRA and ALBERT with their attention masks (checked by hand with tiny random configs:
+    TorchScript opset 17 and dynamo opset 18 match onnxruntime with padding, at two batch
+    sizes and sequence lengths).
+    CumSum, GatherElements    -> the same ops (RoBERTa's position ids from the padding mask;
+                                 ELECTRA / ALBERT's token types from an expanded buffer)
+
 Shapes are tracked through the graph with symbolic dims (the batch "N"), so the
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape pattern folds to Reshape [0, -1].
 Everything else raises edgerun.UnsupportedOpError naming the op, the node and the opset.
 
 Every float is imported as float32 (float16 / double / bfloat16 initializers are converted,
 and FLOAT16 / DOUBLE graph inputs become float32 inputs); integer initializers are accepted
-only where a shape or an index is expected.  Dropout is dropped whatever its training_mode.
+where a shape or an index is expected, and as small constants of elementwise ops.
+Symbolic dims of a graph input stand for run-time lengths (batch and sequence).  Products
+of them (N * heads) are tracked as symbols too ("4*N"); a Reshape / Unsqueeze / Squeeze
+whose run-time dims change position (torch's attention: [S, N*heads, d] -> [N, heads, S, d])
+becomes a DynamicReshape that reads those dims at run time from the input or from the
+graph input they came from.  Other arithmetic on run-time dims is not supported.  Dropout is dropped whatever its training_mode.
 
 Names: nodes keep their ONNX names (an unnamed one becomes "<Op>_<index>"); a weight keeps its
 initializer's name, also when transposed or scaled, unless that name already holds other
@@ -56,7 +105,9 @@ values (tied weights used the same way stay one tensor).  Folding a constant sca
 weight rounds once more than ONNX does (x*(W*s) vs (x*W)*s): within float32 tolerance, not
 bit-exact.  Graph.metadata records producer, opset, IR version and the sha256 of the model bytes.
 """
+import functools
 import hashlib
+import math
 import os
 
 import numpy as np
@@ -69,8 +120,16 @@ SUPPORTED = ("Gemm", "MatMul", "Conv", "Relu", "Sigmoid", "Tanh", "Softmax", "Ad
              "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Transpose", "ConstantOfShape")
 SUPPORTED += ("HardSigmoid", "HardSwish", "Pad", "Resize")      # edge CNN ops
 
+# transformer encoders (BERT-style)
+SUPPORTED += ("Gelu", "Erf", "LayerNormalization", "Split", "Where", "Equal", "ReduceMean",
+              "ReduceSum", "Pow", "Sqrt", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
+              "And", "Or", "Not", "Range", "Mod", "Max", "Min", "GatherND", "IsNaN",
+              "CumSum", "GatherElements")
+
 # TensorProto element types we treat as float: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+# Integer graph inputs (token ids, attention masks) keep their type: INT32, INT64.
+_INT_TYPES = {6: "int32", 7: "int64"}
 _EXTERNAL = 1  # TensorProto.EXTERNAL
 # A hostile model can ask ConstantOfShape for terabytes; no real MLP needs a constant this big.
 _MAX_FOLDED_ELEMENTS = 1 << 28
@@ -134,6 +193,8 @@ class _Importer:
         self.squeezes = set()   # names of the Reshape nodes taking a lifted 1-D layer back to 3-D
         self.taken = set()      # every value and tensor name, so generated ones stay unique
         self.symbols = 0
+        self.dtypes = {}        # activation name -> dtype name when not float32 (ids, masks)
+        self.symbol_source = {} # a graph input's symbolic dim -> (input name, axis)
 
     # ---------------------------------------------------------------- driver
 
@@ -150,6 +211,7 @@ class _Importer:
                                f"({g.sparse_initializer[0].values.name!r}), which edgerun cannot import")
         for init in g.initializer:
             self.consts[init.name] = self._tensor_array(init)
+        nodes = self._fuse_patterns(nodes)
         self.consumers = {}
         for _, node in nodes:
             for name in node.input:
@@ -196,10 +258,11 @@ class _Importer:
             raise EdgerunError(f"input {value.name!r} is a {kind or 'untyped value'}; "
                                "edgerun imports models whose inputs are float tensors")
         elem = value.type.tensor_type.elem_type
-        if elem not in _FLOAT_TYPES:
+        if elem not in _FLOAT_TYPES and elem not in _INT_TYPES:
             type_name = self.onnx.TensorProto.DataType.Name(elem) if elem else "undefined"
             raise EdgerunError(f"input {value.name!r} has element type {type_name}; edgerun imports "
-                               "float models only (expected FLOAT, or FLOAT16/DOUBLE to run as float32)")
+                               "float inputs (FLOAT, or FLOAT16/DOUBLE to run as float32) and "
+                               "INT32 / INT64 inputs (token ids, masks)")
         if not value.type.tensor_type.HasField("shape"):
             raise EdgerunError(f"input {value.name!r} declares no shape; edgerun needs at least its rank "
                                "(export with a declared input shape, dynamic dims named e.g. 'N')")
@@ -212,7 +275,13 @@ class _Importer:
             else:
                 dims.append(self._fresh_symbol())
         self.shapes[value.name] = tuple(dims)
-        self.graph.inputs.append(ValueInfo(value.name, _public_shape(dims)))
+        for axis, d in enumerate(dims):
+            if isinstance(d, str):
+                self.symbol_source.setdefault(d, (value.name, axis))
+        dtype = _INT_TYPES.get(elem, "float32")
+        if dtype != "float32":
+            self.dtypes[value.name] = dtype
+        self.graph.inputs.append(ValueInfo(value.name, _public_shape(dims), dtype))
 
     def _select_outputs(self, g, outputs):
         if outputs is None:
@@ -282,7 +351,7 @@ class _Importer:
         node = self.node
         return UnsupportedOpError(
             f"node {self.node_name!r} uses {node.op_type} (opset {self.opset}){detail}, which edgerun "
-            f"cannot import yet (it imports fully-connected and convolutional networks: "
+            f"cannot import yet (it imports fully-connected, convolutional and transformer-encoder networks: "
             f"{', '.join(SUPPORTED[:13])}, ...)")
 
     def _fresh_symbol(self):
@@ -351,9 +420,13 @@ class _Importer:
         self.graph.tensors[name] = Tensor.dense(name, array)
         return name
 
-    def _emit(self, op, inputs, output, shape, attrs=None, name=None):
+    def _emit(self, op, inputs, output, shape, attrs=None, name=None, dtype=None):
         self.graph.nodes.append(Node(op, name or self.node_name, list(inputs), [output], dict(attrs or {})))
         self.shapes[output] = tuple(shape)
+        # dtype: float32 unless given, or that of the first input for ops that move data
+        dtype = dtype or (self.dtypes.get(inputs[0], "float32") if op in _DTYPE_KEEPING else "float32")
+        if dtype != "float32":
+            self.dtypes[output] = dtype
         self.taken.add(output)
         return output
 
@@ -403,9 +476,7 @@ class _Importer:
     def _op_MatMul(self, node):
         a, b = self._inputs(node)[:2]
         if not self._is_const(b):
-            if self._is_const(a):
-                raise self._unsupported(" with a constant first operand and a run-time second operand")
-            raise self._unsupported(f" between two activations ({a!r} and {b!r})")
+            return self._matmul_activations(a, b)
         if self._is_const(a):
             return self._fold(node)
         weight = self._float(b, "operand B")
@@ -472,6 +543,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):    # index arithmetic: stays in the integer type
+            return self._elementwise("Sub" if negate_b else "Add", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):               # Add and Mul commute: keep the activation first
             a, b = b, a
         if self._is_const(b):
@@ -493,6 +566,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):
+            return self._elementwise("Mul", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):
             a, b = b, a
         if self._is_const(b):
@@ -508,6 +583,8 @@ class _Importer:
         if operands is None:
             return
         a, b = operands
+        if self._integer_operands(a, b):
+            return self._elementwise("Sub", [a, b], dtype=self._integer_dtype(a, b))
         if self._is_const(a):
             # c - x = (-x) + c
             minus_b = self._negate(b)
@@ -515,6 +592,8 @@ class _Importer:
             self._emit("Add", [minus_b, self._add_tensor(a, value)], node.output[0],
                        _broadcast(self.shapes[b], value.shape, self._fresh_symbol))
             return
+        if not self._is_const(b):
+            return self._elementwise("Sub", [a, b])
         self._op_Add(node, negate_b=True)
 
     def _negate(self, x):
@@ -528,7 +607,7 @@ class _Importer:
             return
         a, b = operands
         if self._is_const(a) or not self._is_const(b):
-            raise self._unsupported(" dividing by a run-time value")
+            return self._elementwise("Div", [a, b])
         # x / c == x * (1/c) up to one rounding; edgerun has no Div.
         value = 1.0 / self._float(b, "divisor")
         self._emit("Mul", [a, self._add_tensor(f"{b}.reciprocal", value)], node.output[0],
@@ -758,8 +837,10 @@ class _Importer:
                                  f"(a 0) of {x!r}, which has only {len(in_shape)} dims")
             attr_shape.append(entry)
             out_shape.append(in_shape[i] if entry == 0 and i < len(in_shape) else entry)
-        if attr_shape.count(-1) > 1:
-            raise self._unsupported(f" to {target_values}: more than one dim is only known at run time")
+        if attr_shape.count(-1) > 1:       # run-time dims that move: read them at run time
+            wanted = [entry if isinstance(entry, str) else in_shape[i] if int(entry) == 0 else int(entry)
+                      for i, entry in enumerate(target_values)]
+            return self._dynamic_reshape(x, wanted, node.output[0], f" to {target_values}")
         if unresolved:
             pass  # the one unknown entry became -1 and keeps its symbol as the output dim
         elif -1 in attr_shape:
@@ -786,9 +867,13 @@ class _Importer:
         if self._is_const(x):
             return self._fold(node)
         to = int(self._attrs(node)["to"])
-        if to not in _FLOAT_TYPES:
+        target = "float32" if to in _FLOAT_TYPES else _CAST_TYPES.get(to)
+        if target is None:
             raise self._unsupported(f" of activation {x!r} to {self.onnx.TensorProto.DataType.Name(to)}")
-        self.alias[node.output[0]] = x      # edgerun computes in float32 throughout
+        if self.dtypes.get(x, "float32") == target:
+            self.alias[node.output[0]] = x  # edgerun computes in float32 throughout
+            return
+        self._emit("Cast", [x], node.output[0], self.shapes[x], {"to": target}, dtype=target)
 
     # ---------------------------------------------------------------- folded at import
 
@@ -811,8 +896,7 @@ class _Importer:
             raise self._unsupported(" on a run-time activation")
         self._fold(node)
 
-    _op_Gather = _op_Concat = _op_Slice = _shape_op
-    _op_Transpose = _op_ConstantOfShape = _shape_op
+    _op_ConstantOfShape = _shape_op
 
     def _op_Unsqueeze(self, node):
         self._squeeze_or_unsqueeze(node, insert=True)
@@ -846,7 +930,10 @@ class _Importer:
                 raise ShapeError(f"node {self.node_name!r}: cannot squeeze dims {sorted(axes)} "
                                  f"of {x!r} {tuple(shape)}: they must be 1")
             shape = [d for i, d in enumerate(shape) if i not in axes]
-        target = self._reshape_target(self.shapes[x], shape)
+        try:
+            target = self._reshape_target(self.shapes[x], shape)
+        except UnsupportedOpError:          # several run-time dims move: read them at run time
+            return self._dynamic_reshape(x, shape, node.output[0])
         self._emit("Reshape", [x], node.output[0], shape, {"shape": target})
 
     def _reshape_target(self, in_shape, out_shape, detail=""):
@@ -864,6 +951,517 @@ class _Importer:
             raise self._unsupported(f"{detail} giving shape {tuple(out_shape)}: more than one dim "
                                     "is known only at run time")
         return target
+    # ---------------------------------------------------------------- transformer encoders
+
+    def _operand(self, name, what="operand"):
+        """An input of an elementwise op: the activation itself, or a constant stored as a
+        float32 tensor (integers too when float32 holds them exactly, e.g. a mask's 0)."""
+        if not self._is_const(name):
+            return name
+        array = self.consts[name]
+        if array.dtype == object:
+            return self._run_time_value(name, array)
+        if array.dtype.kind in "iub":
+            if array.size and np.abs(array.astype(np.int64)).max() >= 1 << 24:
+                raise self._unsupported(f" with integer {what} {name!r} beyond float32's exact range")
+            return self._add_tensor(f"{name}.f32" if array.dtype.kind != "f" else name, array)
+        return self._add_tensor(name, self._float(name, what))
+
+    def _shape_of(self, name):
+        return self.shapes[name] if name in self.shapes else tuple(self.consts[name].shape)
+
+    def _elementwise(self, op, inputs, output=None, dtype=None):
+        """op on broadcast operands (any may be a constant, not all)."""
+        names = [self._operand(v) for v in inputs]
+        shape = ()
+        for v in inputs:
+            shape = _broadcast(shape, self._shape_of(v), self._fresh_symbol)
+        return self._emit(op, names, output or self.node.output[0], shape, dtype=dtype)
+
+    def _matmul_activations(self, a, b):
+        """MatMul where the second operand is computed at run time (attention: q @ k^T, p @ v)."""
+        sa, sb = self._shape_of(a), self._shape_of(b)
+        if len(sa) < 2 or len(sb) < 2:
+            raise self._unsupported(f" of {len(sa)}-D and {len(sb)}-D operands (edgerun needs 2-D or more)")
+        if isinstance(sa[-1], int) and isinstance(sb[-2], int) and sa[-1] != sb[-2]:
+            raise ShapeError(f"node {self.node_name!r}: MatMul of {sa} and {sb}: inner dims differ")
+        batch = _broadcast(sa[:-2], sb[:-2], self._fresh_symbol)
+        self._emit("MatMul", [self._operand(a), self._operand(b)], self.node.output[0],
+                   batch + (sa[-2], sb[-1]))
+
+    def _op_Gelu(self, node):
+        approximate = self._attrs(node).get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            raise self._unsupported(f" with approximate={approximate!r}")
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        self._emit("Gelu", [x], node.output[0], self.shapes[x], {"approximate": approximate})
+
+    def _op_Erf(self, node):
+        self._unary(node, "Erf")
+
+    def _op_Sqrt(self, node):
+        self._unary(node, "Sqrt")
+
+    def _op_LayerNormalization(self, node):
+        x, scale, bias = self._inputs(node)[:3]
+        attrs = self._attrs(node)
+        if any(self.consumers.get(o) for o in node.output[1:] if o):
+            raise self._unsupported(" whose mean / inverse deviation outputs are used")
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        shape = self.shapes[x]
+        axis = self._axis(attrs.get("axis", -1), len(shape))
+        inputs = [x, self._operand(scale, "scale")]
+        if bias is not None:
+            inputs.append(self._operand(bias, "bias"))
+        self._emit("LayerNorm", inputs, node.output[0], shape,
+                   {"axis": axis - len(shape), "epsilon": float(attrs.get("epsilon", 1e-5))})
+
+    def _op_Transpose(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            return self._fold(node)
+        shape = self.shapes[x]
+        perm = [int(p) for p in self._attrs(node).get("perm", range(len(shape) - 1, -1, -1))]
+        if sorted(perm) != list(range(len(shape))):
+            raise ShapeError(f"node {self.node_name!r}: perm {perm} does not permute the {len(shape)} "
+                             f"dims of {x!r}")
+        self._emit("Transpose", [x], node.output[0], tuple(shape[p] for p in perm), {"perm": perm})
+
+    def _op_Concat(self, node):
+        inputs = [v for v in self._inputs(node)[:len(node.input)] if v is not None]
+        if all(self._is_const(v) for v in inputs):
+            return self._fold(node)
+        shapes = [self._shape_of(v) for v in inputs]
+        axis = self._axis(self._attrs(node)["axis"], len(shapes[0]))
+        sizes = [s[axis] for s in shapes]
+        total = sum(sizes) if all(isinstance(d, int) for d in sizes) else self._fresh_symbol()
+        shape = shapes[0][:axis] + (total,) + shapes[0][axis + 1:]
+        self._emit("Concat", [self._operand(v) for v in inputs], node.output[0], shape, {"axis": axis})
+
+    def _op_Split(self, node):
+        x, sizes_input = self._inputs(node)[:2]
+        attrs = self._attrs(node)
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        shape = self.shapes[x]
+        axis = self._axis(attrs.get("axis", 0), len(shape))
+        outputs = list(node.output)
+        if sizes_input is not None:
+            if not self._is_const(sizes_input):
+                raise self._unsupported(f" with sizes {sizes_input!r} computed at run time")
+            sizes = _ints(self.consts[sizes_input])
+        elif "split" in attrs:
+            sizes = [int(v) for v in attrs["split"]]
+        else:
+            if not isinstance(shape[axis], int):
+                raise self._unsupported(f" into equal parts of the symbolic dim {shape[axis]!r}")
+            parts = int(attrs.get("num_outputs", len(outputs)))
+            step = -(-shape[axis] // parts)
+            sizes = [min(step, shape[axis] - i * step) for i in range(parts)]
+        if len(sizes) != len(outputs) or min(sizes) < 0 or (
+                isinstance(shape[axis], int) and sum(sizes) != shape[axis]):
+            raise ShapeError(f"node {self.node_name!r}: Split sizes {sizes} do not divide dim {axis} "
+                             f"of {x!r} {shape} into {len(outputs)} outputs")
+        names = [o if o else self._unique(f"{self.node_name}/unused_{i}") for i, o in enumerate(outputs)]
+        self.graph.nodes.append(Node("Split", self.node_name, [x], names, {"axis": axis, "split": sizes}))
+        for name, size in zip(names, sizes):
+            self.shapes[name] = shape[:axis] + (size,) + shape[axis + 1:]
+            self.taken.add(name)
+            if x in self.dtypes:
+                self.dtypes[name] = self.dtypes[x]
+
+    def _op_Slice(self, node):
+        x = self._inputs(node)[0]
+        params = self._inputs(node)[1:5]
+        if all(v is None or self._is_const(v) for v in [x] + params):
+            if not any(v is not None and self.consts[v].dtype == object for v in params):
+                return self._fold(node)
+        if any(v is not None and not self._is_const(v) for v in params):
+            raise self._unsupported(" with starts / ends / axes / steps computed at run time")
+        shape = self._shape_of(x)
+        if self.opset >= 10:
+            starts, ends = list(self.consts[params[0]].reshape(-1)), list(self.consts[params[1]].reshape(-1))
+            axes = _ints(self.consts[params[2]]) if params[2] is not None else list(range(len(starts)))
+            steps = _ints(self.consts[params[3]]) if params[3] is not None else [1] * len(starts)
+        else:
+            attrs = self._attrs(node)
+            starts, ends = list(attrs["starts"]), list(attrs["ends"])
+            axes, steps = list(attrs.get("axes", range(len(starts)))), [1] * len(starts)
+        if any(isinstance(v, str) for v in starts):
+            raise self._unsupported(" with a start known only at run time")
+        axes = [self._axis(a, len(shape)) for a in axes]
+        inputs, ends_from, out = [self._operand(x, "data")], [], list(shape)
+        for i, (start, end, axis, step) in enumerate(zip(starts, ends, axes, steps)):
+            if isinstance(end, str):            # the run-time length of a graph input's dim
+                source = self.symbol_source.get(end)
+                if source is None or int(start) != 0 or step != 1:
+                    raise self._unsupported(f" to the run-time end {end!r}")
+                if len(inputs) == 1:
+                    inputs.append(source[0])
+                elif inputs[1] != source[0]:
+                    raise self._unsupported(" to ends from two different inputs")
+                ends_from.append(source[1])
+                ends[i] = 0
+                out[axis] = end
+                continue
+            ends_from.append(None)
+            dim = shape[axis]
+            if isinstance(dim, int):
+                out[axis] = len(range(*slice(int(start), int(end), step).indices(dim)))
+            elif not (int(start) == 0 and step == 1 and int(end) >= 2**31 - 1):
+                out[axis] = self._fresh_symbol()
+        attrs = {"starts": _ints(starts), "ends": _ints(ends), "axes": axes, "steps": _ints(steps)}
+        if len(inputs) == 2:
+            attrs["ends_from"] = ends_from
+        dtype = None
+        if self._is_const(x) and self.consts[x].dtype.kind in "iub":
+            dtype = "int64"                     # e.g. a slice of a position_ids buffer
+        if dtype is None:
+            self._emit("Slice", inputs, node.output[0], out, attrs)
+            return
+        sliced = self._unique(f"{node.output[0]}/float")
+        self._emit("Slice", inputs, sliced, out, attrs)
+        self._emit("Cast", [sliced], node.output[0], out, {"to": dtype},
+                   name=f"{self.node_name}/cast", dtype=dtype)
+
+    def _op_Gather(self, node):
+        data, indices = self._inputs(node)[:2]
+        axis = int(self._attrs(node).get("axis", 0))
+        if self._is_const(data) and self._is_const(indices):
+            return self._fold(node)
+        shape = self._shape_of(data)
+        axis = self._axis(axis, len(shape))
+        if not self._is_const(data) and not self._is_const(indices):   # index arithmetic on a mask
+            if self.dtypes.get(indices) not in ("int64", "int32"):
+                raise self._unsupported(f" by the non-integer run-time indices {indices!r}")
+            self._emit("Gather", [data, indices], node.output[0],
+                       shape[:axis] + self.shapes[indices] + shape[axis + 1:], {"axis": axis})
+            return
+        if self._is_const(data):                # an embedding lookup
+            if axis != 0 or self.consts[data].dtype.kind not in "f":
+                raise self._unsupported(f" of the {self.consts[data].dtype} constant {data!r} "
+                                        f"on axis {axis} (embedding tables: float, axis 0)")
+            out = self.shapes[indices] + shape[1:]
+            self._emit("Gather", [self._add_tensor(data, self._float(data, "table")), indices],
+                       node.output[0], out, {"axis": 0})
+            return
+        index = self.consts[indices]
+        if index.dtype == object or index.dtype.kind not in "iu" or index.ndim > 1:
+            raise self._unsupported(f" with indices {indices!r} that are not a constant scalar or list")
+        value = int(index) if index.ndim == 0 else _ints(index)
+        out = shape[:axis] + index.shape + shape[axis + 1:]
+        self._emit("Gather", [data], node.output[0], out, {"axis": axis, "indices": value})
+
+    def _op_Where(self, node):
+        cond, a, b = self._inputs(node)[:3]
+        if all(self._is_const(v) for v in (cond, a, b)):
+            return self._fold(node)
+        dtypes = {self.dtypes.get(v, "float32") for v in (a, b) if not self._is_const(v)}
+        self._elementwise("Where", [cond, a, b], dtype=dtypes.pop() if len(dtypes) == 1 else None)
+
+    def _op_Equal(self, node):
+        self._compare(node, "Equal")
+
+    def _compare(self, node, op):
+        a, b = self._inputs(node)[:2]
+        if self._is_const(a) and self._is_const(b):
+            return self._fold(node)
+        self._elementwise(op, [a, b], dtype="bool")
+
+    def _op_Greater(self, node):
+        self._compare(node, "Greater")
+
+    def _op_GreaterOrEqual(self, node):
+        self._compare(node, "GreaterOrEqual")
+
+    def _op_Less(self, node):
+        self._compare(node, "Less")
+
+    def _op_LessOrEqual(self, node):
+        self._compare(node, "LessOrEqual")
+
+    def _op_And(self, node):
+        self._compare(node, "And")
+
+    def _op_Or(self, node):
+        self._compare(node, "Or")
+
+    def _op_Not(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            return self._fold(node)
+        self._emit("Not", [x], node.output[0], self.shapes[x], dtype="bool")
+
+    def _op_Max(self, node):
+        self._variadic(node, "Max")
+
+    def _op_Min(self, node):
+        self._variadic(node, "Min")
+
+    def _variadic(self, node, op):
+        inputs = [v for v in self._inputs(node)[:len(node.input)] if v is not None]
+        if all(self._is_const(v) for v in inputs):
+            if any(self.consts[v].dtype == object for v in inputs):
+                raise self._unsupported(" of run-time dims")
+            self.consts[node.output[0]] = functools.reduce(np.maximum if op == "Max" else np.minimum,
+                                                           [self.consts[v] for v in inputs])
+            return
+        dtypes = {self.dtypes.get(v, "float32") for v in inputs if not self._is_const(v)}
+        self._elementwise(op, inputs, dtype=dtypes.pop() if len(dtypes) == 1 else None)
+
+    def _op_GatherND(self, node):
+        data, indices = self._inputs(node)[:2]
+        if int(self._attrs(node).get("batch_dims", 0)) != 0:
+            raise self._unsupported(f" with batch_dims={self._attrs(node)['batch_dims']}")
+        if self._is_const(data) or self._is_const(indices):
+            raise self._unsupported(" of a constant")
+        index_shape, shape = self.shapes[indices], self.shapes[data]
+        k = index_shape[-1]
+        if not isinstance(k, int) or k > len(shape):
+            raise self._unsupported(f" with indices {index_shape} whose last dim is not a known k <= {len(shape)}")
+        self._emit("GatherND", [data, indices], node.output[0], index_shape[:-1] + shape[k:],
+                   dtype=self.dtypes.get(data, "float32"))
+
+    def _op_CumSum(self, node):
+        x, axis = self._inputs(node)[:2]
+        attrs = self._attrs(node)
+        if self._is_const(x) or not self._is_const(axis):
+            raise self._unsupported(" of a constant or along an axis computed at run time")
+        shape = self.shapes[x]
+        self._emit("CumSum", [x], node.output[0], shape,
+                   {"axis": self._axis(int(self.consts[axis].reshape(-1)[0]), len(shape)),
+                    "exclusive": int(attrs.get("exclusive", 0)), "reverse": int(attrs.get("reverse", 0))})
+
+    def _op_GatherElements(self, node):
+        data, indices = self._inputs(node)[:2]
+        if self._is_const(indices):
+            if self._is_const(data):
+                raise self._unsupported(" of constants")
+            raise self._unsupported(" by constant indices")
+        if self._is_const(data):
+            data = self._constant_activation(data)
+        axis = self._axis(self._attrs(node).get("axis", 0), len(self.shapes[data]))
+        self._emit("GatherElements", [data, indices], node.output[0], self.shapes[indices], {"axis": axis})
+
+    def _constant_activation(self, name):
+        """A constant that a data-moving op reads as its data, as a value of its own type:
+        a float32 tensor, followed by a Cast back for an integer or bool constant."""
+        array = self.consts[name]
+        tensor = self._operand(name, "data")
+        if array.dtype.kind not in "iub":
+            self.shapes.setdefault(tensor, array.shape)
+            return tensor
+        dtype = "bool" if array.dtype.kind == "b" else "int32" if array.dtype == np.int32 else "int64"
+        return self._emit("Cast", [tensor], self._unique(f"{name}/{dtype}"), array.shape, {"to": dtype},
+                          name=f"{self.node_name}/{name}", dtype=dtype)
+
+    def _op_IsNaN(self, node):
+        (x,) = self._inputs(node)[:1]
+        if self._is_const(x):
+            return self._fold(node)
+        self._emit("IsNaN", [x], node.output[0], self.shapes[x], dtype="bool")
+
+    def _op_Range(self, node):
+        start, limit, delta = self._inputs(node)[:3]
+        if all(self._is_const(v) and self.consts[v].dtype != object for v in (start, limit, delta)):
+            return self._fold(node)
+        if not (self._is_const(start) and self._is_const(delta) and self._is_const(limit)) or \
+                self.consts[start].dtype.kind not in "iu" or self.consts[delta].dtype.kind not in "iu":
+            raise self._unsupported(" with a start, limit or delta that is not a constant integer "
+                                    "or a run-time length")
+        first, step = int(self.consts[start].reshape(-1)[0]), int(self.consts[delta].reshape(-1)[0])
+        if step == 0:
+            raise ShapeError(f"node {self.node_name!r}: Range delta is 0")
+        end = self.consts[limit].reshape(-1)[0]
+        length = end if first == 0 and step == 1 else self._fresh_symbol()
+        self._emit("Range", [self._operand(limit, "limit")], node.output[0], (length,),
+                   {"start": first, "delta": step}, dtype="int64")
+
+    def _integer_operands(self, a, b):
+        """Whether a binary op computes on integers: an integer activation, or a run-time
+        length (a constant holding a symbolic dim) as an operand."""
+        return any((not self._is_const(v) and self.dtypes.get(v, "float32") in ("int64", "int32"))
+                   or (self._is_const(v) and self.consts[v].dtype == object) for v in (a, b))
+
+    def _integer_dtype(self, a, b):
+        for v in (a, b):
+            if not self._is_const(v) and self.dtypes.get(v) in ("int64", "int32"):
+                return self.dtypes[v]
+        return "int64"
+
+    def _run_time_value(self, name, array):
+        """A constant holding symbolic dims (a shape value such as [N, S]) as a Dims node
+        that reads those sizes at run time from the graph inputs they came from."""
+        if array.ndim > 1:
+            raise self._unsupported(f" of the {array.ndim}-D shape value {name!r}")
+        sources, values = [], []
+        for d in array.reshape(-1):
+            if not isinstance(d, str):
+                values.append(int(d))
+                continue
+            if d not in self.symbol_source:
+                raise self._unsupported(f" of the run-time dim {d!r} (not a dim of a graph input)")
+            source, axis = self.symbol_source[d]
+            if source not in sources:
+                sources.append(source)
+            values.append([sources.index(source), axis])
+        output = self._unique(f"{name}/dims")
+        return self._emit("Dims", sources, output, array.shape,
+                          {"values": values, "shape": list(array.shape)},
+                          name=f"{self.node_name}/dims", dtype="int64")
+
+    def _op_Pow(self, node):
+        a, b = self._inputs(node)[:2]
+        if self._is_const(a) and self._is_const(b):
+            return self._fold(node)
+        self._elementwise("Pow", [a, b])
+
+    def _reduce(self, node, op):
+        x, axes_input = self._inputs(node)[:2]
+        attrs = self._attrs(node)
+        if self._is_const(x):
+            raise self._unsupported(" of a constant")
+        if axes_input is not None:
+            if not self._is_const(axes_input):
+                raise self._unsupported(f" with axes {axes_input!r} computed at run time")
+            axes = _ints(self.consts[axes_input])
+        else:
+            axes = [int(a) for a in attrs.get("axes", [])]
+        shape = self.shapes[x]
+        keepdims = int(attrs.get("keepdims", 1))
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                self.alias[node.output[0]] = x
+                return
+            axes = list(range(len(shape)))
+        axes = sorted({self._axis(a, len(shape)) for a in axes})
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
+            tuple(d for i, d in enumerate(shape) if i not in axes)
+        self._emit(op, [x], node.output[0], out, {"axes": axes, "keepdims": keepdims})
+
+    def _op_ReduceMean(self, node):
+        self._reduce(node, "ReduceMean")
+
+    def _op_ReduceSum(self, node):
+        self._reduce(node, "ReduceSum")
+
+    def _op_Expand(self, node):
+        x, target = self._inputs(node)[:2]
+        if self._is_const(x) and self._is_const(target) and self.consts[target].dtype != object:
+            return self._fold(node)
+        if not self._is_const(target):
+            raise self._unsupported(" to a shape computed at run time")
+        if self._is_const(x):               # a buffer expanded to the run-time batch
+            x = self._constant_activation(x)
+        shape = self.shapes[x]
+        wanted = list(self.consts[target].reshape(-1))
+        rank = max(len(shape), len(wanted))
+        padded = (1,) * (rank - len(shape)) + tuple(shape)
+        inputs, attr, out = [x], [], []
+        for i, d in enumerate((1,) * (rank - len(wanted)) + tuple(wanted)):
+            if isinstance(d, str):
+                if padded[i] == d:              # a symbolic dim x already has: broadcasting keeps it
+                    attr.append(1)
+                elif d in self.symbol_source:   # read at run time from the graph input it came from
+                    source, axis = self.symbol_source[d]
+                    if source not in inputs:
+                        inputs.append(source)
+                    attr.append([inputs.index(source), axis])
+                else:
+                    raise self._unsupported(f" to the run-time dim {d!r}")
+                out.append(d)
+            else:
+                attr.append(int(d))
+                out.append(padded[i] if int(d) == 1 else int(d))
+        self._emit("Expand", inputs, node.output[0], out, {"shape": attr})
+
+    def _op_Mod(self, node):
+        """Only on constants (torch's attention checks sizes with it)."""
+        self._shape_op(node)
+
+    def _dynamic_reshape(self, x, wanted, output, detail=""):
+        """Reshape x to `wanted` (ints, -1, or symbolic dims) as a DynamicReshape: each
+        symbolic dim is read at run time from a dim of x that has it, else from the graph
+        input it came from; at most one dim is left to infer."""
+        in_shape = self.shapes[x]
+        inputs, shape, out = [x], [], []
+        for d in wanted:
+            if isinstance(d, str) and d in in_shape:
+                shape.append([0, in_shape.index(d)])
+            elif isinstance(d, str) and d in self.symbol_source:
+                source, axis = self.symbol_source[d]
+                if source not in inputs:
+                    inputs.append(source)
+                shape.append([inputs.index(source), axis])
+            elif isinstance(d, str):
+                shape.append(-1)
+            else:
+                shape.append(int(d))
+            out.append(d)
+        if shape.count(-1) > 1:
+            raise self._unsupported(f"{detail} giving shape {tuple(wanted)}: more than one dim is "
+                                    "only known at run time")
+        if -1 in shape:
+            i = shape.index(-1)
+            out[i] = out[i] if isinstance(out[i], str) else _infer_dim(
+                in_shape, [d for j, d in enumerate(out) if j != i], self._fresh_symbol, self.node_name)
+        self._emit("DynamicReshape", inputs, output, out, {"shape": shape},
+                   dtype=self.dtypes.get(x, "float32"))
+
+    # -- decomposed patterns, fused before import ----------------------------------
+
+    def _fuse_patterns(self, nodes):
+        """Replace the decompositions older exporters emit by one node each, so the rest
+        of the import sees the ONNX op: x*0.5*(1+Erf(x/sqrt2)) -> Gelu, and ReduceMean,
+        Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma [, Add beta] (over trailing
+        axes) -> LayerNormalization.  A pattern fuses only when its inner values feed
+        nothing else; anything else is left as it is and imported op by op."""
+        helper = self.onnx.helper
+        static, alias = dict(self.consts), {}
+        for _, node in nodes:
+            if node.op_type == "Constant" and len(node.attribute) == 1:
+                attr = node.attribute[0]
+                if attr.name == "value":
+                    static[node.output[0]] = self._tensor_array(attr.t)
+                elif attr.name in ("value_float", "value_int"):
+                    static[node.output[0]] = np.asarray(helper.get_attribute_value(attr))
+            elif node.op_type == "Identity" and node.input and node.input[0] in static:
+                static[node.output[0]] = static[node.input[0]]
+                alias[node.output[0]] = alias.get(node.input[0], node.input[0])
+        position_of, producer, readers = {}, {}, {}
+        for position, (_, node) in enumerate(nodes):
+            position_of[id(node)] = position
+            for o in node.output:
+                producer[o] = node
+            for i in node.input:
+                readers.setdefault(i, []).append(node)
+        for name in self.output_names:
+            readers.setdefault(name, []).append(None)      # a graph output is a use too
+        m = _Matcher(helper, static, producer, readers)
+        replaced, removed = {}, set()
+        for _, node in nodes:
+            if node.op_type == "Erf":
+                fused = m.gelu(node)
+            elif node.op_type == "Div":
+                fused = m.layer_norm(node)
+            else:
+                continue
+            if fused is None or any(id(n) in removed for n in fused[0]):
+                continue
+            inner, inputs, output, attrs, op = fused
+            last = max(position_of[id(n)] for n in inner)
+            base = nodes[last][1].name or f"{op}_{nodes[last][0]}"
+            name = base.rsplit("/", 1)[0] + f"/{op}" if "/" in base else f"{base}/{op}"
+            inputs = [alias.get(v, v) for v in inputs]
+            replaced[last] = helper.make_node(op, inputs, [output], name=name, **attrs)
+            removed.update(id(n) for n in inner)
+        return [(index, replaced.get(p, node)) for p, (index, node) in enumerate(nodes)
+                if p in replaced or id(node) not in removed]
+
     def _fold(self, node):
         """Compute a node whose inputs are all known now; the result becomes a constant."""
         values = [self.consts[v] if v else None for v in self._inputs(node)[:len(node.input)]]
@@ -1309,6 +1907,111 @@ class _Importer:
                 break
 
 
+class _Matcher:
+    """Pattern matching over ONNX nodes for _Importer._fuse_patterns."""
+
+    def __init__(self, helper, static, producer, readers):
+        self.helper, self.static, self.producer, self.readers = helper, static, producer, readers
+
+    def scalar(self, name, value, tol=1e-6):
+        array = self.static.get(name)
+        return array is not None and array.size == 1 and array.dtype.kind == "f" and \
+            abs(float(array.reshape(-1)[0]) - value) <= tol * max(1.0, abs(value))
+
+    def only_reader(self, name, op):
+        """The single node reading name, when it is an `op`; else None."""
+        readers = self.readers.get(name, [])
+        if len(readers) != 1 or readers[0] is None or readers[0].op_type != op:
+            return None
+        return readers[0]
+
+    def made_by(self, name, op, uses=1):
+        node = self.producer.get(name)
+        if node is None or node.op_type != op or len(self.readers.get(name, [])) != uses:
+            return None
+        return node
+
+    @staticmethod
+    def other(node, name):
+        """The input of binary node that is not name (None when name is not one of them)."""
+        ins = list(node.input)
+        if len(ins) != 2 or name not in ins:
+            return None
+        return ins[1] if ins[0] == name else ins[0]
+
+    def axes(self, node):
+        if len(node.input) > 1 and node.input[1]:
+            return tuple(_ints(self.static[node.input[1]])) if node.input[1] in self.static else None
+        for a in node.attribute:
+            if a.name == "axes":
+                return tuple(int(v) for v in self.helper.get_attribute_value(a))
+        return None
+
+    def gelu(self, erf):
+        """Div(x, sqrt 2) | Mul(x, 1/sqrt 2) -> Erf -> Add 1, then times x and 0.5 in any order."""
+        div = self.made_by(erf.input[0], "Div") or self.made_by(erf.input[0], "Mul")
+        if div is None or not (self.scalar(div.input[1], math.sqrt(2.0)) if div.op_type == "Div"
+                               else self.scalar(div.input[1], math.sqrt(0.5))):
+            return None
+        x = div.input[0]
+        add = self.only_reader(erf.output[0], "Add")
+        if add is None or not self.scalar(self.other(add, erf.output[0]), 1.0):
+            return None
+        mul = self.only_reader(add.output[0], "Mul")
+        if mul is None:
+            return None
+        partner = self.other(mul, add.output[0])
+        if partner == x or self.scalar(partner, 0.5):  # ((1 + erf) * x) * 0.5, ((1 + erf) * 0.5) * x
+            last = self.only_reader(mul.output[0], "Mul")
+            rest = None if last is None else self.other(last, mul.output[0])
+            if last is None or not (self.scalar(rest, 0.5) if partner == x else rest == x):
+                return None
+            return [div, erf, add, mul, last], [x], last.output[0], {}, "Gelu"
+        half = self.made_by(partner, "Mul")             # (x * 0.5) * (1 + erf)
+        if half is None or x not in half.input or not self.scalar(self.other(half, x), 0.5):
+            return None
+        return [div, erf, add, half, mul], [x], mul.output[0], {}, "Gelu"
+
+    def layer_norm(self, div):
+        centred, root = div.input[0], div.input[1]
+        sub, sqrt = self.made_by(centred, "Sub", uses=2), self.made_by(root, "Sqrt")
+        if sub is None or sqrt is None:
+            return None
+        x, mean = sub.input[0], sub.input[1]
+        mean_node, add_eps = self.made_by(mean, "ReduceMean"), self.made_by(sqrt.input[0], "Add")
+        if mean_node is None or mean_node.input[0] != x or add_eps is None:
+            return None
+        eps = [v for v in add_eps.input if v in self.static]
+        var = [v for v in add_eps.input if v not in self.static]
+        if len(eps) != 1 or len(var) != 1 or self.static[eps[0]].size != 1:
+            return None
+        var_node = self.made_by(var[0], "ReduceMean")
+        power = self.made_by(var_node.input[0], "Pow") if var_node is not None else None
+        if power is None or power.input[0] != centred or not self.scalar(power.input[1], 2.0):
+            return None
+        axes = self.axes(mean_node)
+        if not axes or axes != self.axes(var_node) or max(axes) >= 0:
+            return None     # negative (trailing) axes only: the rank is not known here
+        axes = sorted(axes)
+        if axes != list(range(-len(axes), 0)):
+            return None
+        if any(a.name == "keepdims" and self.helper.get_attribute_value(a) == 0
+               for n in (mean_node, var_node) for a in n.attribute):
+            return None
+        scale = self.only_reader(div.output[0], "Mul")
+        if scale is None or self.other(scale, div.output[0]) not in self.static:
+            return None     # no gamma: left decomposed (it runs op by op)
+        inner = [mean_node, sub, power, var_node, add_eps, sqrt, div, scale]
+        inputs, output = [x, self.other(scale, div.output[0])], scale.output[0]
+        shift = self.only_reader(output, "Add")
+        if shift is not None and self.other(shift, output) in self.static:
+            inner.append(shift)
+            inputs.append(self.other(shift, output))
+            output = shift.output[0]
+        epsilon = float(self.static[eps[0]].reshape(-1)[0])
+        return inner, inputs, output, {"axis": axes[0], "epsilon": epsilon}, "LayerNormalization"
+
+
 # -------------------------------------------------------------------- shape arithmetic
 # A dim is an int or a str naming a symbolic size (the model's own dim_param such as "N",
 # or "?k" for one we made up).  Shape values folded at import are numpy arrays that may
@@ -1478,9 +2181,33 @@ def _fold_arithmetic(function):
     def fold(importer, values, attrs):
         a, b = values[0], values[1]
         if a.dtype == object or b.dtype == object:
+            if function is np.multiply:     # N * heads: a product of run-time dims
+                return _symbolic_product(a, b)
             raise importer._unsupported(" of run-time dims")
         return function(a, b)
     return fold
+
+
+def _symbolic_product(a, b):
+    """Elementwise product of shape values holding symbolic dims: a symbol times an int
+    (or a symbol) is the symbol "k*N" (factors sorted, so equal products compare equal)."""
+    def times(x, y):
+        if isinstance(x, str) or isinstance(y, str):
+            factors, k = [], 1
+            for part in (str(x).split("*") + str(y).split("*")):
+                if part.lstrip("-").isdigit():
+                    k *= int(part)
+                else:
+                    factors.append(part)
+            if k == 0:
+                return 0
+            return "*".join(([str(k)] if k != 1 else []) + sorted(factors))
+        return int(x) * int(y)
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+    out = np.empty(a.shape, dtype=object)
+    for index in np.ndindex(a.shape):
+        out[index] = times(a[index], b[index])
+    return out
 
 
 def _integer_aware_divide(a, b):
@@ -1517,3 +2244,45 @@ _FOLD = {
     "Sigmoid": lambda imp, v, a: (1.0 / (1.0 + np.exp(-v[0]))).astype(v[0].dtype),
     "Tanh": lambda imp, v, a: np.tanh(v[0]),
 }
+
+
+# constant folds of the transformer ops
+_FOLD.update({
+    "Pow": _fold_arithmetic(np.power),
+    "Mod": lambda imp, v, a: (np.fmod if a.get("fmod", 0) else np.mod)(v[0], v[1]),
+    "Equal": lambda imp, v, a: np.asarray(v[0] == v[1]) if v[0].dtype != object and v[1].dtype != object
+        else np.vectorize(lambda x, y: x == y, otypes=[bool])(v[0], v[1]),
+    "Where": lambda imp, v, a: np.where(v[0].astype(bool), v[1], v[2]),
+    "Not": lambda imp, v, a: np.logical_not(v[0]),
+    "IsNaN": lambda imp, v, a: np.isnan(v[0]),
+    "And": lambda imp, v, a: np.logical_and(v[0], v[1]),
+    "Or": lambda imp, v, a: np.logical_or(v[0], v[1]),
+    "Greater": _fold_arithmetic(np.greater),
+    "GreaterOrEqual": _fold_arithmetic(np.greater_equal),
+    "Less": _fold_arithmetic(np.less),
+    "LessOrEqual": _fold_arithmetic(np.less_equal),
+    "Range": lambda imp, v, a: np.arange(v[0].reshape(-1)[0], v[1].reshape(-1)[0], v[2].reshape(-1)[0])
+        if abs((int(v[1].reshape(-1)[0]) - int(v[0].reshape(-1)[0])) // max(abs(int(v[2].reshape(-1)[0])), 1))
+        <= _MAX_FOLDED_ELEMENTS else _too_large(imp),
+    "Sqrt": lambda imp, v, a: np.sqrt(v[0]),
+    "Erf": lambda imp, v, a: _erf(v[0]),
+    "Expand": lambda imp, v, a: np.array(np.broadcast_to(
+        v[0], np.broadcast_shapes(v[0].shape, tuple(_ints(v[1])))))
+        if _product(_ints(v[1])) <= _MAX_FOLDED_ELEMENTS else _too_large(imp),
+})
+
+
+def _erf(x):
+    from edgerun.evaluate import erf
+
+    return erf(x).astype(x.dtype)
+
+
+def _too_large(importer):
+    raise EdgerunError(f"node {importer.node_name!r}: the constant is too large to fold")
+
+
+# ops whose output has the dtype of their first input (they move data, not compute it)
+_DTYPE_KEEPING = ("Reshape", "Flatten", "Transpose", "Concat", "Slice", "Gather", "Expand")
+# ONNX Cast targets on activations besides the float types: INT32, INT64, BOOL
+_CAST_TYPES = {6: "int32", 7: "int64", 9: "bool"}

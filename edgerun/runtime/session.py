@@ -28,6 +28,7 @@ from edgerun import _backend, evaluate
 from edgerun.errors import EdgerunError, ShapeError
 from edgerun.graph import Graph
 from edgerun.runtime import layout as layouts
+from edgerun.runtime.embedding import EmbeddingStep
 from edgerun.runtime.ops import Conv2dStep, LinearStep
 
 
@@ -102,6 +103,10 @@ class Session:
             bias = tensors[node.inputs[2]] if len(node.inputs) > 2 else None
             step = Conv2dStep(node, tensors[node.inputs[1]], bias, self._kernels)
             return node, step, [node.inputs[0]]
+        if node.op == "Gather" and len(node.inputs) == 2 and node.inputs[0] in tensors \
+                and node.attrs.get("axis", 0) == 0 and node.inputs[1] not in tensors:
+            # an embedding lookup: gather rows of the stored (maybe compressed) table
+            return node, EmbeddingStep(node, tensors[node.inputs[0]]), {node.inputs[0]: None}
         constants = {name: tensors[name].to_dense() for name in node.inputs if name in tensors}
         if self._layout.node_layout.get(node.name) == layouts.NHWC:
             function, constants = layouts.nhwc_function(node, constants)
@@ -229,7 +234,10 @@ class Session:
                     shapes = [list(np.shape(a)) for a in args]
                     raise ShapeError(f"node {node.name!r} ({node.op}) cannot run on inputs of "
                                      f"shape {shapes}: {error}") from None
-            values[node.outputs[0]] = result
+            if len(node.outputs) > 1:      # Split: one array per output
+                values.update(zip(node.outputs, result))
+            else:
+                values[node.outputs[0]] = result
         for out in self.outputs:
             values[out.name] = read(out.name, layouts.NCHW)
         return values
