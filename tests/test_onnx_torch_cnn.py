@@ -15,7 +15,6 @@ from edgerun import format as fmt
 from edgerun.errors import FormatError
 from edgerun.evaluate import evaluate
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
-from edgerun.importers.onnx import _Importer
 from edgerun.runtime.layout import ranks
 from edgerun.runtime.session import Session
 
@@ -26,25 +25,6 @@ EXPORTERS = {"script13": (False, 13), "script17": (False, 17), "dynamo18": (True
 MODELS = torch_cnn.models("test")
 
 
-def _global_pool_for_reduce_mean(model):
-    """The dynamo exporter writes adaptive average pooling as ReduceMean over the last
-    two axes.  ReduceMean is another branch's op (xfmr); until it is merged this
-    rewrites exactly that pattern to the GlobalAveragePool it stands for, so the rest of
-    the dynamo graph is still checked here.  A no-op once the importer knows ReduceMean."""
-    if hasattr(_Importer, "_op_ReduceMean"):
-        return model
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for index, node in enumerate(model.graph.node):
-        if node.op_type != "ReduceMean":
-            continue
-        axes = sorted(inits[node.input[1]].tolist())
-        keep = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
-        assert axes in ([-2, -1], [2, 3]) and keep == 1, (axes, keep)
-        model.graph.node[index].CopyFrom(helper.make_node("GlobalAveragePool", [node.input[0]],
-                                                          list(node.output), name=node.name))
-    return model
-
-
 @functools.lru_cache(maxsize=None)
 def exported(name, exporter):
     """(ONNX model, torch module, example) of a test-size model, exported once per run."""
@@ -52,7 +32,7 @@ def exported(name, exporter):
     module = torch_export.seeded(factory)
     dynamo, opset = EXPORTERS[exporter]
     model = torch_export.export(module, example, dynamo=dynamo, opset=opset)
-    return _global_pool_for_reduce_mean(model), module, example
+    return model, module, example
 
 
 def batch(example, n, seed=0):

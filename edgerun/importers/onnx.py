@@ -1341,6 +1341,18 @@ class _Importer:
         axes = sorted({self._axis(a, len(shape)) for a in axes})
         out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
             tuple(d for i, d in enumerate(shape) if i not in axes)
+        if op == "ReduceMean" and len(shape) == 4 and axes == [2, 3]:
+            # torch's dynamo exporter writes adaptive average pooling this way: as a
+            # GlobalAveragePool it stays in the conv layout (no NHWC -> NCHW conversion)
+            if keepdims:
+                self._emit("GlobalAveragePool", [x], node.output[0], out)
+                return
+            pooled = self._unique(f"{node.output[0]}/pooled")
+            self._emit("GlobalAveragePool", [x], pooled, shape[:2] + (1, 1),
+                       name=f"{self.node_name}/pool")
+            self._emit("Reshape", [pooled], node.output[0], out, {"shape": [0, 0]},
+                       name=f"{self.node_name}/squeeze")
+            return
         self._emit(op, [x], node.output[0], out, {"axes": axes, "keepdims": keepdims})
 
     def _op_ReduceMean(self, node):
