@@ -122,10 +122,18 @@ def measure(name, factory, example, tmp, ort, budget):
 
     graph = edgerun.import_onnx(src)
     row["params"] = sum(t.size for t in graph.tensors.values())
-    one = feeds if len(feeds) > 1 else next(iter(feeds.values()))
-    session = edgerun.Session(graph)
-    row["er_fp32"] = timeit(lambda: session.run(one), budget)
-    row["er_fp32_error"] = relative_error(session.run(one), reference)
+
+    def first_output(session):
+        """A one-input model takes its array, a multi-input one the dict (-> dict out)."""
+        if len(feeds) == 1:
+            x = next(iter(feeds.values()))
+            return lambda: session.run(x)
+        first = graph.outputs[0].name
+        return lambda: session.run(feeds)[first]
+
+    run_fp32 = first_output(edgerun.Session(graph))
+    row["er_fp32"] = timeit(run_fp32, budget)
+    row["er_fp32_error"] = relative_error(run_fp32(), reference)
     for variant, options in VARIANTS.items():
         path = os.path.join(tmp, f"{name}.{variant}.edgerun")
         try:
@@ -136,8 +144,9 @@ def measure(name, factory, example, tmp, ort, budget):
             continue
         row[f"er_{variant}_bytes"] = os.path.getsize(path)
         with edgerun.load(path) as loaded:
-            row[f"er_{variant}"] = timeit(lambda: loaded.run(one), budget)
-            row[f"er_{variant}_error"] = relative_error(loaded.run(one), reference)
+            run_variant = first_output(loaded)
+            row[f"er_{variant}"] = timeit(run_variant, budget)
+            row[f"er_{variant}_error"] = relative_error(run_variant(), reference)
             row[f"er_{variant}_kernels"] = sorted({kind for _, kind in loaded.layers})
     return row
 
@@ -149,7 +158,10 @@ def run(quick=False, out=print):
     with tempfile.TemporaryDirectory() as tmp:
         for name, (factory, example) in zoo.items():
             rows.append(measure(name, factory, example, tmp, ort, 0.2 if quick else 1.0))
-            out(f"  measured {name}")
+            out(f"  measured {name}: " + ", ".join(
+                f"{key} {value * 1e3:.2f} ms" for key, value in rows[-1].items()
+                if key in ("ort_fp32", "ort_int8") or key.startswith("er_") and key.count("_") == 1
+                and value is not None))
     return rows, ort.ort.__version__
 
 
