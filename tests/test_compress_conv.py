@@ -85,8 +85,10 @@ def test_depthwise_weights_are_quantized_only():
             assert "depthwise" in row["note"]
 
 
-@pytest.mark.parametrize("share_bits,quantize,kind", [(4, None, "codebook_f32"), (4, "int8", "codebook_s8")])
-def test_weight_shared_convs_run_on_the_codebook_kernels(share_bits, quantize, kind):
+@pytest.mark.parametrize("share_bits,quantize,kind", [(4, None, "blas"), (4, "int8", "gemm_s8")])
+def test_weight_shared_convs_run_decoded_on_the_dense_kernels(share_bits, quantize, kind):
+    """A conv reuses each weight at every output pixel: its codebook is decoded at load
+    (int8 centroids to the int8 GEMM), the file keeps the codes."""
     graph = edgerun.import_onnx(models.resnet_block_cnn())
     x = np.random.default_rng(2).standard_normal((2, 3, 12, 12)).astype(np.float32)
     cm = edgerun.compress(graph, share_bits=share_bits, quantize=quantize)
