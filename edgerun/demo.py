@@ -37,6 +37,28 @@ def _progress(iterable, description):
     return tqdm(iterable, desc=description, leave=False)
 
 
+class _Adam:
+    """Adam (betas 0.9 / 0.999) over [[weight, bias], ...] layers, updated in place."""
+
+    def __init__(self, params, lr):
+        self.params, self.lr, self.step = params, lr, 0
+        self.moments = [[np.zeros_like(p) for p in layer] for layer in params]
+        self.velocity = [[np.zeros_like(p) for p in layer] for layer in params]
+
+    def update(self, grads):
+        """grads: [[d weight, d bias], ...] in the layout of params."""
+        self.step += 1
+        for i, layer_grads in enumerate(grads):
+            for j, g in enumerate(layer_grads):
+                m, v = self.moments[i][j], self.velocity[i][j]
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                update = self.lr * (m / (1 - 0.9 ** self.step)) / (np.sqrt(v / (1 - 0.999 ** self.step)) + 1e-8)
+                self.params[i][j] -= update.astype(np.float32)
+
+
 def train_mlp(x, y, hidden=HIDDEN, epochs=60, batch=64, lr=2e-3, seed=0):
     """Plain numpy Adam on softmax cross-entropy; returns [(W [out, in], b)] per layer."""
     rng = np.random.default_rng(seed)
@@ -45,9 +67,7 @@ def train_mlp(x, y, hidden=HIDDEN, epochs=60, batch=64, lr=2e-3, seed=0):
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         params.append([rng.normal(0, np.sqrt(2.0 / fan_in), (fan_out, fan_in)).astype(np.float32),
                        np.zeros(fan_out, np.float32)])
-    moments = [[np.zeros_like(p) for p in layer] for layer in params]
-    velocity = [[np.zeros_like(p) for p in layer] for layer in params]
-    step = 0
+    adam = _Adam(params, lr)
     for _ in _progress(range(epochs), "training the fp32 MLP"):
         order = rng.permutation(len(y))
         for start in range(0, len(y), batch):
@@ -61,20 +81,13 @@ def train_mlp(x, y, hidden=HIDDEN, epochs=60, batch=64, lr=2e-3, seed=0):
             p /= p.sum(axis=1, keepdims=True)
             p[np.arange(len(idx)), y[idx]] -= 1
             grad = p / len(idx)
-            step += 1
+            grads = [None] * len(params)
             for i in reversed(range(len(params))):
                 w, b = params[i]
-                grads = [grad.T @ activations[i] + 1e-4 * w, grad.sum(axis=0)]
+                grads[i] = [grad.T @ activations[i] + 1e-4 * w, grad.sum(axis=0)]
                 if i:
                     grad = (grad @ w) * (activations[i] > 0)
-                for j, g in enumerate(grads):
-                    m, v = moments[i][j], velocity[i][j]
-                    m *= 0.9
-                    m += 0.1 * g
-                    v *= 0.999
-                    v += 0.001 * g * g
-                    update = lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
-                    params[i][j] -= update.astype(np.float32)
+            adam.update(grads)
     return [(w, b) for w, b in params]
 
 
@@ -153,9 +166,7 @@ def train_cnn(x, y, epochs=12, batch=32, lr=2e-3, seed=0):
     for fan_in, fan_out in ((flat, CNN_HIDDEN), (CNN_HIDDEN, int(y.max()) + 1)):
         params.append([rng.normal(0, np.sqrt(2.0 / fan_in), (fan_out, fan_in)).astype(np.float32),
                        np.zeros(fan_out, np.float32)])
-    moments = [[np.zeros_like(p) for p in layer] for layer in params]
-    velocity = [[np.zeros_like(p) for p in layer] for layer in params]
-    step = 0
+    adam = _Adam(params, lr)
     for _ in _progress(range(epochs), "training the fp32 CNN"):
         order = rng.permutation(len(y))
         for start in range(0, len(y), batch):
@@ -178,18 +189,9 @@ def train_cnn(x, y, epochs=12, batch=32, lr=2e-3, seed=0):
                 grad = grad * (a > 0)
                 grad, dw, db = _conv_backward(grad, cols, params[i][0], x_shape)
                 grads[i] = [dw, db]
-            step += 1
             for i, layer_grads in enumerate(grads):
-                for j, g in enumerate(layer_grads):
-                    if j == 0:
-                        g = g + 1e-4 * params[i][0]
-                    m, v = moments[i][j], velocity[i][j]
-                    m *= 0.9
-                    m += 0.1 * g
-                    v *= 0.999
-                    v += 0.001 * g * g
-                    update = lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
-                    params[i][j] -= update.astype(np.float32)
+                layer_grads[0] = layer_grads[0] + 1e-4 * params[i][0]
+            adam.update(grads)
     return [(w, b) for w, b in params]
 
 
