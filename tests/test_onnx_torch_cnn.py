@@ -21,7 +21,7 @@ from edgerun.runtime.session import Session
 import torch_cnn
 import torch_export
 
-EXPORTERS = {"script13": (False, 13), "script17": (False, 17), "dynamo18": (True, 18)}
+EXPORTERS = {"script13": (False, 13), "script17": (False, 17), "dynamo18": (True, 18), "dynamo21": (True, 21)}
 MODELS = torch_cnn.models("test")
 
 

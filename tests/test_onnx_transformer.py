@@ -497,10 +497,10 @@ def bert_feeds(batch, seq, seed=0):
     return {k: v.numpy() for k, v in torch_bert.example_feeds(batch, seq, 1000, seed).items()}
 
 
-EXPORTS = [(False, 17), (False, 14), (True, 18)]
+EXPORTS = [(False, 17), (False, 14), (True, 18), (True, 21)]
 
 
-@pytest.mark.parametrize("dynamo, opset", EXPORTS, ids=["torchscript17", "torchscript14", "dynamo18"])
+@pytest.mark.parametrize("dynamo, opset", EXPORTS, ids=["torchscript17", "torchscript14", "dynamo18", "dynamo21"])
 def test_bert_matches_onnxruntime(dynamo, opset):
     model = bert_export(dynamo, opset)
     graph = edgerun.import_onnx(model)
