@@ -229,7 +229,7 @@ done
 #       file parse per byte of the file; the x86 run covers it bit for bit.
 pytest_args=(
     -q -p no:cacheprovider -n "$(nproc)"
-    --ignore=tests/test_demo.py --ignore=tests/test_compress.py
+    --ignore=tests/test_demo.py --ignore=tests/test_demo_cnn.py --ignore=tests/test_compress.py
     --ignore=tests/test_compress_block.py --ignore=tests/test_fuzz.py
     --deselect tests/test_dispatch.py::test_runnable_matches_the_cpu_flags
     --deselect tests/test_format.py::test_every_truncation_is_refused

@@ -3,6 +3,7 @@
     python bench/compare.py                 # print the table
     python bench/compare.py --write docs/PERFORMANCE.md
     python bench/compare.py --quick         # fewer shapes, for a smoke run
+    python bench/compare.py --models        # also the end-to-end section (bench/models.py)
 
 Every row is measured in this process, one after the other, single-threaded
 (BLAS and onnxruntime pinned to one thread), so the ratios are comparable even
@@ -309,12 +310,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", help="also write the table into this Markdown file")
+    parser.add_argument("--models", action="store_true",
+                        help="also time whole models against onnxruntime (bench/models.py)")
     args = parser.parse_args()
     rows, cold, ort_version = run(quick=args.quick)
     text = table(rows, cold, ort_version)
     print(text)
     if args.write:
         write_tables(args.write, text)
+    if args.models:
+        import models
+
+        model_rows, version = models.run(quick=args.quick)
+        model_text = models.table(model_rows, version)
+        print("\n" + model_text)
+        if args.write:
+            models.write_section(args.write, "## End to end", model_text)
 
 
 def write_tables(path, text):
