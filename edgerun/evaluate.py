@@ -68,31 +68,41 @@ def linear(x, weight, bias=None, activation=None):
     return y.astype(np.float32, copy=False)
 
 
-def _windows(x, kh, kw, strides, dilations):
-    """View of x [N, C, H, W] as [N, C, kh, kw, OH, OW]: element (i, j, p, q) is
-    x[..., p*sh + i*dh, q*sw + j*dw].  No copy (stride tricks)."""
-    n, c, h, w = x.shape
+def windows(x, kh, kw, strides, dilations, axes=(2, 3)):
+    """View of x with its spatial axes (H, W at `axes`: 2, 3 for NCHW, 1, 2 for NHWC)
+    replaced by the output positions (OH, OW) and the window (kh, kw) appended --
+    [N, C, OH, OW, kh, kw] for NCHW, [N, OH, OW, C, kh, kw] for NHWC.  Element
+    (.., p, .., q, .., i, j) is x at H = p*sh + i*dh, W = q*sw + j*dw.  No copy (stride tricks)."""
+    ah, aw = axes
+    h, w = x.shape[ah], x.shape[aw]
     (sh, sw), (dh, dw) = strides, dilations
     oh = (h - dh * (kh - 1) - 1) // sh + 1
     ow = (w - dw * (kw - 1) - 1) // sw + 1
     if oh < 1 or ow < 1:
         raise ShapeError(f"a {kh}x{kw} window (dilations {list(dilations)}) does not fit the "
                          f"padded input of {h}x{w}")
-    s = x.strides
+    shape, steps = list(x.shape), list(x.strides)
+    shape[ah], shape[aw] = oh, ow
+    steps[ah], steps[aw] = x.strides[ah] * sh, x.strides[aw] * sw
     return np.lib.stride_tricks.as_strided(
-        x, (n, c, kh, kw, oh, ow), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw),
-        writeable=False)
+        x, shape + [kh, kw], steps + [x.strides[ah] * dh, x.strides[aw] * dw], writeable=False)
 
 
-def _pad(x, pads, value=0.0):
-    """x [N, C, H, W] padded by pads (top, left, bottom, right) with value.
-    (np.pad costs ~50x more per call on the small images of edge CNNs.)"""
+def pad_spatial(x, pads, value=0.0, axes=(2, 3)):
+    """x padded on its spatial axes (as in windows()) by pads (top, left, bottom, right)
+    with value.  (np.pad costs ~50x more per call on the small images of edge CNNs.)"""
     top, left, bottom, right = pads
     if not any(pads):
         return x
-    n, c, h, w = x.shape
-    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
+    ah, aw = axes
+    shape = list(x.shape)
+    shape[ah] += top + bottom
+    shape[aw] += left + right
+    out = np.full(shape, value, dtype=x.dtype)
+    inside = [slice(None)] * x.ndim
+    inside[ah] = slice(top, top + x.shape[ah])
+    inside[aw] = slice(left, left + x.shape[aw])
+    out[tuple(inside)] = x
     return out
 
 
@@ -113,9 +123,9 @@ def activate(y, activation):
 def im2col(x, kh, kw, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1)):
     """x [N, C, H, W] -> (cols [N, OH*OW, C*kh*kw], OH, OW): each row one window,
     columns in the order of a conv weight's [C, kh, kw] (so cols @ W2d.T is a conv)."""
-    windows = _windows(_pad(np.asarray(x, dtype=np.float32), pads), kh, kw, strides, dilations)
-    n, c, _, _, oh, ow = windows.shape
-    cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(n, oh * ow, c * kh * kw)
+    view = windows(pad_spatial(np.asarray(x, dtype=np.float32), pads), kh, kw, strides, dilations)
+    n, c, oh, ow = view.shape[:4]
+    cols = view.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh * ow, c * kh * kw)
     return cols, oh, ow
 
 
@@ -130,11 +140,11 @@ def conv2d(x, weight, bias=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1
     if c != cg * group:
         raise ShapeError(f"Conv2d expects {cg * group} input channels ({group} groups of {cg}), "
                          f"got {c}")
-    windows = _windows(_pad(x, pads), kh, kw, strides, dilations)
-    oh, ow = windows.shape[4:]
+    view = windows(pad_spatial(x, pads), kh, kw, strides, dilations)
+    oh, ow = view.shape[2:4]
     og = out // group
     # [N, G, OH*OW, cg*kh*kw] @ [G, cg*kh*kw, og] -> [N, G, OH*OW, og]
-    cols = windows.reshape(n, group, cg, kh, kw, oh, ow).transpose(0, 1, 5, 6, 2, 3, 4)
+    cols = view.reshape(n, group, cg, oh, ow, kh, kw).transpose(0, 1, 3, 4, 2, 5, 6)
     cols = cols.reshape(n, group, oh * ow, cg * kh * kw)
     w = weight.reshape(group, og, cg * kh * kw).transpose(0, 2, 1)
     y = np.matmul(cols, w).transpose(0, 1, 3, 2).reshape(n, out, oh, ow)
@@ -144,25 +154,30 @@ def conv2d(x, weight, bias=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1
     return activate(y, activation)
 
 
-def max_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0)):
+def max_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), axes=(2, 3)):
+    """ONNX MaxPool over the spatial axes (2, 3 for NCHW; the runtime passes 1, 2 for NHWC)."""
     x = np.asarray(x, dtype=np.float32)
     _check_nchw(x, "MaxPool")
     kh, kw = kernel_shape
-    windows = _windows(_pad(x, pads, -np.inf), kh, kw, strides or (1, 1), (1, 1))
-    return np.ascontiguousarray(windows.max(axis=(2, 3)), dtype=np.float32)
+    view = windows(pad_spatial(x, pads, -np.inf, axes), kh, kw, strides or (1, 1), (1, 1), axes)
+    return np.ascontiguousarray(view.max(axis=(-2, -1)), dtype=np.float32)
 
 
-def average_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), count_include_pad=0):
-    """ONNX AveragePool: padded cells count in the divisor only with count_include_pad."""
+def average_pool(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), count_include_pad=0, axes=(2, 3)):
+    """ONNX AveragePool (axes as max_pool): padded cells count in the divisor only with
+    count_include_pad."""
     x = np.asarray(x, dtype=np.float32)
     _check_nchw(x, "AveragePool")
     kh, kw = kernel_shape
     strides = strides or (1, 1)
-    sums = _windows(_pad(x, pads), kh, kw, strides, (1, 1)).sum(axis=(2, 3), dtype=np.float32)
+    view = windows(pad_spatial(x, pads, axes=axes), kh, kw, strides, (1, 1), axes)
+    sums = view.sum(axis=(-2, -1), dtype=np.float32)
     if count_include_pad or not any(pads):
         return (sums / np.float32(kh * kw)).astype(np.float32)
-    ones = np.ones((1, 1) + x.shape[2:], dtype=np.float32)
-    counts = _windows(_pad(ones, pads), kh, kw, strides, (1, 1)).sum(axis=(2, 3))
+    image = [1] * x.ndim
+    image[axes[0]], image[axes[1]] = x.shape[axes[0]], x.shape[axes[1]]
+    ones = np.ones(image, dtype=np.float32)
+    counts = windows(pad_spatial(ones, pads, axes=axes), kh, kw, strides, (1, 1), axes).sum(axis=(-2, -1))
     return (sums / counts).astype(np.float32)
 
 

@@ -145,51 +145,16 @@ def nhwc_constant(array):
 
 # ---------------------------------------------------------------- NHWC forms of the spatial ops
 
-def pad_nhwc(x, pads, value=0.0):
-    """x [N, H, W, C] padded by pads (top, left, bottom, right) with value."""
-    top, left, bottom, right = pads
-    if not any(pads):
-        return x
-    n, h, w, c = x.shape
-    out = np.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
-    out[:, top:top + h, left:left + w] = x
-    return out
+NHWC_SPATIAL = (1, 2)   # where H and W sit in an NHWC array (evaluate's spatial helpers take them)
 
 
-def windows_nhwc(x, kh, kw, strides, dilations, order="hwc"):
-    """View of x [N, H, W, C] as [N, OH, OW, kh, kw, C] (order "hwc") or
-    [N, OH, OW, C, kh, kw] (order "chw", the column order of a conv weight [out, C, kh, kw]).
-    No copy (stride tricks)."""
-    n, h, w, c = x.shape
-    (sh, sw), (dh, dw) = strides, dilations
-    oh = (h - dh * (kh - 1) - 1) // sh + 1
-    ow = (w - dw * (kw - 1) - 1) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ShapeError(f"a {kh}x{kw} window (dilations {list(dilations)}) does not fit the "
-                         f"padded input of {h}x{w}")
-    s = x.strides
-    if order == "hwc":
-        shape, strides_ = (n, oh, ow, kh, kw, c), (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3])
-    else:
-        shape, strides_ = (n, oh, ow, c, kh, kw), (s[0], s[1] * sh, s[2] * sw, s[3], s[1] * dh, s[2] * dw)
-    return np.lib.stride_tricks.as_strided(x, shape, strides_, writeable=False)
-
-
-def max_pool_nhwc(x, kernel_shape, strides=None, pads=(0, 0, 0, 0)):
-    kh, kw = kernel_shape
-    windows = windows_nhwc(pad_nhwc(x, pads, -np.inf), kh, kw, strides or (1, 1), (1, 1))
-    return np.ascontiguousarray(windows.max(axis=(3, 4)), dtype=np.float32)
-
-
-def average_pool_nhwc(x, kernel_shape, strides=None, pads=(0, 0, 0, 0), count_include_pad=0):
-    kh, kw = kernel_shape
-    strides = strides or (1, 1)
-    sums = windows_nhwc(pad_nhwc(x, pads), kh, kw, strides, (1, 1)).sum(axis=(3, 4), dtype=np.float32)
-    if count_include_pad or not any(pads):
-        return (sums / np.float32(kh * kw)).astype(np.float32)
-    ones = np.ones((1,) + x.shape[1:3] + (1,), dtype=np.float32)
-    counts = windows_nhwc(pad_nhwc(ones, pads), kh, kw, strides, (1, 1)).sum(axis=(3, 4))
-    return (sums / counts).astype(np.float32)
+def windows_nhwc(x, pads, kh, kw, strides, dilations, order="hwc"):
+    """x [N, H, W, C] zero-padded by pads (top, left, bottom, right), viewed as
+    [N, OH, OW, kh, kw, C] (order "hwc") or [N, OH, OW, C, kh, kw] (order "chw", the
+    column order of a conv weight [out, C, kh, kw]).  No copy beyond the padding."""
+    padded = evaluate.pad_spatial(x, pads, axes=NHWC_SPATIAL)
+    view = evaluate.windows(padded, kh, kw, strides, dilations, NHWC_SPATIAL)
+    return view if order == "chw" else view.transpose(0, 1, 2, 4, 5, 3)
 
 
 def nhwc_function(node, constants):
@@ -204,9 +169,10 @@ def nhwc_function(node, constants):
         options = dict(kernel_shape=attrs["kernel_shape"], strides=attrs.get("strides"),
                        pads=attrs.get("pads", (0, 0, 0, 0)))
         if op == "MaxPool":
-            return (lambda x: max_pool_nhwc(_rank4(x, op), **options)), constants
+            return (lambda x: evaluate.max_pool(_rank4(x, op), axes=NHWC_SPATIAL, **options)), constants
         include = attrs.get("count_include_pad", 0)
-        return (lambda x: average_pool_nhwc(_rank4(x, op), count_include_pad=include, **options)), constants
+        return (lambda x: evaluate.average_pool(_rank4(x, op), count_include_pad=include,
+                                                axes=NHWC_SPATIAL, **options)), constants
     if op == "GlobalAveragePool":
         return (lambda x: _rank4(x, op).mean(axis=(1, 2), keepdims=True, dtype=np.float32)), constants
     if op == "Pad":
@@ -221,7 +187,7 @@ def nhwc_function(node, constants):
                        coordinate_transformation_mode=attrs.get("coordinate_transformation_mode",
                                                                 "half_pixel"),
                        nearest_mode=attrs.get("nearest_mode", "round_prefer_floor"))
-        return (lambda x: evaluate.resize(x, axes=(1, 2), **options)), constants
+        return (lambda x: evaluate.resize(x, axes=NHWC_SPATIAL, **options)), constants
     raise ShapeError(f"node {node.name!r}: {op} has no NHWC form")
 
 

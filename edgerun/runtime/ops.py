@@ -30,7 +30,7 @@ from edgerun.evaluate import activate
 from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
-from edgerun.runtime.layout import pad_nhwc, windows_nhwc
+from edgerun.runtime.layout import windows_nhwc
 
 
 GEMM_K_STEP = 32   # the widest SIMD step of gemm_s8's K loop (AVX2; NEON takes 16)
@@ -351,8 +351,7 @@ class Conv2dStep:
             rows = np.ascontiguousarray(xs).reshape(n * oh * ow, self.in_channels)
         else:
             order = "hwc" if self.kind == "blas" else self.order
-            windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides,
-                                   self.dilations, order)
+            windows = windows_nhwc(x, self.pads, self.kh, self.kw, self.strides, self.dilations, order)
             oh, ow = windows.shape[1:3]
             rows = np.ascontiguousarray(windows).reshape(n * oh * ow, -1)
         if self.kind == "blas":
@@ -369,7 +368,7 @@ class Conv2dStep:
     def _grouped(self, x):
         """Grouped (not depthwise) conv: im2col from NHWC, split by group, one batched matmul."""
         n, g = x.shape[0], self.group
-        windows = windows_nhwc(pad_nhwc(x, self.pads), self.kh, self.kw, self.strides, self.dilations)
+        windows = windows_nhwc(x, self.pads, self.kh, self.kw, self.strides, self.dilations)
         _, oh, ow = windows.shape[:3]
         m = n * oh * ow
         cols = windows.reshape(m, self.kh, self.kw, g, self.in_per_group).transpose(3, 0, 1, 2, 4)
