@@ -48,6 +48,18 @@ def _split(n, parts):
     return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
+def _codebook_as_dense(weight):
+    """The dense tensor a codebook weight stands for: int8 values with the one scale on
+    every row for int8 centroids, float32 for float ones."""
+    a = weight.arrays
+    if a["centroids"].dtype != np.int8:
+        return Tensor.dense(weight.name, weight.to_dense())
+    rows, cols = weight.shape
+    values = a["centroids"][unpack_bits(a["codes"], weight.bits, cols)]
+    scale = np.full(rows, a["scale"][0], dtype=np.float32)
+    return Tensor(weight.name, weight.shape, "dense", {"values": values, "scale": scale})
+
+
 class LinearStep:
     """y = act(x @ W.T + b) with the kernel the encoding calls for.
 
@@ -143,16 +155,15 @@ class LinearStep:
             self.packed = np.ascontiguousarray(a["codes"])
             self.centroids = _f32(centroids)
             return
-        codes = unpack_bits(a["codes"], weight.bits, self.in_features)
-        scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
-        if weight.bits <= 4:
-            self.kind = "codebook_s8"
-            self.nibbles = pack_nibble32(codes)
-            self.table = np.zeros(16, dtype=np.int8)
-            self.table[: len(centroids)] = centroids
-            self.scale = scale
-        else:
-            self._int8_dense(centroids[codes], scale)
+        if weight.bits > 4:         # no 16-entry table: the int8 values it stands for
+            dense = _codebook_as_dense(weight).arrays
+            self._int8_dense(dense["values"], dense["scale"])
+            return
+        self.kind = "codebook_s8"
+        self.nibbles = pack_nibble32(unpack_bits(a["codes"], weight.bits, self.in_features))
+        self.table = np.zeros(16, dtype=np.int8)
+        self.table[: len(centroids)] = centroids
+        self.scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
 
     # -- execution -----------------------------------------------------------------------
     def __call__(self, x, pool=None):
@@ -238,18 +249,6 @@ def _columns_hwc(matrix, channels, kh, kw):
     else:
         raise EdgerunError(f"tensor {matrix.name!r}: cannot permute the columns of a {matrix.encoding} weight")
     return Tensor(matrix.name, matrix.shape, matrix.encoding, a, matrix.bits, matrix.huffman)
-
-
-def _codebook_as_dense(weight):
-    """The dense tensor a codebook weight stands for: int8 values with the one scale on
-    every row for int8 centroids, float32 for float ones."""
-    a = weight.arrays
-    if a["centroids"].dtype != np.int8:
-        return Tensor.dense(weight.name, weight.to_dense())
-    rows, cols = weight.shape
-    values = a["centroids"][unpack_bits(a["codes"], weight.bits, cols)]
-    scale = np.full(rows, a["scale"][0], dtype=np.float32)
-    return Tensor(weight.name, weight.shape, "dense", {"values": values, "scale": scale})
 
 
 class Conv2dStep:
