@@ -317,7 +317,7 @@ def main():
     text = table(rows, cold, ort_version)
     print(text)
     if args.write:
-        write_tables(args.write, text)
+        write_section(args.write, "## Tables", text, f"python bench/compare.py --write {args.write}")
     if args.models:
         import models
 
@@ -325,20 +325,29 @@ def main():
         model_text = models.table(model_rows, version)
         print("\n" + model_text)
         if args.write:
-            models.write_section(args.write, "## End to end", model_text)
+            write_section(args.write, "## End to end", model_text,
+                          f"python bench/compare.py --models --write {args.write}")
 
 
-def write_tables(path, text):
-    """Replace what follows "## Tables" in path (the analysis above it is kept)."""
-    marker = "## Tables\n"
-    stamp = f"Written by `python bench/compare.py --write {path}` on {time.strftime('%Y-%m-%d')}."
+def write_section(path, heading, text, command):
+    """Put text under `heading` in the Markdown file at path, replacing what was under
+    it up to the next "## " heading (the analysis in other sections is kept); append
+    the section when it is new.  `command` is what regenerates it."""
+    stamp = f"Written by `{command}` on {time.strftime('%Y-%m-%d')}."
+    section = f"{heading}\n\n{stamp}\n\n{text}\n".split("\n")
     try:
         with open(path) as f:
-            before = f.read().split(marker, 1)[0]
+            lines = f.read().split("\n")
     except FileNotFoundError:
-        before = "# Performance\n\n"
+        lines = ["# Performance"]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section
+    else:
+        lines += [""] + section
     with open(path, "w") as f:
-        f.write(f"{before}{marker}\n{stamp}\n\n{text}\n")
+        f.write("\n".join(lines).rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

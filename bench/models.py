@@ -30,7 +30,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -40,7 +39,7 @@ import edgerun  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from compare import cpu_description, timeit  # noqa: E402
+from compare import cpu_description, timeit, write_section  # noqa: E402
 
 VARIANTS = {
     "int8": dict(quantize="int8"),
@@ -178,7 +177,11 @@ def kb(n):
 
 
 def table(rows, ort_version):
+    model, flags = cpu_description()
     lines = [
+        f"CPU: {model}; flags: {', '.join(flags) or 'n/a'}; edgerun backend "
+        f"{edgerun.cpu_info()['backend']}.",
+        "",
         f"End to end, batch 1, one thread; onnxruntime {ort_version}.  Milliseconds per call "
         "(median); \"vs ort dyn\" > 1 means edgerun is faster than onnxruntime's dynamic int8.",
         "",
@@ -217,28 +220,6 @@ def table(rows, ort_version):
     return "\n".join(lines)
 
 
-def write_section(path, heading, text):
-    """Put text under `heading` in the Markdown file at path, replacing what was
-    under it up to the next "## " heading; append the section when it is new."""
-    stamp = f"Written by `python bench/models.py --write {path}` on {time.strftime('%Y-%m-%d')}."
-    model, flags = cpu_description()
-    section = (f"{heading}\n\n{stamp}\nCPU: {model}; flags: {', '.join(flags) or 'n/a'}; "
-               f"edgerun backend {edgerun.cpu_info()['backend']}.\n\n{text}\n")
-    try:
-        with open(path) as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError:
-        lines = ["# Performance", ""]
-    if heading in lines:
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = section.split("\n")
-    else:
-        lines += [""] + section.split("\n")
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -249,7 +230,7 @@ def main():
     text = table(rows, version)
     print(text)
     if args.write:
-        write_section(args.write, "## End to end", text)
+        write_section(args.write, "## End to end", text, f"python bench/models.py --write {args.write}")
 
 
 if __name__ == "__main__":
