@@ -500,14 +500,9 @@ class _Importer:
             return self._fold(node)
         self._emit(op, [x], node.output[0], self.shapes[x])
 
-    def _op_Relu(self, node):
-        self._unary(node, "Relu")
-
-    def _op_Sigmoid(self, node):
-        self._unary(node, "Sigmoid")
-
-    def _op_Tanh(self, node):
-        self._unary(node, "Tanh")
+    _op_Relu = functools.partialmethod(_unary, op="Relu")
+    _op_Sigmoid = functools.partialmethod(_unary, op="Sigmoid")
+    _op_Tanh = functools.partialmethod(_unary, op="Tanh")
 
     def _op_Softmax(self, node):
         (x,) = self._inputs(node)[:1]
@@ -748,11 +743,8 @@ class _Importer:
             new["count_include_pad"] = int(bool(attrs.get("count_include_pad", 0)))
         self._emit(op, [x], node.output[0], (shape[0], shape[1], *dims), new)
 
-    def _op_MaxPool(self, node):
-        self._pool(node, "MaxPool")
-
-    def _op_AveragePool(self, node):
-        self._pool(node, "AveragePool")
+    _op_MaxPool = functools.partialmethod(_pool, op="MaxPool")
+    _op_AveragePool = functools.partialmethod(_pool, op="AveragePool")
 
     def _op_GlobalAveragePool(self, node):
         if self._is_1d(node):
@@ -999,11 +991,8 @@ class _Importer:
             raise self._unsupported(" of a constant")
         self._emit("Gelu", [x], node.output[0], self.shapes[x], {"approximate": approximate})
 
-    def _op_Erf(self, node):
-        self._unary(node, "Erf")
-
-    def _op_Sqrt(self, node):
-        self._unary(node, "Sqrt")
+    _op_Erf = functools.partialmethod(_unary, op="Erf")
+    _op_Sqrt = functools.partialmethod(_unary, op="Sqrt")
 
     def _op_LayerNormalization(self, node):
         x, scale, bias = self._inputs(node)[:3]
@@ -1163,44 +1152,25 @@ class _Importer:
         dtypes = {self.dtypes.get(v, "float32") for v in (a, b) if not self._is_const(v)}
         self._elementwise("Where", [cond, a, b], dtype=dtypes.pop() if len(dtypes) == 1 else None)
 
-    def _op_Equal(self, node):
-        self._compare(node, "Equal")
-
     def _compare(self, node, op):
         a, b = self._inputs(node)[:2]
         if self._is_const(a) and self._is_const(b):
             return self._fold(node)
         self._elementwise(op, [a, b], dtype="bool")
 
-    def _op_Greater(self, node):
-        self._compare(node, "Greater")
-
-    def _op_GreaterOrEqual(self, node):
-        self._compare(node, "GreaterOrEqual")
-
-    def _op_Less(self, node):
-        self._compare(node, "Less")
-
-    def _op_LessOrEqual(self, node):
-        self._compare(node, "LessOrEqual")
-
-    def _op_And(self, node):
-        self._compare(node, "And")
-
-    def _op_Or(self, node):
-        self._compare(node, "Or")
+    _op_Equal = functools.partialmethod(_compare, op="Equal")
+    _op_Greater = functools.partialmethod(_compare, op="Greater")
+    _op_GreaterOrEqual = functools.partialmethod(_compare, op="GreaterOrEqual")
+    _op_Less = functools.partialmethod(_compare, op="Less")
+    _op_LessOrEqual = functools.partialmethod(_compare, op="LessOrEqual")
+    _op_And = functools.partialmethod(_compare, op="And")
+    _op_Or = functools.partialmethod(_compare, op="Or")
 
     def _op_Not(self, node):
         (x,) = self._inputs(node)[:1]
         if self._is_const(x):
             return self._fold(node)
         self._emit("Not", [x], node.output[0], self.shapes[x], dtype="bool")
-
-    def _op_Max(self, node):
-        self._variadic(node, "Max")
-
-    def _op_Min(self, node):
-        self._variadic(node, "Min")
 
     def _variadic(self, node, op):
         inputs = [v for v in self._inputs(node)[:len(node.input)] if v is not None]
@@ -1212,6 +1182,9 @@ class _Importer:
             return
         dtypes = {self.dtypes.get(v, "float32") for v in inputs if not self._is_const(v)}
         self._elementwise(op, inputs, dtype=dtypes.pop() if len(dtypes) == 1 else None)
+
+    _op_Max = functools.partialmethod(_variadic, op="Max")
+    _op_Min = functools.partialmethod(_variadic, op="Min")
 
     def _op_GatherND(self, node):
         data, indices = self._inputs(node)[:2]
@@ -1355,11 +1328,8 @@ class _Importer:
             return
         self._emit(op, [x], node.output[0], out, {"axes": axes, "keepdims": keepdims})
 
-    def _op_ReduceMean(self, node):
-        self._reduce(node, "ReduceMean")
-
-    def _op_ReduceSum(self, node):
-        self._reduce(node, "ReduceSum")
+    _op_ReduceMean = functools.partialmethod(_reduce, op="ReduceMean")
+    _op_ReduceSum = functools.partialmethod(_reduce, op="ReduceSum")
 
     def _op_Expand(self, node):
         x, target = self._inputs(node)[:2]
