@@ -25,6 +25,7 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+#include <string.h>
 
 #include "edgerun.h"
 #include "epilogue.h"
@@ -190,6 +191,95 @@ ER_INLINE void tile_1x1(const int8_t *x, const int8_t *w, size_t k, size_t i, si
     er_store_s32(ep, i, j, sums[0] + er_gemm_s8_dot(x0, w0, p, k));
 }
 
+/* ---- small K: packed panels of 16 columns (gemm_s8.h) ---------------------- */
+
+/* Eight outputs of row i from columns j .. j+7: er_store's float operations
+ * lane by lane (int32 -> float rounds to nearest in both), so the same bits. */
+ER_INLINE void store8(const er_epilogue *ep, size_t i, size_t j, __m256i acc) {
+    __m256 v = _mm256_cvtepi32_ps(acc);
+    if (ep->row_scale) v = _mm256_mul_ps(v, _mm256_set1_ps(ep->row_scale[i]));
+    if (ep->col_scale) v = _mm256_mul_ps(v, _mm256_loadu_ps(ep->col_scale + j));
+    if (ep->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(ep->bias + j));
+    if (ep->relu) {     /* keep v > 0 and NaN, as er_store; -0 and negatives become +0 */
+        __m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                   _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        v = _mm256_and_ps(v, keep);
+    }
+    _mm256_storeu_ps(ep->y_f32 + i * ep->ldy + j, v);
+}
+
+/* The cols column sums of row i (in two vectors) through the epilogue: whole
+ * vectors of 8 float outputs at once, the rest (and int8 outputs) through the
+ * scalar er_store.  (A conv with 8 output channels is one half panel.) */
+ER_INLINE void store_panel_row(const er_epilogue *ep, size_t i, size_t j, size_t cols,
+                               __m256i lo, __m256i hi) {
+    size_t c = 0;
+    if (ep->y_f32) {
+        if (cols >= 8) store8(ep, i, j, lo), c = 8;
+        if (cols == 16) store8(ep, i, j + 8, hi), c = 16;
+    }
+    if (c == cols) return;
+    int32_t sums[ER_GEMM_S8_PANEL];
+    _mm256_storeu_si256((__m256i *)sums, lo);
+    _mm256_storeu_si256((__m256i *)(sums + 8), hi);
+    for (; c < cols; c++) er_store_s32(ep, i, j + c, sums[c]);
+}
+
+/* One group of 4 k of row r against both halves of the panel group. */
+#define PANEL_MAC(acc_lo, acc_hi, word)                                              \
+    do {                                                                              \
+        __m256i xb_ = _mm256_set1_epi32(word), xa_ = MAGNITUDE(xb_);                  \
+        MAC32(acc_lo, xa_, xb_, p0);                                                  \
+        MAC32(acc_hi, xa_, xb_, p1);                                                  \
+    } while (0)
+
+#define LOAD_GROUP(xrow, q) ((q) < full ? load_word((xrow) + 4 * (q)) : er_gemm_s8_group(xrow, k, q))
+
+ER_INLINE int32_t load_word(const int8_t *p) {
+    int32_t word;
+    memcpy(&word, p, 4);
+    return word;
+}
+
+/* Rows i .. i+rows-1 (rows <= 4, a compile-time constant per instance) against a
+ * packed panel: 8 accumulators, written out so GCC keeps them in registers. */
+ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t i, size_t j,
+                          size_t cols, const er_epilogue *ep, const int rows, const int nonneg) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
+    __m256i a0 = _mm256_setzero_si256(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    const size_t groups = (k + 3) / 4, full = k / 4;
+    for (size_t q = 0; q < groups; q++) {
+        const __m256i p0 = LOAD(panel + q * 64), p1 = LOAD(panel + q * 64 + 32);
+        PANEL_MAC(a0, b0, LOAD_GROUP(x0, q));
+        if (rows > 1) PANEL_MAC(a1, b1, LOAD_GROUP(x1, q));
+        if (rows > 2) PANEL_MAC(a2, b2, LOAD_GROUP(x2, q));
+        if (rows > 3) PANEL_MAC(a3, b3, LOAD_GROUP(x3, q));
+    }
+    store_panel_row(ep, i, j, cols, a0, b0);
+    if (rows > 1) store_panel_row(ep, i + 1, j, cols, a1, b1);
+    if (rows > 2) store_panel_row(ep, i + 2, j, cols, a2, b2);
+    if (rows > 3) store_panel_row(ep, i + 3, j, cols, a3, b3);
+}
+
+/* Every row against each panel in turn: the panel (<= 2 KB) stays in L1. */
+ER_INLINE void gemm_panels(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
+                           const er_epilogue *ep, const int nonneg) {
+    _Alignas(32) int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX];
+    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
+        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
+        er_gemm_s8_pack_panel(w, k, j, cols, panel);
+        size_t i = 0;
+        for (; i + 4 <= m; i += 4) panel_rows(x, k, panel, i, j, cols, ep, 4, nonneg);
+        switch (m - i) {
+        case 3: panel_rows(x, k, panel, i, j, cols, ep, 3, nonneg); break;
+        case 2: panel_rows(x, k, panel, i, j, cols, ep, 2, nonneg); break;
+        case 1: panel_rows(x, k, panel, i, j, cols, ep, 1, nonneg); break;
+        default: break;
+        }
+    }
+}
+
 ER_INLINE void gemm(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
                     const er_epilogue *ep, const int nonneg) {
     if (m < TILE_MR) {
@@ -234,10 +324,17 @@ er_status er_gemm_s8__avx2(const int8_t *x, const int8_t *w, size_t m, size_t n,
     if (status != ER_OK) return status;
     /* Activations after a ReLU are >= 0: then the sign op, a third of the
      * multiply-port work, is not needed (~1.3x faster measured, same sums). */
-    if (all_nonnegative(x, m * k))
+    const int nonneg = all_nonnegative(x, m * k);
+    if (er_gemm_s8_use_panels(m, k)) {
+        if (nonneg)
+            gemm_panels(x, w, m, n, k, ep, 1);
+        else
+            gemm_panels(x, w, m, n, k, ep, 0);
+    } else if (nonneg) {
         gemm(x, w, m, n, k, ep, 1);
-    else
+    } else {
         gemm(x, w, m, n, k, ep, 0);
+    }
     return ER_OK;
 }
 #endif /* __x86_64__ */

@@ -27,10 +27,15 @@ def operands(rng, m, n, k, extreme=False, nonneg=False):
 SHAPES = [(1, 1, 1), (1, 1, 32), (1, 8, 32), (1, 9, 33), (1, 1, 5000), (2, 3, 15),
           (3, 4, 16), (3, 4, 17), (4, 5, 31), (5, 9, 64), (7, 17, 100), (8, 1, 96),
           (13, 11, 257), (64, 33, 1000)]
+# The packed-panel path (small K, enough rows: gemm_s8.h er_gemm_s8_use_panels):
+# K not a multiple of the 4-byte groups, N across the 16-column panels (partial
+# last panel), M across its 4-row tiles, and the longest K it takes.
+PANEL_SHAPES = [(4, 1, 1), (4, 16, 4), (5, 17, 3), (6, 15, 37), (7, 33, 32), (16, 31, 128),
+                (9, 48, 66), (32, 40, 256), (130, 20, 24)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("m,n,k", SHAPES + PANEL_SHAPES)
 @pytest.mark.parametrize("extreme", [False, True], ids=["random", "pm127"])
 @pytest.mark.parametrize("nonneg", [False, True], ids=["signed", "nonneg"])
 def test_float_output_matches_reference(variant, m, n, k, extreme, nonneg, rng):
@@ -40,7 +45,8 @@ def test_float_output_matches_reference(variant, m, n, k, extreme, nonneg, rng):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 9, 33), (3, 4, 17), (7, 17, 100), (64, 33, 1000)])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 9, 33), (3, 4, 17), (7, 17, 100), (64, 33, 1000),
+                                   (6, 15, 37), (32, 40, 256)])
 def test_relu_and_int8_output_match_reference(variant, m, n, k, rng):
     x, w, x_scale, w_scale, bias = operands(rng, m, n, k)
     y = call(OP, variant, x, w, x_scale, w_scale, bias, relu=True)
@@ -66,6 +72,32 @@ def test_extremes_with_large_k_are_exact(variant):
         expected = -np.array(signs, np.float32)[:, None] * np.float32(k * 127 * 127)
         assert np.array_equal(y, np.broadcast_to(expected, (3, 5)))
         assert_same_bits(y, reference.gemm_s8(x, w, None, None))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k", [(3, 20, 40), (8, 20, 40)], ids=["rows", "panels"])
+def test_relu_keeps_nan_and_zeroes_negative_zero_like_the_reference(variant, m, n, k, rng):
+    # The panel path's epilogue is vectorised; it must treat NaN, +-inf and -0.0
+    # exactly as the scalar er_store does.
+    x, w, x_scale, w_scale, bias = operands(rng, m, n, k)
+    x[1] = 0
+    bias[:4] = [np.nan, np.inf, -np.inf, -0.0]
+    for relu in (False, True):
+        y = call(OP, variant, x, w, x_scale, w_scale, bias, relu=relu)
+        assert_same_bits(y, reference.gemm_s8(x, w, x_scale, w_scale, bias, relu=relu))
+    assert np.isnan(y[:, 0]).all() and (y[:, 2] == 0).all()
+    assert not np.signbit(y[1, 3])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k", [(5, 9, 33), (12, 40, 64)], ids=["rows", "panels"])
+def test_column_slice_of_out_like_a_thread_writes(variant, m, n, k, rng):
+    x, w, x_scale, w_scale, bias = operands(rng, m, n, k)
+    full = np.full((m, n + 7), 7.0, np.float32)
+    out = full[:, 3:3 + n]
+    call(OP, variant, x, w, x_scale, w_scale, bias, out=out)
+    assert_same_bits(out, reference.gemm_s8(x, w, x_scale, w_scale, bias))
+    assert (full[:, :3] == 7).all() and (full[:, 3 + n:] == 7).all()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -107,9 +107,10 @@ void test_gemm_s8(void) {
     const er_variant *v[8];
     size_t nv = h_variants("gemm_s8", v, 8);
     /* Below, at and above the SIMD steps (16 NEON, 32 AVX2) and the tiles
-     * (3x4 and 1x8 AVX2, 4x4 and 1x8 NEON). */
+     * (3x4 and 1x8 AVX2, 4x4 and 1x8 NEON); rows >= 4 with short K take the
+     * 16-column panels (gemm_s8.h), N = 16, 17, 33 their partial last panel. */
     static const size_t ms[] = {1, 2, 3, 4, 5, 7, 9};
-    static const size_t ns[] = {1, 3, 4, 5, 8, 9, 17};
+    static const size_t ns[] = {1, 3, 4, 5, 8, 9, 16, 17, 33};
     /* K tails of every kind the AVX2 finish takes: 8 and 16 byte steps (24, 27 of
      * small convs, 56 = 32 + 24), and each alone (8, 16 + scalar rest). */
     static const size_t ks[] = {1, 8, 15, 16, 17, 24, 27, 31, 32, 33, 56, 64, 100};
@@ -120,6 +121,8 @@ void test_gemm_s8(void) {
     one_case(v, nv, 7, 13, 5000, 1, 0);
     one_case(v, nv, 7, 13, 5000, 1, 1);
     one_case(v, nv, 16, 16, 1027, 0, 0);
+    one_case(v, nv, 32, 40, 256, 0, 1);       /* the longest K on panels */
+    one_case(v, nv, 130, 20, 24, 1, 0);
     column_slices(v, nv, 7, 37, 70, 13);
     column_slices(v, nv, 1, 20, 64, 9);
     extreme_sum(v, nv, 5, 9, 5000);
