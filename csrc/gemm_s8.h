@@ -53,12 +53,13 @@ static inline int er_gemm_s8_use_panels(size_t m, size_t k) {
     return k <= ER_GEMM_S8_PANEL_MAX_K && m >= 4 && 8 * m >= k;
 }
 
-/* Columns j .. j+cols-1 of w (cols <= ER_GEMM_S8_PANEL, k <= ER_GEMM_S8_PANEL_MAX_K)
- * into panel: for each group q of 4 k, for each column c, w[j+c][4q .. 4q+3];
- * zero past k and past cols, so padding adds nothing to any sum. */
+/* Columns j .. j+cols-1 of w (cols <= ER_GEMM_S8_PANEL) into panel: for each of
+ * `groups` groups q of 4 k (groups >= (k + 3) / 4, at most
+ * ER_GEMM_S8_PANEL_MAX_K / 4), for each column c, w[j+c][4q .. 4q+3]; zero past k
+ * and past cols, so padding adds nothing to any sum. */
 static inline void er_gemm_s8_pack_panel(const int8_t *w, size_t k, size_t j, size_t cols,
-                                         int8_t *panel) {
-    const size_t groups = (k + 3) / 4, full = k / 4;
+                                         size_t groups, int8_t *panel) {
+    const size_t full = k / 4;
     if (cols < ER_GEMM_S8_PANEL || full < groups) memset(panel, 0, groups * ER_GEMM_S8_PANEL * 4);
     for (size_t c = 0; c < cols; c++) {
         const int8_t *row = w + (j + c) * k;
@@ -72,7 +73,7 @@ static inline void er_gemm_s8_pack_panel(const int8_t *w, size_t k, size_t j, si
 static inline int32_t er_gemm_s8_group(const int8_t *xrow, size_t k, size_t q) {
     int8_t bytes[4] = {0, 0, 0, 0};
     const size_t p = 4 * q;
-    memcpy(bytes, xrow + p, k - p < 4 ? k - p : 4);
+    if (p < k) memcpy(bytes, xrow + p, k - p < 4 ? k - p : 4);
     int32_t word;
     memcpy(&word, bytes, 4);
     return word;

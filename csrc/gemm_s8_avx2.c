@@ -268,7 +268,7 @@ ER_INLINE void gemm_panels(const int8_t *x, const int8_t *w, size_t m, size_t n,
     _Alignas(32) int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX];
     for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
         const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
-        er_gemm_s8_pack_panel(w, k, j, cols, panel);
+        er_gemm_s8_pack_panel(w, k, j, cols, (k + 3) / 4, panel);
         size_t i = 0;
         for (; i + 4 <= m; i += 4) panel_rows(x, k, panel, i, j, cols, ep, 4, nonneg);
         switch (m - i) {

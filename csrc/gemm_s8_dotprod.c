@@ -22,6 +22,7 @@
 #include "edgerun.h"
 #include "epilogue.h"
 #include "gemm_s8.h"
+#include "gemm_s8_panel_neon.h"
 
 /* The tile body takes its shape as constant arguments and is inlined into each
  * call site, so the loops over rows and columns unroll and the accumulators
@@ -58,6 +59,10 @@ er_status er_gemm_s8__dotprod(const int8_t *x, const int8_t *w, size_t m, size_t
                               size_t k, const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    if (er_gemm_s8_use_panels(m, k)) {
+        er_gemm_s8_panels_sdot(x, w, m, n, k, ep);
+        return ER_OK;
+    }
     size_t full_rows = m - m % 4;
     /* Column blocks outside, row tiles inside: 4 rows of w stay in cache while
      * every row of x passes by them. */

@@ -27,6 +27,7 @@
 #include "edgerun.h"
 #include "epilogue.h"
 #include "gemm_s8.h"
+#include "gemm_s8_panel_neon.h"
 
 #define ER_INLINE static inline __attribute__((always_inline))
 
@@ -128,6 +129,10 @@ er_status er_gemm_s8__i8mm(const int8_t *x, const int8_t *w, size_t m, size_t n,
                            const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    if (er_gemm_s8_use_panels(m, k)) {     /* SDOT panels: SMMLA needs row pairs interleaved */
+        er_gemm_s8_panels_sdot(x, w, m, n, k, ep);
+        return ER_OK;
+    }
     /* Row blocks outside: a 4x8 tile streams 8 rows of w past 4 rows of x,
      * and the 4 rows of x stay in L1 while w goes by. */
     size_t i = 0;

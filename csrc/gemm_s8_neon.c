@@ -18,6 +18,7 @@
 #include "edgerun.h"
 #include "epilogue.h"
 #include "gemm_s8.h"
+#include "gemm_s8_panel_neon.h"
 
 /* acc += products of 16 int8 pairs, as 4 int32 lanes. */
 #define MAC16(acc, xv, wv) \
@@ -127,6 +128,13 @@ er_status er_gemm_s8__neon(const int8_t *x, const int8_t *w, size_t m, size_t n,
                            const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    /* Without SDOT a panel step does ~3 products per instruction, a 4x4 row
+     * tile ~5 (qemu instruction counts, docs/ARM.md): panels pay only while
+     * the row tiles' per-output reductions dominate, K <= 64. */
+    if (k <= 64 && er_gemm_s8_use_panels(m, k)) {
+        er_gemm_s8_panels_neon(x, w, m, n, k, ep);
+        return ER_OK;
+    }
     size_t full_rows = m - m % 4;
     /* Column blocks outside, row tiles inside: 4 rows of w stay in cache while
      * every row of x passes by them. */

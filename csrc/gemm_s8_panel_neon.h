@@ -1,0 +1,187 @@
+/* The packed-panel path of gemm_s8 (gemm_s8.h) for aarch64: the float epilogue
+ * on four outputs per vector op, and the panel kernels of the baseline NEON
+ * variant and -- where the including file enables SDOT -- of the dotprod and
+ * i8mm variants.
+ *
+ * Panels are 16 columns packed in groups of 4 k, so a 16-byte vector of a
+ * panel holds 4 columns x 4 k.  SDOT by lane multiplies such a vector with one
+ * 4-byte group of x and adds each column's dot product into its own int32
+ * lane: the sums land in column order, with no horizontal reduction.  Without
+ * SDOT, vmull_s8 against the group repeated gives int16 products, one more
+ * group is added by vmlal_s8 (two products of at most 127 * 127 fit int16) and
+ * vpadalq_s16 folds pairs into int32: two lanes per column, added once at the
+ * end of the tile. */
+#ifndef EDGERUN_GEMM_S8_PANEL_NEON_H
+#define EDGERUN_GEMM_S8_PANEL_NEON_H
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <string.h>
+
+#include "gemm_s8.h"
+
+#define ER_PANEL_INLINE static inline __attribute__((always_inline))
+
+/* Outputs j .. j+3 of row i: er_store's float operations lane by lane (SCVTF
+ * rounds to nearest like the scalar conversion), so the same bits. */
+ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, int32x4_t acc) {
+    float32x4_t v = vcvtq_f32_s32(acc);
+    if (ep->row_scale) v = vmulq_n_f32(v, ep->row_scale[i]);
+    if (ep->col_scale) v = vmulq_f32(v, vld1q_f32(ep->col_scale + j));
+    if (ep->bias) v = vaddq_f32(v, vld1q_f32(ep->bias + j));
+    if (ep->relu) {     /* keep v > 0 and NaN, as er_store; -0 and negatives become +0 */
+        uint32x4_t keep = vorrq_u32(vcgtq_f32(v, vdupq_n_f32(0.0f)), vmvnq_u32(vceqq_f32(v, v)));
+        v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), keep));
+    }
+    vst1q_f32(ep->y_f32 + i * ep->ldy + j, v);
+}
+
+/* Row i's sums of columns j .. j+cols-1, four per vector in c[]. */
+ER_PANEL_INLINE void er_panel_store_row(const er_epilogue *ep, size_t i, size_t j, size_t cols,
+                                        const int32x4_t c[4]) {
+    size_t done = 0;
+    if (ep->y_f32)
+        for (; done + 4 <= cols; done += 4) er_panel_store4(ep, i, j + done, c[done / 4]);
+    if (done == cols) return;
+    int32_t sums[ER_GEMM_S8_PANEL];
+    for (int v = 0; v < 4; v++) vst1q_s32(sums + 4 * v, c[v]);
+    for (; done < cols; done++) er_store_s32(ep, i, j + done, sums[done]);
+}
+
+ER_PANEL_INLINE int32_t er_panel_word(const int8_t *xrow, size_t k, size_t q) {
+    int32_t word;
+    if (4 * q + 4 <= k) {
+        memcpy(&word, xrow + 4 * q, 4);
+        return word;
+    }
+    return er_gemm_s8_group(xrow, k, q);
+}
+
+/* ---- baseline NEON: 2 rows x 16 columns, 16 accumulators -------------------- */
+
+/* Column vector v (columns 4v .. 4v+3) of two groups against x0, x1 of one row:
+ * lo/hi accumulate columns 4v, 4v+1 / 4v+2, 4v+3, two lanes each. */
+#define ER_PANEL_NEON_MAC(lo, hi, p0, p1, x0, x1)                                     \
+    do {                                                                              \
+        lo = vpadalq_s16(lo, vmlal_s8(vmull_s8(vget_low_s8(p0), vget_low_s8(x0)),       \
+                                      vget_low_s8(p1), vget_low_s8(x1)));              \
+        hi = vpadalq_s16(hi, vmlal_high_s8(vmull_high_s8(p0, x0), p1, x1));             \
+    } while (0)
+
+#define ER_PANEL_NEON_COLUMNS(v, a_lo, a_hi, b_lo, b_hi)                              \
+    do {                                                                              \
+        int8x16_t p0_ = vld1q_s8(g0 + 16 * (v)), p1_ = vld1q_s8(g1 + 16 * (v));       \
+        ER_PANEL_NEON_MAC(a_lo, a_hi, p0_, p1_, xa0, xa1);                            \
+        if (rows > 1) ER_PANEL_NEON_MAC(b_lo, b_hi, p0_, p1_, xb0, xb1);              \
+    } while (0)
+
+/* Rows i, i+1 (rows = 1 or 2, a compile-time constant per instance) against a
+ * panel of `groups` (even) groups; the 16 accumulators written out so that GCC
+ * keeps them in registers (an indexed array of them went to the stack). */
+ER_PANEL_INLINE void er_panel_rows_neon(const int8_t *x, size_t k, const int8_t *panel,
+                                        size_t groups, size_t i, size_t j, size_t cols,
+                                        const er_epilogue *ep, const int rows) {
+    const int8_t *xa = x + i * k, *xb = xa + k;
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    int32x4_t b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+    for (size_t q = 0; q < groups; q += 2) {
+        /* each group repeated across the vector: both halves of a panel vector
+         * (columns 4v, 4v+1 and 4v+2, 4v+3) meet the same 4 bytes of x */
+        const int8x16_t xa0 = vreinterpretq_s8_s32(vdupq_n_s32(er_panel_word(xa, k, q)));
+        const int8x16_t xa1 = vreinterpretq_s8_s32(vdupq_n_s32(er_panel_word(xa, k, q + 1)));
+        int8x16_t xb0 = xa0, xb1 = xa1;
+        if (rows > 1) {
+            xb0 = vreinterpretq_s8_s32(vdupq_n_s32(er_panel_word(xb, k, q)));
+            xb1 = vreinterpretq_s8_s32(vdupq_n_s32(er_panel_word(xb, k, q + 1)));
+        }
+        const int8_t *g0 = panel + q * ER_GEMM_S8_PANEL * 4, *g1 = g0 + ER_GEMM_S8_PANEL * 4;
+        ER_PANEL_NEON_COLUMNS(0, a0, a1, b0, b1);
+        ER_PANEL_NEON_COLUMNS(1, a2, a3, b2, b3);
+        ER_PANEL_NEON_COLUMNS(2, a4, a5, b4, b5);
+        ER_PANEL_NEON_COLUMNS(3, a6, a7, b6, b7);
+    }
+    const int32x4_t ca[4] = {vpaddq_s32(a0, a1), vpaddq_s32(a2, a3), vpaddq_s32(a4, a5),
+                             vpaddq_s32(a6, a7)};
+    er_panel_store_row(ep, i, j, cols, ca);
+    if (rows > 1) {
+        const int32x4_t cb[4] = {vpaddq_s32(b0, b1), vpaddq_s32(b2, b3), vpaddq_s32(b4, b5),
+                                 vpaddq_s32(b6, b7)};
+        er_panel_store_row(ep, i + 1, j, cols, cb);
+    }
+}
+
+static inline void er_gemm_s8_panels_neon(const int8_t *x, const int8_t *w, size_t m, size_t n,
+                                          size_t k, const er_epilogue *ep) {
+    int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX] __attribute__((aligned(16)));
+    const size_t groups = ((k + 3) / 4 + 1) / 2 * 2;
+    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
+        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
+        er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
+        size_t i = 0;
+        for (; i + 2 <= m; i += 2) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 2);
+        if (i < m) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 1);
+    }
+}
+
+/* ---- SDOT: 4 rows x 16 columns, 16 accumulators ----------------------------- */
+#if defined(__ARM_FEATURE_DOTPROD)
+
+/* 16 bytes of x from 4s*4 (zero past k). */
+ER_PANEL_INLINE int8x16_t er_panel_x16(const int8_t *xrow, size_t k, size_t s) {
+    const size_t p = 16 * s;
+    if (p + 16 <= k) return vld1q_s8(xrow + p);
+    int8_t bytes[16] = {0};
+    if (p < k) memcpy(bytes, xrow + p, k - p);
+    return vld1q_s8(bytes);
+}
+
+#define ER_PANEL_SDOT_GROUP(g)                                                         \
+    do {                                                                               \
+        const int8_t *grp_ = panel + (4 * s + (g)) * ER_GEMM_S8_PANEL * 4;             \
+        int8x16_t p0_ = vld1q_s8(grp_), p1_ = vld1q_s8(grp_ + 16);                     \
+        int8x16_t p2_ = vld1q_s8(grp_ + 32), p3_ = vld1q_s8(grp_ + 48);                \
+        for (int r = 0; r < rows; r++) {                                               \
+            acc[r][0] = vdotq_laneq_s32(acc[r][0], p0_, xv[r], g);                     \
+            acc[r][1] = vdotq_laneq_s32(acc[r][1], p1_, xv[r], g);                     \
+            acc[r][2] = vdotq_laneq_s32(acc[r][2], p2_, xv[r], g);                     \
+            acc[r][3] = vdotq_laneq_s32(acc[r][3], p3_, xv[r], g);                     \
+        }                                                                              \
+    } while (0)
+
+/* Rows i .. i+rows-1 (rows <= 4) against a panel of `groups` (a multiple of 4). */
+ER_PANEL_INLINE void er_panel_rows_sdot(const int8_t *x, size_t k, const int8_t *panel,
+                                        size_t groups, size_t i, size_t j, size_t cols,
+                                        const er_epilogue *ep, const int rows) {
+    int32x4_t acc[4][4];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < 4; v++) acc[r][v] = vdupq_n_s32(0);
+    for (size_t s = 0; s < groups / 4; s++) {
+        int8x16_t xv[4];
+        for (int r = 0; r < rows; r++) xv[r] = er_panel_x16(x + (i + (size_t)r) * k, k, s);
+        ER_PANEL_SDOT_GROUP(0);
+        ER_PANEL_SDOT_GROUP(1);
+        ER_PANEL_SDOT_GROUP(2);
+        ER_PANEL_SDOT_GROUP(3);
+    }
+    for (int r = 0; r < rows; r++) er_panel_store_row(ep, i + (size_t)r, j, cols, acc[r]);
+}
+
+static inline void er_gemm_s8_panels_sdot(const int8_t *x, const int8_t *w, size_t m, size_t n,
+                                          size_t k, const er_epilogue *ep) {
+    int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX] __attribute__((aligned(16)));
+    const size_t groups = ((k + 3) / 4 + 3) / 4 * 4;
+    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
+        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
+        er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
+        size_t i = 0;
+        for (; i + 4 <= m; i += 4) er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 4);
+        switch (m - i) {
+        case 3: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 3); break;
+        case 2: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 2); break;
+        case 1: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 1); break;
+        default: break;
+        }
+    }
+}
+#endif /* __ARM_FEATURE_DOTPROD */
+#endif /* __aarch64__ */
+#endif
