@@ -33,7 +33,7 @@ from edgerun.reference import MAX_K_S8
 from edgerun.runtime.layout import windows_nhwc
 
 
-GEMM_K_STEP = 32   # the widest SIMD step of gemm_s8's K loop (AVX2; NEON takes 16)
+GEMM_K_STEP = 8    # the narrowest SIMD step of gemm_s8's K tails (AVX2 and NEON)
 
 
 def _f32(array):
@@ -114,10 +114,12 @@ class LinearStep:
         self.kind = "gemm_s8"
         self.values = np.ascontiguousarray(values, dtype=np.int8)
         self.scale = _f32(scale)
-        # K padded with zero columns to whole 32-byte SIMD steps (the quantized input
+        # K padded with zero columns to whole 8-byte SIMD steps (the quantized input
         # gets the same zeros per call; zero products leave every sum unchanged): a
         # scalar K tail costs more than the vector loop at conv sizes (callgrind,
-        # 4096 rows x 16 outputs: K=27 5.72M instructions, padded to 32 1.91M).
+        # 4096 rows x 16 outputs: K=27 5.72M instructions, padded to 32 1.91M).  Not
+        # to 32: the short-K panel path (csrc/gemm_s8.h) multiplies padding too, K=8
+        # padded to 32 took 7.28M instructions at 4096 x 48 against 3.64M unpadded.
         rows, k = self.values.shape
         padded = -(-k // GEMM_K_STEP) * GEMM_K_STEP
         if padded != k and padded <= MAX_K_S8:
