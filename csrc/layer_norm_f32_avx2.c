@@ -1,0 +1,93 @@
+/* layer_norm_f32 for x86-64 AVX2: 8 floats per vector.  The two reductions
+ * keep two accumulators (16 floats per step) so consecutive adds do not wait
+ * on each other's 4-cycle latency; a row of 256 is then 16 steps per pass.
+ * Multiply and add stay separate (no FMA) like the scalar C, so variants
+ * differ only in the order of the two sums. */
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "edgerun.h"
+#include "layer_norm_f32.h"
+
+static inline float hsum(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Pass 1: the sum of (v - shift); with a residual, v = x + r is stored to y. */
+static float shifted_sum(const float *x, const float *r, float *y, float shift, size_t n) {
+    const __m256 k = _mm256_set1_ps(shift);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t p = 0;
+    if (r) {
+        for (; p + 16 <= n; p += 16) {
+            __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(r + p));
+            __m256 v1 = _mm256_add_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(r + p + 8));
+            _mm256_storeu_ps(y + p, v0);
+            _mm256_storeu_ps(y + p + 8, v1);
+            acc0 = _mm256_add_ps(acc0, _mm256_sub_ps(v0, k));
+            acc1 = _mm256_add_ps(acc1, _mm256_sub_ps(v1, k));
+        }
+        for (; p + 8 <= n; p += 8) {
+            __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(r + p));
+            _mm256_storeu_ps(y + p, v0);
+            acc0 = _mm256_add_ps(acc0, _mm256_sub_ps(v0, k));
+        }
+        return hsum(_mm256_add_ps(acc0, acc1)) + er_layer_norm_add_tail(x, r, y, shift, p, n);
+    }
+    for (; p + 16 <= n; p += 16) {
+        acc0 = _mm256_add_ps(acc0, _mm256_sub_ps(_mm256_loadu_ps(x + p), k));
+        acc1 = _mm256_add_ps(acc1, _mm256_sub_ps(_mm256_loadu_ps(x + p + 8), k));
+    }
+    for (; p + 8 <= n; p += 8) acc0 = _mm256_add_ps(acc0, _mm256_sub_ps(_mm256_loadu_ps(x + p), k));
+    return hsum(_mm256_add_ps(acc0, acc1)) + er_layer_norm_sum_tail(x, shift, p, n);
+}
+
+/* Pass 2: the sum of squared deviations c = (v - shift) - dmean. */
+static float squares(const float *v, float shift, float dmean, size_t n) {
+    const __m256 k = _mm256_set1_ps(shift), d = _mm256_set1_ps(dmean);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t p = 0;
+    for (; p + 16 <= n; p += 16) {
+        __m256 c0 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(v + p), k), d);
+        __m256 c1 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(v + p + 8), k), d);
+        acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(c0, c0));
+        acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(c1, c1));
+    }
+    for (; p + 8 <= n; p += 8) {
+        __m256 c0 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(v + p), k), d);
+        acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(c0, c0));
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) + er_layer_norm_squares_tail(v, shift, dmean, p, n);
+}
+
+er_status er_layer_norm_f32__avx2(const float *x, const float *residual, const float *scale,
+                                  const float *bias, float *y, size_t rows, size_t n,
+                                  float epsilon) {
+    er_status status = er_layer_norm_args(x, scale, y, epsilon);
+    if (status != ER_OK || n == 0) return status;
+    for (size_t i = 0; i < rows; i++) {
+        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
+        float *yrow = y + i * n;
+        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
+        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
+        const float *v = rrow ? yrow : xrow;
+        float inv = er_layer_norm_inv_std(squares(v, shift, dmean, n), n, epsilon);
+        /* Pass 3: y = c * inv * scale + bias. */
+        const __m256 k = _mm256_set1_ps(shift), d = _mm256_set1_ps(dmean);
+        const __m256 vinv = _mm256_set1_ps(inv);
+        size_t p = 0;
+        for (; p + 8 <= n; p += 8) {
+            __m256 c = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(v + p), k), d);
+            __m256 out = _mm256_mul_ps(_mm256_mul_ps(c, vinv), _mm256_loadu_ps(scale + p));
+            if (bias) out = _mm256_add_ps(out, _mm256_loadu_ps(bias + p));
+            _mm256_storeu_ps(yrow + p, out);
+        }
+        er_layer_norm_output_tail(v, shift, dmean, inv, scale, bias, yrow, p, n);
+    }
+    return ER_OK;
+}
+#endif /* __x86_64__ */

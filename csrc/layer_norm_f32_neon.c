@@ -1,0 +1,99 @@
+/* layer_norm_f32 for ARM NEON: 4 floats per vector, two accumulators per
+ * reduction (8 floats per step) to hide the add latency.  The same source
+ * builds for aarch64 (variant "neon") and for armv7 with -mfpu=neon-vfpv4
+ * (variant "neon32"): it uses only intrinsics both have (no vaddvq_f32, no
+ * vdivq_f32 -- the one division and the square root per row are scalar).
+ * Multiply and add stay separate (no FMA) like the scalar C.  armv7 NEON
+ * flushes subnormals to zero; that moves results by less than the tolerance
+ * of a float path (outputs are O(scale), subnormals are < 1.2e-38). */
+#if defined(__aarch64__) || (defined(__arm__) && defined(__ARM_NEON))
+#include <arm_neon.h>
+
+#include "edgerun.h"
+#include "layer_norm_f32.h"
+
+static inline float hsum(float32x4_t a) {
+#if defined(__aarch64__)
+    return vaddvq_f32(a);
+#else
+    float32x2_t s = vpadd_f32(vget_low_f32(a), vget_high_f32(a));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+#endif
+}
+
+/* Pass 1: the sum of (v - shift); with a residual, v = x + r is stored to y. */
+static float shifted_sum(const float *x, const float *r, float *y, float shift, size_t n) {
+    const float32x4_t k = vdupq_n_f32(shift);
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    size_t p = 0;
+    if (r) {
+        for (; p + 8 <= n; p += 8) {
+            float32x4_t v0 = vaddq_f32(vld1q_f32(x + p), vld1q_f32(r + p));
+            float32x4_t v1 = vaddq_f32(vld1q_f32(x + p + 4), vld1q_f32(r + p + 4));
+            vst1q_f32(y + p, v0);
+            vst1q_f32(y + p + 4, v1);
+            acc0 = vaddq_f32(acc0, vsubq_f32(v0, k));
+            acc1 = vaddq_f32(acc1, vsubq_f32(v1, k));
+        }
+        return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_add_tail(x, r, y, shift, p, n);
+    }
+    for (; p + 8 <= n; p += 8) {
+        acc0 = vaddq_f32(acc0, vsubq_f32(vld1q_f32(x + p), k));
+        acc1 = vaddq_f32(acc1, vsubq_f32(vld1q_f32(x + p + 4), k));
+    }
+    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_sum_tail(x, shift, p, n);
+}
+
+/* Pass 2: the sum of squared deviations c = (v - shift) - dmean. */
+static float squares(const float *v, float shift, float dmean, size_t n) {
+    const float32x4_t k = vdupq_n_f32(shift), d = vdupq_n_f32(dmean);
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    size_t p = 0;
+    for (; p + 8 <= n; p += 8) {
+        float32x4_t c0 = vsubq_f32(vsubq_f32(vld1q_f32(v + p), k), d);
+        float32x4_t c1 = vsubq_f32(vsubq_f32(vld1q_f32(v + p + 4), k), d);
+        acc0 = vaddq_f32(acc0, vmulq_f32(c0, c0));
+        acc1 = vaddq_f32(acc1, vmulq_f32(c1, c1));
+    }
+    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_squares_tail(v, shift, dmean, p, n);
+}
+
+static er_status layer_norm(const float *x, const float *residual, const float *scale,
+                            const float *bias, float *y, size_t rows, size_t n, float epsilon) {
+    er_status status = er_layer_norm_args(x, scale, y, epsilon);
+    if (status != ER_OK || n == 0) return status;
+    for (size_t i = 0; i < rows; i++) {
+        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
+        float *yrow = y + i * n;
+        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
+        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
+        const float *v = rrow ? yrow : xrow;
+        float inv = er_layer_norm_inv_std(squares(v, shift, dmean, n), n, epsilon);
+        /* Pass 3: y = c * inv * scale + bias. */
+        const float32x4_t k = vdupq_n_f32(shift), d = vdupq_n_f32(dmean);
+        size_t p = 0;
+        for (; p + 4 <= n; p += 4) {
+            float32x4_t c = vsubq_f32(vsubq_f32(vld1q_f32(v + p), k), d);
+            float32x4_t out = vmulq_f32(vmulq_n_f32(c, inv), vld1q_f32(scale + p));
+            if (bias) out = vaddq_f32(out, vld1q_f32(bias + p));
+            vst1q_f32(yrow + p, out);
+        }
+        er_layer_norm_output_tail(v, shift, dmean, inv, scale, bias, yrow, p, n);
+    }
+    return ER_OK;
+}
+
+#if defined(__aarch64__)
+er_status er_layer_norm_f32__neon(const float *x, const float *residual, const float *scale,
+                                  const float *bias, float *y, size_t rows, size_t n,
+                                  float epsilon) {
+    return layer_norm(x, residual, scale, bias, y, rows, n, epsilon);
+}
+#else
+er_status er_layer_norm_f32__neon32(const float *x, const float *residual, const float *scale,
+                                    const float *bias, float *y, size_t rows, size_t n,
+                                    float epsilon) {
+    return layer_norm(x, residual, scale, bias, y, rows, n, epsilon);
+}
+#endif
+#endif /* aarch64, or armv7 with NEON */
