@@ -435,7 +435,11 @@ def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=N
         raise ShapeError(f"scale is required: a float32 array of shape ({n},)")
     scale = vector(scale, "scale")
     bias = None if bias is None else vector(bias, "bias")
-    eps = np.float32(epsilon)
+    try:
+        with np.errstate(over="ignore"):  # 1e39 becomes inf, refused below
+            eps = np.float32(epsilon)
+    except (TypeError, ValueError):
+        eps = np.float32("nan")
     if not (np.isfinite(eps) and eps >= 0):
         raise OptionError(f"epsilon must be a finite number >= 0 (as float32), got {epsilon!r}")
     if residual is not None:
