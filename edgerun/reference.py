@@ -411,13 +411,14 @@ def dwconv2d_s8(x, weight, x_scale, w_scale, bias=None, stride=(1, 1), padding=(
     return y
 
 
+from edgerun.errors import OptionError  # noqa: E402  (with its user: one block to merge)
+
+
 def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=None):
     """Checked arguments of layer_norm_f32 (shared with the C wrapper): x, residual and
     out float32 C-contiguous of one shape (ndim >= 1), scale / bias float32 [x.shape[-1]],
     epsilon a finite float32 >= 0.  Returns (x, scale, bias, epsilon, residual, out),
     out allocated when None."""
-    from edgerun.errors import OptionError  # here, not at the top: one block to merge
-
     x = np.asarray(x)
     if x.dtype != np.float32 or x.ndim == 0:
         raise ShapeError(f"x must be a float32 array of at least 1 dimension, got {x.dtype} "
@@ -436,12 +437,14 @@ def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=N
     scale = vector(scale, "scale")
     bias = None if bias is None else vector(bias, "bias")
     try:
-        with np.errstate(over="ignore"):  # 1e39 becomes inf, refused below
-            eps = np.float32(epsilon)
+        eps = float(epsilon)
     except (TypeError, ValueError):
-        eps = np.float32("nan")
-    if not (np.isfinite(eps) and eps >= 0):
+        eps = float("nan")
+    # Checked as a Python float (numpy scalar checks cost microseconds per call,
+    # and BERT calls this 2 * layers times per inference); FLT_MAX keeps float32 finite.
+    if not 0 <= eps <= 3.4028234663852886e38:
         raise OptionError(f"epsilon must be a finite number >= 0 (as float32), got {epsilon!r}")
+    eps = np.float32(eps)
     if residual is not None:
         residual = np.asarray(residual)
         if residual.dtype != np.float32 or residual.shape != x.shape:
@@ -455,7 +458,7 @@ def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=N
         raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {x.shape}")
     for source, what in ((x, "x"), (residual, "residual")):
         # In place is fine (out is x or residual itself); a shifted overlap is not.
-        if (source is not None and np.may_share_memory(out, source)
+        if (source is not None and out is not source and np.may_share_memory(out, source)
                 and out.__array_interface__["data"][0] != source.__array_interface__["data"][0]):
             raise ShapeError(f"out may be {what} itself but must not partly overlap it")
     return x, scale, bias, eps, residual, out
