@@ -79,11 +79,11 @@ typedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
  * E[v^2] - E[v]^2.  Sums may be reordered by SIMD variants (within tolerance).
  * scale [n] float32; bias [n] or NULL (skipped); residual NULL = none.
  * y [rows, n] caller-allocated; y may BE x or residual (in place), no other
- * overlap.  With residual, y holds v between the passes.
+ * overlap.  Pass 1 stores v - K to y, which passes 2 and 3 read back.
  * A constant row gives c = 0, so y = bias (NaN if epsilon == 0: 0 * inf).
  * NaN/Inf in x propagate to their row; no error.  rows == 0 or n == 0: nothing.
  * Returns ER_ERR_ARGUMENT for a NULL x / scale / y, or an epsilon that is
- * negative, NaN or infinite.  Cost: 3 reads of each row (4 with residual). */
+ * negative, NaN or infinite.  Cost per element: 3 reads (4 with residual), 2 writes. */
 typedef er_status er_layer_norm_f32_fn(const float *x, const float *residual,
                                        const float *scale, const float *bias, float *y,
                                        size_t rows, size_t n, float epsilon);

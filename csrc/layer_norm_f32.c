@@ -16,34 +16,38 @@ static float lanes_total(const float *lane) {
     return total;
 }
 
-/* Pass 1: the sum of (v - shift); with a residual, v = x + r is stored to y. */
+/* Pass 1: d = v - shift stored to y; returns the sum of d. */
 static float shifted_sum(const float *x, const float *r, float *y, float shift, size_t n) {
     float lane[LANES] = {0};
     size_t p = 0;
     if (r) {
         for (; p + LANES <= n; p += LANES)
             for (int t = 0; t < LANES; t++) {
-                float v = x[p + t] + r[p + t];
-                y[p + t] = v;
-                lane[t] += v - shift;
+                float d = (x[p + t] + r[p + t]) - shift;
+                y[p + t] = d;
+                lane[t] += d;
             }
-        return lanes_total(lane) + er_layer_norm_add_tail(x, r, y, shift, p, n);
+    } else {
+        for (; p + LANES <= n; p += LANES)
+            for (int t = 0; t < LANES; t++) {
+                float d = x[p + t] - shift;
+                y[p + t] = d;
+                lane[t] += d;
+            }
     }
-    for (; p + LANES <= n; p += LANES)
-        for (int t = 0; t < LANES; t++) lane[t] += x[p + t] - shift;
-    return lanes_total(lane) + er_layer_norm_sum_tail(x, shift, p, n);
+    return lanes_total(lane) + er_layer_norm_shift_tail(x, r, y, shift, p, n);
 }
 
-/* Pass 2: the sum of squared deviations c = (v - shift) - dmean. */
-static float squares(const float *v, float shift, float dmean, size_t n) {
+/* Pass 2: the sum of squared deviations c = d - dmean. */
+static float squares(const float *d, float dmean, size_t n) {
     float lane[LANES] = {0};
     size_t p = 0;
     for (; p + LANES <= n; p += LANES)
         for (int t = 0; t < LANES; t++) {
-            float c = (v[p + t] - shift) - dmean;
+            float c = d[p + t] - dmean;
             lane[t] += c * c;
         }
-    return lanes_total(lane) + er_layer_norm_squares_tail(v, shift, dmean, p, n);
+    return lanes_total(lane) + er_layer_norm_squares_tail(d, dmean, p, n);
 }
 
 er_status er_layer_norm_f32__scalar(const float *x, const float *residual, const float *scale,
@@ -56,9 +60,8 @@ er_status er_layer_norm_f32__scalar(const float *x, const float *residual, const
         float *yrow = y + i * n;
         float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
         float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
-        const float *v = rrow ? yrow : xrow;
-        float inv = er_layer_norm_inv_std(squares(v, shift, dmean, n), n, epsilon);
-        er_layer_norm_output_tail(v, shift, dmean, inv, scale, bias, yrow, 0, n);
+        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
+        er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, 0, n);
     }
     return ER_OK;
 }

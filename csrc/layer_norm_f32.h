@@ -16,46 +16,39 @@ static inline er_status er_layer_norm_args(const float *x, const float *scale, c
     return ER_OK;
 }
 
-/* sum of (v[p] - shift) for p in [begin, end). */
-static inline float er_layer_norm_sum_tail(const float *v, float shift, size_t begin,
-                                           size_t end) {
-    float sum = 0.0f;
-    for (size_t p = begin; p < end; p++) sum += v[p] - shift;
-    return sum;
-}
-
-/* y[p] = x[p] + r[p], and the sum of (y[p] - shift): the residual Add fused
- * into the first pass, so v is read back from y (in cache) by the others. */
-static inline float er_layer_norm_add_tail(const float *x, const float *r, float *y, float shift,
-                                           size_t begin, size_t end) {
+/* Pass 1 over p in [begin, end): d = v - shift is stored to y (v = x, or
+ * x + r rounded to float32 first), and the sum of d returned.  Passes 2 and 3
+ * read d back from y (in cache), so the shift is subtracted once per element,
+ * and in place (y == x or y == r) needs nothing else. */
+static inline float er_layer_norm_shift_tail(const float *x, const float *r, float *y,
+                                             float shift, size_t begin, size_t end) {
     float sum = 0.0f;
     for (size_t p = begin; p < end; p++) {
-        float v = x[p] + r[p];
-        y[p] = v;
-        sum += v - shift;
+        float v = r ? x[p] + r[p] : x[p];
+        float d = v - shift;
+        y[p] = d;
+        sum += d;
     }
     return sum;
 }
 
-/* sum of c * c, c = (v[p] - shift) - dmean: the centred value, computed in two
- * steps so that the large common part (shift) cancels exactly first. */
-static inline float er_layer_norm_squares_tail(const float *v, float shift, float dmean,
-                                               size_t begin, size_t end) {
+/* Pass 2: the sum of c * c, c = d - dmean = v - mean(v). */
+static inline float er_layer_norm_squares_tail(const float *d, float dmean, size_t begin,
+                                               size_t end) {
     float sum = 0.0f;
     for (size_t p = begin; p < end; p++) {
-        float c = (v[p] - shift) - dmean;
+        float c = d[p] - dmean;
         sum += c * c;
     }
     return sum;
 }
 
-/* y[p] = c * inv * scale[p] + bias[p] (bias NULL: skipped). */
-static inline void er_layer_norm_output_tail(const float *v, float shift, float dmean, float inv,
+/* Pass 3: y[p] = c * inv * scale[p] + bias[p] (bias NULL: skipped); y may be d. */
+static inline void er_layer_norm_output_tail(const float *d, float dmean, float inv,
                                              const float *scale, const float *bias, float *y,
                                              size_t begin, size_t end) {
     for (size_t p = begin; p < end; p++) {
-        float c = (v[p] - shift) - dmean;
-        float out = c * inv * scale[p];
+        float out = (d[p] - dmean) * inv * scale[p];
         y[p] = bias ? out + bias[p] : out;
     }
 }

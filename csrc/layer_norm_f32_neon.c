@@ -32,41 +32,45 @@ static inline float hsum(float32x4_t a) {
 #endif
 }
 
-/* Pass 1: the sum of (v - shift); with a residual, v = x + r is stored to y. */
+/* Pass 1: d = v - shift stored to y (v = x, or x + r); returns the sum of d. */
 static float shifted_sum(const float *x, const float *r, float *y, float shift, size_t n) {
     const float32x4_t k = vdupq_n_f32(shift);
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
     size_t p = 0;
     if (r) {
         for (; p + 8 <= n; p += 8) {
-            float32x4_t v0 = vaddq_f32(vld1q_f32(x + p), vld1q_f32(r + p));
-            float32x4_t v1 = vaddq_f32(vld1q_f32(x + p + 4), vld1q_f32(r + p + 4));
-            vst1q_f32(y + p, v0);
-            vst1q_f32(y + p + 4, v1);
-            acc0 = vaddq_f32(acc0, vsubq_f32(v0, k));
-            acc1 = vaddq_f32(acc1, vsubq_f32(v1, k));
+            float32x4_t d0 = vsubq_f32(vaddq_f32(vld1q_f32(x + p), vld1q_f32(r + p)), k);
+            float32x4_t d1 = vsubq_f32(vaddq_f32(vld1q_f32(x + p + 4), vld1q_f32(r + p + 4)), k);
+            vst1q_f32(y + p, d0);
+            vst1q_f32(y + p + 4, d1);
+            acc0 = vaddq_f32(acc0, d0);
+            acc1 = vaddq_f32(acc1, d1);
         }
-        return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_add_tail(x, r, y, shift, p, n);
+    } else {
+        for (; p + 8 <= n; p += 8) {
+            float32x4_t d0 = vsubq_f32(vld1q_f32(x + p), k);
+            float32x4_t d1 = vsubq_f32(vld1q_f32(x + p + 4), k);
+            vst1q_f32(y + p, d0);
+            vst1q_f32(y + p + 4, d1);
+            acc0 = vaddq_f32(acc0, d0);
+            acc1 = vaddq_f32(acc1, d1);
+        }
     }
-    for (; p + 8 <= n; p += 8) {
-        acc0 = vaddq_f32(acc0, vsubq_f32(vld1q_f32(x + p), k));
-        acc1 = vaddq_f32(acc1, vsubq_f32(vld1q_f32(x + p + 4), k));
-    }
-    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_sum_tail(x, shift, p, n);
+    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_shift_tail(x, r, y, shift, p, n);
 }
 
-/* Pass 2: the sum of squared deviations c = (v - shift) - dmean. */
-static float squares(const float *v, float shift, float dmean, size_t n) {
-    const float32x4_t k = vdupq_n_f32(shift), d = vdupq_n_f32(dmean);
+/* Pass 2: the sum of squared deviations c = d - dmean. */
+static float squares(const float *d, float dmean, size_t n) {
+    const float32x4_t dm = vdupq_n_f32(dmean);
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
     size_t p = 0;
     for (; p + 8 <= n; p += 8) {
-        float32x4_t c0 = vsubq_f32(vsubq_f32(vld1q_f32(v + p), k), d);
-        float32x4_t c1 = vsubq_f32(vsubq_f32(vld1q_f32(v + p + 4), k), d);
+        float32x4_t c0 = vsubq_f32(vld1q_f32(d + p), dm);
+        float32x4_t c1 = vsubq_f32(vld1q_f32(d + p + 4), dm);
         acc0 = mul_add(acc0, c0, c0);
         acc1 = mul_add(acc1, c1, c1);
     }
-    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_squares_tail(v, shift, dmean, p, n);
+    return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_squares_tail(d, dmean, p, n);
 }
 
 static er_status layer_norm(const float *x, const float *residual, const float *scale,
@@ -78,16 +82,15 @@ static er_status layer_norm(const float *x, const float *residual, const float *
         float *yrow = y + i * n;
         float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
         float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
-        const float *v = rrow ? yrow : xrow;
-        float inv = er_layer_norm_inv_std(squares(v, shift, dmean, n), n, epsilon);
-        /* Pass 3: y = c * inv * scale + bias, 8 per step (loop overhead is a
-         * quarter of this pass at 4). */
-        const float32x4_t k = vdupq_n_f32(shift), d = vdupq_n_f32(dmean);
+        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
+        /* Pass 3, over d in y: y = c * inv * scale + bias, 8 per step (loop
+         * overhead is a quarter of this pass at 4). */
+        const float32x4_t dm = vdupq_n_f32(dmean);
         size_t p = 0;
         if (bias) {
             for (; p + 8 <= n; p += 8) {
-                float32x4_t c0 = vsubq_f32(vsubq_f32(vld1q_f32(v + p), k), d);
-                float32x4_t c1 = vsubq_f32(vsubq_f32(vld1q_f32(v + p + 4), k), d);
+                float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
+                float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
                 vst1q_f32(yrow + p, mul_add(vld1q_f32(bias + p), vmulq_n_f32(c0, inv),
                                             vld1q_f32(scale + p)));
                 vst1q_f32(yrow + p + 4, mul_add(vld1q_f32(bias + p + 4), vmulq_n_f32(c1, inv),
@@ -95,13 +98,13 @@ static er_status layer_norm(const float *x, const float *residual, const float *
             }
         } else {
             for (; p + 8 <= n; p += 8) {
-                float32x4_t c0 = vsubq_f32(vsubq_f32(vld1q_f32(v + p), k), d);
-                float32x4_t c1 = vsubq_f32(vsubq_f32(vld1q_f32(v + p + 4), k), d);
+                float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
+                float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
                 vst1q_f32(yrow + p, vmulq_f32(vmulq_n_f32(c0, inv), vld1q_f32(scale + p)));
                 vst1q_f32(yrow + p + 4, vmulq_f32(vmulq_n_f32(c1, inv), vld1q_f32(scale + p + 4)));
             }
         }
-        er_layer_norm_output_tail(v, shift, dmean, inv, scale, bias, yrow, p, n);
+        er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);
     }
     return ER_OK;
 }
