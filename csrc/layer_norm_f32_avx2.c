@@ -112,8 +112,8 @@ er_status er_layer_norm_f32__avx2(const float *x, const float *residual, const f
         } else {
             for (; p + 8 <= n; p += 8) {
                 __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
-                _mm256_storeu_ps(yrow + p,
-                                 _mm256_mul_ps(_mm256_mul_ps(c0, vinv), _mm256_loadu_ps(scale + p)));
+                __m256 out = _mm256_mul_ps(_mm256_mul_ps(c0, vinv), _mm256_loadu_ps(scale + p));
+                _mm256_storeu_ps(yrow + p, out);
             }
         }
         er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);

@@ -129,7 +129,8 @@ def test_in_place(variant, n, rng):
 def test_any_shape_normalises_the_last_axis(variant, rng):
     x, residual, scale, bias = problem(rng, 2 * 5 * 3, 33)
     y = call(OP, variant, x, scale, bias, residual=residual)
-    y3 = call(OP, variant, x.reshape(2, 5, 3, 33), scale, bias, residual=residual.reshape(2, 5, 3, 33))
+    y3 = call(OP, variant, x.reshape(2, 5, 3, 33), scale, bias,
+              residual=residual.reshape(2, 5, 3, 33))
     assert y3.shape == (2, 5, 3, 33)
     assert np.array_equal(y3.reshape(y.shape), y)
     # A non-contiguous x is copied, not misread.
