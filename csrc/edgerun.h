@@ -65,6 +65,29 @@ typedef struct {
 typedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
                                           int8_t *q, float *scale);
 
+/* ---- layer_norm_f32 ---------------------------------------------------------
+ * Per row of x [rows, n] float32 (row-major, contiguous), with an optional
+ * residual [rows, n] added first (BERT's x = LayerNorm(x + sublayer(x))):
+ *     v = x + residual (or x);   K = v[0]  (any element would do: a shift)
+ *     d = mean(v - K);           c = (v - K) - d        (= v - mean(v))
+ *     var = mean(c * c);         inv = 1 / sqrt(var + epsilon)
+ *     y = c * inv * scale[j] + bias[j]
+ * all in float32.  The shift by the row's own first element keeps the mean
+ * accurate to the row's spread, not to its magnitude: a row at 1e4 +- 1 loses
+ * nothing to the 1e-3 float32 spacing at 1e4 (a plain float32 mean would), and
+ * the variance is the mean of squared deviations (two passes), never
+ * E[v^2] - E[v]^2.  Sums may be reordered by SIMD variants (within tolerance).
+ * scale [n] float32; bias [n] or NULL (skipped); residual NULL = none.
+ * y [rows, n] caller-allocated; y may BE x or residual (in place), no other
+ * overlap.  Pass 1 stores v - K to y, which passes 2 and 3 read back.
+ * A constant row gives c = 0, so y = bias (NaN if epsilon == 0: 0 * inf).
+ * NaN/Inf in x propagate to their row; no error.  rows == 0 or n == 0: nothing.
+ * Returns ER_ERR_ARGUMENT for a NULL x / scale / y, or an epsilon that is
+ * negative, NaN or infinite.  Cost per element: 3 reads (4 with residual), 2 writes. */
+typedef er_status er_layer_norm_f32_fn(const float *x, const float *residual,
+                                       const float *scale, const float *bias, float *y,
+                                       size_t rows, size_t n, float epsilon);
+
 /* ---- gemm_s8 ----------------------------------------------------------------
  * x [m, k] int8, w [n, k] int8 -> acc[i, j] = sum_p x[i, p] * w[j, p] -> epilogue.
  * k <= ER_MAX_K_S8.  m, n, k may be any size >= 1.  Cost: m*n*k multiply-adds. */

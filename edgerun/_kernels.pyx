@@ -65,6 +65,9 @@ cdef extern from "edgerun.h" nogil:
 
     ctypedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
                                               int8_t *q, float *scale)
+    ctypedef er_status er_layer_norm_f32_fn(const float *x, const float *residual,
+                                            const float *scale, const float *bias, float *y,
+                                            size_t rows, size_t n, float epsilon)
     ctypedef er_status er_gemm_s8_fn(const int8_t *x, const int8_t *w, size_t m,
                                      size_t n, size_t k, const er_epilogue *ep)
     ctypedef er_status er_spmm_csr_f32_fn(const er_csr *w, const float *x, size_t m,
@@ -221,6 +224,7 @@ cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_
 
 
 include "_quantize.pxi"
+include "_layer_norm.pxi"
 include "_gemm.pxi"
 include "_spmm.pxi"
 include "_codebook.pxi"

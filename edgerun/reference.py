@@ -409,3 +409,78 @@ def dwconv2d_s8(x, weight, x_scale, w_scale, bias=None, stride=(1, 1), padding=(
     y = _output(out, v.shape, np.int8)
     y[...] = np.rint(r).astype(np.int8)
     return y
+
+
+from edgerun.errors import OptionError  # noqa: E402  (with its user: one block to merge)
+
+
+def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=None):
+    """Checked arguments of layer_norm_f32 (shared with the C wrapper): x, residual and
+    out float32 C-contiguous of one shape (ndim >= 1), scale / bias float32 [x.shape[-1]],
+    epsilon a finite float32 >= 0.  Returns (x, scale, bias, epsilon, residual, out),
+    out allocated when None."""
+    x = np.asarray(x)
+    if x.dtype != np.float32 or x.ndim == 0:
+        raise ShapeError(f"x must be a float32 array of at least 1 dimension, got {x.dtype} "
+                         f"of shape {x.shape}")
+    x = np.ascontiguousarray(x)
+    n = x.shape[-1]
+
+    def vector(v, what):
+        v = np.ascontiguousarray(v, dtype=np.float32)
+        if v.shape != (n,):
+            raise ShapeError(f"{what} must have shape ({n},) (the last axis of x), got {v.shape}")
+        return v
+
+    if scale is None:
+        raise ShapeError(f"scale is required: a float32 array of shape ({n},)")
+    scale = vector(scale, "scale")
+    bias = None if bias is None else vector(bias, "bias")
+    try:
+        eps = float(epsilon)
+    except (TypeError, ValueError):
+        eps = float("nan")
+    # Checked as a Python float (numpy scalar checks cost microseconds per call,
+    # and BERT calls this 2 * layers times per inference); FLT_MAX keeps float32 finite.
+    if not 0 <= eps <= 3.4028234663852886e38:
+        raise OptionError(f"epsilon must be a finite number >= 0 (as float32), got {epsilon!r}")
+    eps = np.float32(eps)
+    if residual is not None:
+        residual = np.asarray(residual)
+        if residual.dtype != np.float32 or residual.shape != x.shape:
+            raise ShapeError(f"residual must be float32 of x's shape {x.shape}, got "
+                             f"{residual.dtype} {residual.shape}")
+        residual = np.ascontiguousarray(residual)
+    if out is None:
+        out = np.empty_like(x)
+    elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != x.shape
+          or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {x.shape}")
+    for source, what in ((x, "x"), (residual, "residual")):
+        # In place is fine (out is x or residual itself); a shifted overlap is not.
+        if (source is not None and out is not source and np.may_share_memory(out, source)
+                and out.__array_interface__["data"][0] != source.__array_interface__["data"][0]):
+            raise ShapeError(f"out may be {what} itself but must not partly overlap it")
+    return x, scale, bias, eps, residual, out
+
+
+def layer_norm_f32(x, scale, bias=None, epsilon=1e-5, residual=None, out=None):
+    """LayerNorm over the last axis, residual (same shape as x) added first: per row,
+    v = x + residual, c = v - mean(v), y = c / sqrt(mean(c * c) + epsilon) * scale + bias.
+    As csrc/edgerun.h: the mean is taken of v - v[0] (a shift by the row's first element)
+    so that rows with a large common offset keep their precision; otherwise the float32
+    formula of evaluate.layer_norm.  Constant rows give bias (NaN when epsilon is 0)."""
+    x, scale, bias, eps, residual, out = layer_norm_arguments(x, scale, bias, epsilon,
+                                                              residual, out)
+    if x.size == 0:
+        return out
+    v = x if residual is None else x + residual
+    shifted = v - v[..., :1]
+    c = shifted - shifted.mean(axis=-1, keepdims=True, dtype=np.float32)
+    var = (c * c).mean(axis=-1, keepdims=True, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):  # epsilon 0 and a constant row: NaN
+        y = c * (np.float32(1) / np.sqrt(var + eps)) * scale
+    if bias is not None:
+        y += bias
+    out[...] = y
+    return out

@@ -32,7 +32,8 @@ CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc 
 mkdir -p "$OUT"
 
 # kernel  m  n  k   (quantize_rows_s8: m rows of k, n unused; dwconv2d_*: m x m
-# pixels, n channels, a k x k kernel).  An odd n gives spmm uint32 indices.
+# pixels, n channels, a k x k kernel; layer_norm_f32: m rows of n, k = 1 adds
+# a residual).  An odd n gives spmm uint32 indices.
 # SHAPES="op m n k" (lines) measures only those.
 SHAPES=${SHAPES:-"gemm_s8 1 256 256
 gemm_s8 16 256 256
@@ -41,6 +42,9 @@ codebook_s8 1 256 256
 codebook_s8 16 256 256
 codebook_f32 1 256 256
 quantize_rows_s8 16 0 256
+layer_norm_f32 16 256 0
+layer_norm_f32 16 256 1
+layer_norm_f32 16 768 1
 spmm_csr_s8 1 256 256
 spmm_csr_s8 16 256 256
 spmm_csr_f32 1 256 256

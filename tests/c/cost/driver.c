@@ -10,7 +10,8 @@
  * codebook_f32 uses 4-bit indices; spmm_csr_* use 10% density, spmm_bcsr4_* 25%
  * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
  * other index width is measured too).  dwconv2d_*: M x M pixels, N channels,
- * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes. */
+ * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes.
+ * layer_norm_f32: M rows of N, with bias; K = 1 adds a residual, K = 0 not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,10 @@ int main(int argc, char **argv) {
             for (size_t r = 0; r < reps; r++)
                 status |= ((er_dwconv2d_f32_fn *)v->fn)(&p, x, w, bias, out);
         }
+    } else if (strcmp(op, "layer_norm_f32") == 0) {
+        float *x = rand_f32(m * n), *res = k ? rand_f32(m * n) : NULL;
+        for (size_t r = 0; r < reps; r++)
+            status |= ((er_layer_norm_f32_fn *)v->fn)(x, res, col_scale, bias, y, m, n, 1e-5f);
     } else {
         fprintf(stderr, "driver: no problem defined for %s\n", op);
         return 2;
