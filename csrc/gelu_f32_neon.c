@@ -1,0 +1,68 @@
+/* gelu_f32 for NEON, 8 floats per step (two quad registers, so the long
+ * dependency chains of erfc overlap).  One source for aarch64 (variant "neon")
+ * and armv7 built with NEON (variant "neon32", as ER_ARM32 in edgerun.h): the
+ * only difference, the divide, is er_vdiv_neon in vexp.h. */
+#if defined(__aarch64__) || (defined(__arm__) && defined(__ARM_NEON))
+#include <arm_neon.h>
+
+#include "edgerun.h"
+#include "gelu_f32.h"
+#include "vexp.h"
+
+/* The same steps as gelu_f32_avx2.c's gelu_erf; see the reasons there. */
+static inline float32x4_t gelu_erf(float32x4_t x) {
+    /* vminq_f32 returns NaN if either operand is NaN. */
+    float32x4_t ax = vminq_f32(vdupq_n_f32(ER_GELU_ABS_MAX), vabsq_f32(x));
+    float32x4_t z = vmulq_f32(ax, vdupq_n_f32(0.70710678f));
+    float32x4_t t = er_vdiv_neon(vdupq_n_f32(1.0f),
+                                 er_vfma_neon(vdupq_n_f32(1.0f), z, vdupq_n_f32(0.5f)));
+    float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_8), vdupq_n_f32(ER_ERFC_9), t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_7), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_6), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_5), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_4), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_2), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), p, t);
+    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), p, t);
+    float32x4_t sq = vmulq_f32(ax, ax);
+    /* With VFMA this is the exact rounding error of ax * ax; unfused it is 0. */
+    float32x4_t sq_err = er_vfma_neon(vnegq_f32(sq), ax, ax);
+    const float32x4_t minus_half = vdupq_n_f32(-0.5f);
+    float32x4_t tail = vmulq_f32(
+        t, er_vexp_sum_neon(vmulq_f32(sq, minus_half), er_vfma_neon(p, sq_err, minus_half)));
+    uint32x4_t nonneg = vcgeq_f32(x, vdupq_n_f32(0.0f));
+    float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(vdupq_n_f32(2.0f), tail), tail);
+    return vmulq_f32(vmulq_f32(phi2, vdupq_n_f32(0.5f)), x);
+}
+
+static inline float32x4_t gelu_tanh(float32x4_t x) {
+    const float32x4_t a = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K));
+    const float32x4_t b = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K * ER_GELU_TANH_CUBIC));
+    float32x4_t minus_2u = vmulq_f32(x, er_vfma_neon(a, vmulq_f32(x, x), b));
+    float32x4_t e = er_vexp_neon(minus_2u);
+    return er_vdiv_neon(x, vaddq_f32(vdupq_n_f32(1.0f), e));
+}
+
+#if defined(__aarch64__)
+er_status er_gelu_f32__neon(const float *x, float *y, size_t count, int approximate_tanh) {
+#else
+er_status er_gelu_f32__neon32(const float *x, float *y, size_t count, int approximate_tanh) {
+#endif
+    if (count && (!x || !y)) return ER_ERR_ARGUMENT;
+    size_t i = 0;
+    if (approximate_tanh) {
+        for (; i + 8 <= count; i += 8) {
+            float32x4_t a = gelu_tanh(vld1q_f32(x + i)), b = gelu_tanh(vld1q_f32(x + i + 4));
+            vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
+        }
+    } else {
+        for (; i + 8 <= count; i += 8) {
+            float32x4_t a = gelu_erf(vld1q_f32(x + i)), b = gelu_erf(vld1q_f32(x + i + 4));
+            vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
+        }
+    }
+    er_gelu_f32_tail(x, y, i, count, approximate_tanh);
+    return ER_OK;
+}
+#endif /* NEON */
