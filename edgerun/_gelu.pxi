@@ -21,11 +21,12 @@ def _same_shape_output(x, out, str what):
 
 
 def _float32_array(x, str what):
-    """x as a C-contiguous float32 array (no copy if it already is one)."""
+    """x as a C-contiguous float32 array of its own shape (no copy if it already is
+    one; np.ascontiguousarray would turn a 0-d array into 1-d)."""
     x = np.asarray(x)
     if x.dtype != np.float32:
         raise ShapeError(f"{what}: x must be float32, got {x.dtype}")
-    return np.ascontiguousarray(x)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def gelu_f32(x, approximate="none", out=None, variant=None):
