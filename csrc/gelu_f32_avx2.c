@@ -36,7 +36,10 @@ static inline __m256 gelu_erf(__m256 x) {
         t, er_vexp_sum_avx2(_mm256_mul_ps(sq, minus_half), _mm256_fmadd_ps(sq_err, minus_half, p)));
     __m256 nonneg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
     __m256 phi2 = _mm256_blendv_ps(tail, _mm256_sub_ps(_mm256_set1_ps(2.0f), tail), nonneg);
-    return _mm256_mul_ps(_mm256_mul_ps(phi2, _mm256_set1_ps(0.5f)), x);
+    /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7
+     * NEON would flush it) while the result is still normal, and phi2 * x first
+     * would overflow near FLT_MAX. */
+    return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), phi2);
 }
 
 /* x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): ONNX's tanh form

@@ -33,7 +33,10 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
         t, er_vexp_sum_neon(vmulq_f32(sq, minus_half), er_vfma_neon(p, sq_err, minus_half)));
     uint32x4_t nonneg = vcgeq_f32(x, vdupq_n_f32(0.0f));
     float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(vdupq_n_f32(2.0f), tail), tail);
-    return vmulq_f32(vmulq_f32(phi2, vdupq_n_f32(0.5f)), x);
+    /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7
+     * NEON flushes subnormals) while the result is still normal, and phi2 * x
+     * first would overflow near FLT_MAX. */
+    return vmulq_f32(vmulq_f32(x, vdupq_n_f32(0.5f)), phi2);
 }
 
 static inline float32x4_t gelu_tanh(float32x4_t x) {
