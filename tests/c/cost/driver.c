@@ -10,7 +10,8 @@
  * codebook_f32 uses 4-bit indices; spmm_csr_* use 10% density, spmm_bcsr4_* 25%
  * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
  * other index width is measured too).  dwconv2d_*: M x M pixels, N channels,
- * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes. */
+ * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes.
+ * gelu_f32 / softmax_f32: M rows of K in place (gelu: N = 1 the tanh form). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,14 @@ int main(int argc, char **argv) {
             for (size_t r = 0; r < reps; r++)
                 status |= ((er_dwconv2d_f32_fn *)v->fn)(&p, x, w, bias, out);
         }
+    } else if (strcmp(op, "gelu_f32") == 0 || strcmp(op, "softmax_f32") == 0) {
+        /* m rows of k, in place; gelu: n = 0 the erf form, n = 1 the tanh form;
+         * inputs in [-4, 4) (libm's scalar erfc branches by range). */
+        float *x = rand_f32(m * k);
+        for (size_t i = 0; i < m * k; i++) x[i] *= 8.0f;
+        for (size_t r = 0; r < reps; r++)
+            status |= op[0] == 'g' ? ((er_gelu_f32_fn *)v->fn)(x, x, m * k, n != 0)
+                                   : ((er_softmax_f32_fn *)v->fn)(x, x, m, k);
     } else {
         fprintf(stderr, "driver: no problem defined for %s\n", op);
         return 2;
