@@ -31,9 +31,10 @@
 /* y[i] = gelu(x[i]) for i in [begin, end), in double: the C library's erfc of
  * the exact -x / sqrt 2 keeps the negative tail to float32 rounding (a float
  * erfcf would start from a rounded argument: 6e-6 relative error at x = -10).
- * The tanh form is x / (1 + exp(-2u)), algebraically 0.5 x (1 + tanh u) but
- * without the cancellation of 1 + tanh u for negative u.  x = -inf gives NaN,
- * as numpy's 0.5 * x * (...) does. */
+ * The tanh form is x * sigmoid(2u) = x / (1 + exp(-2u)), algebraically
+ * 0.5 x (1 + tanh u) but without the cancellation of 1 + tanh u for negative u
+ * (exp(-2u) cannot overflow in double for float x).  x = -inf gives NaN, as
+ * numpy's 0.5 * x * (...) does. */
 static inline void er_gelu_f32_tail(const float *x, float *y, size_t begin, size_t end,
                                     int approximate_tanh) {
     for (size_t i = begin; i < end; i++) {

@@ -16,15 +16,16 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
     float32x4_t z = vmulq_f32(ax, vdupq_n_f32(0.70710678f));
     float32x4_t t = er_vdiv_neon(vdupq_n_f32(1.0f),
                                  er_vfma_neon(vdupq_n_f32(1.0f), z, vdupq_n_f32(0.5f)));
-    float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_8), vdupq_n_f32(ER_ERFC_9), t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_7), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_6), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_5), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_4), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_2), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), p, t);
-    p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), p, t);
+    /* Estrin's scheme, as in gelu_f32_avx2.c: 5 dependent steps, not 9. */
+    float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
+    float32x4_t q0 = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_2), t);
+    float32x4_t q1 = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_4), t);
+    float32x4_t q2 = er_vfma_neon(vdupq_n_f32(ER_ERFC_5), vdupq_n_f32(ER_ERFC_6), t);
+    float32x4_t q3 = er_vfma_neon(vdupq_n_f32(ER_ERFC_7), vdupq_n_f32(ER_ERFC_8), t);
+    float32x4_t r0 = er_vfma_neon(q0, q1, t2);
+    float32x4_t r1 = er_vfma_neon(q2, q3, t2);
+    r1 = er_vfma_neon(r1, vdupq_n_f32(ER_ERFC_9), t4);
+    float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), er_vfma_neon(r0, r1, t4), t);
     float32x4_t sq = vmulq_f32(ax, ax);
     /* With VFMA this is the exact rounding error of ax * ax; unfused it is 0. */
     float32x4_t sq_err = er_vfma_neon(vnegq_f32(sq), ax, ax);
@@ -39,12 +40,15 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
     return vmulq_f32(vmulq_f32(x, vdupq_n_f32(0.5f)), phi2);
 }
 
+/* x * sigmoid(2u) with e = exp(-2|u|), as gelu_f32_avx2.c's gelu_tanh. */
 static inline float32x4_t gelu_tanh(float32x4_t x) {
     const float32x4_t a = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K));
     const float32x4_t b = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K * ER_GELU_TANH_CUBIC));
     float32x4_t minus_2u = vmulq_f32(x, er_vfma_neon(a, vmulq_f32(x, x), b));
-    float32x4_t e = er_vexp_neon(minus_2u);
-    return er_vdiv_neon(x, vaddq_f32(vdupq_n_f32(1.0f), e));
+    float32x4_t e = er_vexp_neon(vnegq_f32(vabsq_f32(minus_2u)));
+    uint32x4_t negative_u = vcgtq_f32(minus_2u, vdupq_n_f32(0.0f));
+    float32x4_t num = vbslq_f32(negative_u, vmulq_f32(x, e), x);
+    return er_vdiv_neon(num, vaddq_f32(vdupq_n_f32(1.0f), e));
 }
 
 #if defined(__aarch64__)

@@ -453,8 +453,9 @@ def gelu_f32(x, approximate="none", out=None):
     approximate="none": x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), with
     1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2) for x < 0, so the negative tail keeps
     its relative precision.  approximate="tanh": 0.5 x (1 + tanh(u)),
-    u = sqrt(2/pi) (x + 0.044715 x^3), computed as x / (1 + exp(-2u)) (the same
-    value without the cancellation of 1 + tanh(u) for negative u)."""
+    u = sqrt(2/pi) (x + 0.044715 x^3), computed as x * sigmoid(2u) with
+    e = exp(-2|u|): x / (1 + e) for u >= 0, x e / (1 + e) for u < 0 (the same value
+    without the cancellation of 1 + tanh(u) for negative u, and without overflow)."""
     from edgerun.errors import OptionError
 
     if approximate not in ("none", "tanh"):
@@ -466,9 +467,9 @@ def gelu_f32(x, approximate="none", out=None):
             minus_2u *= np.float32(-2 * np.sqrt(2 / np.pi) * 0.044715)
             minus_2u += np.float32(-2 * np.sqrt(2 / np.pi))
             minus_2u *= x
-            np.exp(minus_2u, out=minus_2u)
-            minus_2u += np.float32(1)
-            y = x / minus_2u
+            e = np.exp(-np.abs(minus_2u))  # exp(-2|u|) <= 1: cannot overflow
+            y = np.where(minus_2u > 0, x * e, x)
+            y /= np.float32(1) + e
         else:
             tail = _erfc_of_abs_over_sqrt2(np.abs(x))
             y = np.where(x >= 0, np.float32(2) - tail, tail)

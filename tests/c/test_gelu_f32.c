@@ -7,9 +7,8 @@
  * that against float64 math), so 1e-6.  tanh form: float32 rounding of
  * u = sqrt(2/pi)(x + 0.044715 x^3) costs up to ~2e-7 relative per unit of 2|u|
  * in exp(-2u), so 1e-6 + 2e-7 * 2|u|.  atol 1e-36: subnormal outputs, and
- * armv7 NEON, which flushes subnormals and divides by a reciprocal: 1 / b
- * flushes to 0 for b > 2^126, so x / (1 + exp(-2u)) with |x| < 10 may come out
- * 0 below 1e-36. */
+ * armv7 NEON, which flushes subnormals to zero: in the tail exp(-2|u|) or
+ * erfc goes subnormal (-> 0) while x times it is still just normal. */
 static int close_gelu(const float *x, const float *y, const float *ref, size_t n, int tanh_form) {
     for (size_t i = 0; i < n; i++) {
         if (isnan(ref[i]) || isnan(y[i])) {
