@@ -26,9 +26,18 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
     float32x4_t r1 = er_vfma_neon(q2, q3, t2);
     r1 = er_vfma_neon(r1, vdupq_n_f32(ER_ERFC_9), t4);
     float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), er_vfma_neon(r0, r1, t4), t);
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
     float32x4_t sq = vmulq_f32(ax, ax);
-    /* With VFMA this is the exact rounding error of ax * ax; unfused it is 0. */
-    float32x4_t sq_err = er_vfma_neon(vnegq_f32(sq), ax, ax);
+    float32x4_t sq_err = vfmaq_f32(vnegq_f32(sq), ax, ax); /* the rounding error of ax * ax */
+#else
+    /* No FMA (-mfpu=neon): split ax into 12 high and 12 low significant bits,
+     * so hi * hi and hi * lo are exact and ax^2 = hi^2 + (2 hi + lo) lo. */
+    float32x4_t hi = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ax),
+                                                     vdupq_n_u32(0xfffff000u)));
+    float32x4_t lo = vsubq_f32(ax, hi);
+    float32x4_t sq = vmulq_f32(hi, hi);
+    float32x4_t sq_err = vmulq_f32(vaddq_f32(vaddq_f32(hi, hi), lo), lo);
+#endif
     const float32x4_t minus_half = vdupq_n_f32(-0.5f);
     float32x4_t tail = vmulq_f32(
         t, er_vexp_sum_neon(vmulq_f32(sq, minus_half), er_vfma_neon(p, sq_err, minus_half)));
