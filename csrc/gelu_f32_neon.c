@@ -1,7 +1,10 @@
 /* gelu_f32 for NEON, 8 floats per step (two quad registers, so the long
  * dependency chains of erfc overlap).  One source for aarch64 (variant "neon")
  * and armv7 built with NEON (variant "neon32", as ER_ARM32 in edgerun.h): the
- * only difference, the divide, is er_vdiv_neon in vexp.h. */
+ * differences are the divide (er_vdiv_neon in vexp.h) and, without VFMA, the
+ * exact square below.  Signs and x >= 0 are taken with integer operations: gcc
+ * runs float negation and comparison intrinsics lane by lane in VFP registers
+ * on armv7 (NEON flushes subnormals there), which had doubled the loop. */
 #if defined(__aarch64__) || (defined(__arm__) && defined(__ARM_NEON))
 #include <arm_neon.h>
 
@@ -28,7 +31,8 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
     float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), er_vfma_neon(r0, r1, t4), t);
 #if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
     float32x4_t sq = vmulq_f32(ax, ax);
-    float32x4_t sq_err = vfmaq_f32(vnegq_f32(sq), ax, ax); /* the rounding error of ax * ax */
+    /* minus the rounding error of ax * ax (vfms, not a negation: see the top) */
+    float32x4_t sq_err_neg = vfmsq_f32(sq, ax, ax);
 #else
     /* No FMA (-mfpu=neon): split ax into 12 high and 12 low significant bits,
      * so hi * hi and hi * lo are exact and ax^2 = hi^2 + (2 hi + lo) lo. */
@@ -36,12 +40,15 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
                                                      vdupq_n_u32(0xfffff000u)));
     float32x4_t lo = vsubq_f32(ax, hi);
     float32x4_t sq = vmulq_f32(hi, hi);
-    float32x4_t sq_err = vmulq_f32(vaddq_f32(vaddq_f32(hi, hi), lo), lo);
+    float32x4_t sq_err_neg = vmulq_f32(vaddq_f32(vaddq_f32(hi, hi), lo), vsubq_f32(hi, ax));
 #endif
     const float32x4_t minus_half = vdupq_n_f32(-0.5f);
     float32x4_t tail = vmulq_f32(
-        t, er_vexp_sum_neon(vmulq_f32(sq, minus_half), er_vfma_neon(p, sq_err, minus_half)));
-    uint32x4_t nonneg = vcgeq_f32(x, vdupq_n_f32(0.0f));
+        t, er_vexp_sum_neon(vmulq_f32(sq, minus_half),
+                            er_vfma_neon(p, sq_err_neg, vdupq_n_f32(0.5f))));
+    /* x >= 0 from the sign bit (an integer compare; -0 takes the x < 0 side,
+     * which gives the same -0). */
+    uint32x4_t nonneg = vcgeq_s32(vreinterpretq_s32_f32(x), vdupq_n_s32(0));
     float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(vdupq_n_f32(2.0f), tail), tail);
     /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7
      * NEON flushes subnormals) while the result is still normal, and phi2 * x
@@ -54,8 +61,10 @@ static inline float32x4_t gelu_tanh(float32x4_t x) {
     const float32x4_t a = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K));
     const float32x4_t b = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K * ER_GELU_TANH_CUBIC));
     float32x4_t minus_2u = vmulq_f32(x, er_vfma_neon(a, vmulq_f32(x, x), b));
-    float32x4_t e = er_vexp_neon(vnegq_f32(vabsq_f32(minus_2u)));
-    uint32x4_t negative_u = vcgtq_f32(minus_2u, vdupq_n_f32(0.0f));
+    /* -|2u| and u < 0 from the sign bit, in integer operations (see gelu_erf). */
+    uint32x4_t bits = vreinterpretq_u32_f32(minus_2u);
+    float32x4_t e = er_vexp_neon(vreinterpretq_f32_u32(vorrq_u32(bits, vdupq_n_u32(0x80000000u))));
+    uint32x4_t negative_u = vcgtq_s32(vreinterpretq_s32_u32(bits), vdupq_n_s32(0));
     float32x4_t num = vbslq_f32(negative_u, vmulq_f32(x, e), x);
     return er_vdiv_neon(num, vaddq_f32(vdupq_n_f32(1.0f), e));
 }
@@ -67,6 +76,8 @@ er_status er_gelu_f32__neon32(const float *x, float *y, size_t count, int approx
 #endif
     if (count && (!x || !y)) return ER_ERR_ARGUMENT;
     size_t i = 0;
+    /* Two vectors per step: two independent chains for in-order cores (Cortex-A53)
+     * to interleave. */
     if (approximate_tanh) {
         for (; i + 8 <= count; i += 8) {
             float32x4_t a = gelu_tanh(vld1q_f32(x + i)), b = gelu_tanh(vld1q_f32(x + i + 4));
