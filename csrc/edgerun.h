@@ -237,6 +237,29 @@ typedef struct {
 typedef er_status er_dwconv2d_s8_fn(const er_conv2d_params *p, const int8_t *x,
                                     const int8_t *w, const er_conv_quant *q);
 
+/* ---- gelu_f32 -------------------------------------------------------------------
+ * y[i] = gelu(x[i]) for i < count, x and y float32 [count]; y may equal x (in
+ * place) but must not otherwise overlap it.  ONNX Gelu (opset 20):
+ *     approximate_tanh == 0:  0.5 x (1 + erf(x / sqrt 2))
+ *     approximate_tanh != 0:  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ * Float, not bit-exact: the scalar C computes in double with the C library
+ * (float32-rounded results); SIMD variants use the erfc Chebyshev fit of
+ * gelu_f32.h and the vector exp of vexp.h, within about 1e-6 relative of the
+ * exact value, the negative tail included (1 + erf is taken as erfc, never as
+ * 1 minus a number near 1; the tanh form as x / (1 + exp(-2u))).  +inf -> +inf,
+ * -inf -> NaN and NaN -> NaN, as numpy's formula gives.  Cost: count elements. */
+typedef er_status er_gelu_f32_fn(const float *x, float *y, size_t count, int approximate_tanh);
+
+/* ---- softmax_f32 ----------------------------------------------------------------
+ * Per row of x float32 [rows, n] (row-major, contiguous) into y [rows, n]:
+ *     m = max_j x[r, j];   y[r, j] = exp(x[r, j] - m) / sum_j exp(x[r, j] - m)
+ * (the division may be a multiply by 1 / sum).  y may equal x (in place).
+ * A row whose max is not finite -- a NaN in it, a +inf in it, or all -inf -- is
+ * all NaN, numpy's answer; entries of -inf or -1e9 (masks) give exactly 0.
+ * rows or n may be 0.  Float, within a few ulp of numpy across variants.
+ * Cost: 3 passes over each row, one exp per element. */
+typedef er_status er_softmax_f32_fn(const float *x, float *y, size_t rows, size_t n);
+
 /* ---- dispatch (dispatch.c) ----------------------------------------------------
  * Every compiled variant of every kernel, from csrc/kernels.inc.  A variant runs
  * only if the CPU has its ISA; er_select picks, per op, the last runnable

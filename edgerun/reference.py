@@ -8,7 +8,7 @@ order, round half to even, clamp to [-127, 127].
 """
 import numpy as np
 
-from edgerun.errors import FormatError, NonFiniteError, ShapeError
+from edgerun.errors import FormatError, NonFiniteError, OptionError, ShapeError
 
 MAX_K_S8 = 131072  # k * 127 * 127 must fit in int32
 
@@ -411,9 +411,6 @@ def dwconv2d_s8(x, weight, x_scale, w_scale, bias=None, stride=(1, 1), padding=(
     return y
 
 
-from edgerun.errors import OptionError  # noqa: E402  (with its user: one block to merge)
-
-
 def layer_norm_arguments(x, scale, bias=None, epsilon=1e-5, residual=None, out=None):
     """Checked arguments of layer_norm_f32 (shared with the C wrapper): x, residual and
     out float32 C-contiguous of one shape (ndim >= 1), scale / bias float32 [x.shape[-1]],
@@ -484,3 +481,87 @@ def layer_norm_f32(x, scale, bias=None, epsilon=1e-5, residual=None, out=None):
         y += bias
     out[...] = y
     return out
+
+
+# Numerical Recipes' erfc (a Chebyshev fit, "erfcc"): fractional error below 1.2e-7
+# for every z >= 0, so erf and 1 + erf(x) (GELU's negative tail) both stay within
+# float32 rounding.  erfc(z) = t exp(-z^2 + _ERFC[0] + t (_ERFC[1] + ...)), t = 1/(1 + z/2).
+# The SIMD kernels use the same fit (csrc/gelu_f32.h).
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
+         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+
+
+def _erfc_of_abs_over_sqrt2(ax):
+    """erfc(ax / sqrt 2) for float32 ax = |x| (in place on temporaries: GELU runs on
+    every FFN activation).  -z^2 is taken as -ax * ax / 2, not from the rounded z:
+    at x = -10 that is 3e-6 instead of 1.2e-5 of relative error in the tail."""
+    t = np.float32(np.sqrt(0.5)) * ax
+    t *= np.float32(0.5)
+    t += np.float32(1)
+    np.reciprocal(t, out=t)
+    poly = np.full_like(t, np.float32(_ERFC[-1]))
+    for c in reversed(_ERFC[1:-1]):
+        poly *= t
+        poly += np.float32(c)
+    poly *= t
+    poly += np.float32(_ERFC[0])
+    square = ax * ax
+    square *= np.float32(0.5)
+    poly -= square
+    np.exp(poly, out=poly)
+    poly *= t
+    return poly
+
+
+def _float32_input(x, what):
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise ShapeError(f"{what}: x must be float32, got {x.dtype}")
+    return x
+
+
+def gelu_f32(x, approximate="none", out=None):
+    """ONNX Gelu (opset 20) over float32 of any shape, in float32 numpy.
+    approximate="none": x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), with
+    1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2) for x < 0, so the negative tail keeps
+    its relative precision.  approximate="tanh": 0.5 x (1 + tanh(u)),
+    u = sqrt(2/pi) (x + 0.044715 x^3), computed as x * sigmoid(2u) with
+    e = exp(-2|u|): x / (1 + e) for u >= 0, x e / (1 + e) for u < 0 (the same value
+    without the cancellation of 1 + tanh(u) for negative u, and without overflow)."""
+    from edgerun.errors import OptionError
+
+    if approximate not in ("none", "tanh"):
+        raise OptionError(f"gelu_f32: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = _float32_input(x, "gelu_f32")
+    with np.errstate(over="ignore", invalid="ignore"):
+        if approximate == "tanh":
+            minus_2u = x * x
+            minus_2u *= np.float32(-2 * np.sqrt(2 / np.pi) * 0.044715)
+            minus_2u += np.float32(-2 * np.sqrt(2 / np.pi))
+            minus_2u *= x
+            e = np.exp(-np.abs(minus_2u))  # exp(-2|u|) <= 1: cannot overflow
+            y = np.where(minus_2u > 0, x * e, x)
+            y /= np.float32(1) + e
+        else:
+            tail = _erfc_of_abs_over_sqrt2(np.abs(x))
+            y = np.where(x >= 0, np.float32(2) - tail, tail)
+            y *= np.float32(0.5)
+            y *= x
+    result = _output(out, x.shape, np.float32)
+    result[...] = y
+    return result
+
+
+def softmax_f32(x, out=None):
+    """Softmax over the last axis of float32 x, max-subtracted: exp(x - max) / sum.
+    Rows with a NaN, a +inf, or only -inf come out all NaN (numpy's answer)."""
+    x = _float32_input(x, "softmax_f32")
+    if x.ndim == 0:
+        raise ShapeError("softmax_f32: x must have at least 1 dimension, got a scalar")
+    result = _output(out, x.shape, np.float32)
+    if x.size == 0:
+        return result
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        result[...] = e / e.sum(axis=-1, keepdims=True)
+    return result

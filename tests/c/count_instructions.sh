@@ -33,7 +33,8 @@ mkdir -p "$OUT"
 
 # kernel  m  n  k   (quantize_rows_s8: m rows of k, n unused; dwconv2d_*: m x m
 # pixels, n channels, a k x k kernel; layer_norm_f32: m rows of n, k = 1 adds
-# a residual).  An odd n gives spmm uint32 indices.
+# a residual; gelu_f32: m rows of k, n = 1 the tanh form; softmax_f32: m rows
+# of k).  An odd n gives spmm uint32 indices.
 # SHAPES="op m n k" (lines) measures only those.
 SHAPES=${SHAPES:-"gemm_s8 1 256 256
 gemm_s8 16 256 256
@@ -60,7 +61,11 @@ spmm_bcsr4_f32 7 255 256
 dwconv2d_f32 16 32 3
 dwconv2d_f32 15 20 3
 dwconv2d_s8 16 32 3
-dwconv2d_s8 15 20 3"}
+dwconv2d_s8 15 20 3
+gelu_f32 16 0 1024
+gelu_f32 16 1 1024
+softmax_f32 16 0 128
+softmax_f32 4 0 1000"}
 
 cc -O2 -shared -fPIC -fvisibility=hidden -o "$OUT/insn_plugin.so" cost/insn_plugin.c
 PLUGIN=$(realpath "$OUT/insn_plugin.so")

@@ -11,7 +11,8 @@
  * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
  * other index width is measured too).  dwconv2d_*: M x M pixels, N channels,
  * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes.
- * layer_norm_f32: M rows of N, with bias; K = 1 adds a residual, K = 0 not. */
+ * layer_norm_f32: M rows of N, with bias; K = 1 adds a residual, K = 0 not.
+ * gelu_f32 / softmax_f32: M rows of K in place (gelu: N = 1 the tanh form). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,14 @@ int main(int argc, char **argv) {
         float *x = rand_f32(m * n), *res = k ? rand_f32(m * n) : NULL;
         for (size_t r = 0; r < reps; r++)
             status |= ((er_layer_norm_f32_fn *)v->fn)(x, res, col_scale, bias, y, m, n, 1e-5f);
+    } else if (strcmp(op, "gelu_f32") == 0 || strcmp(op, "softmax_f32") == 0) {
+        /* m rows of k, in place; gelu: n = 0 the erf form, n = 1 the tanh form;
+         * inputs in [-4, 4) (libm's scalar erfc branches by range). */
+        float *x = rand_f32(m * k);
+        for (size_t i = 0; i < m * k; i++) x[i] *= 8.0f;
+        for (size_t r = 0; r < reps; r++)
+            status |= op[0] == 'g' ? ((er_gelu_f32_fn *)v->fn)(x, x, m * k, n != 0)
+                                   : ((er_softmax_f32_fn *)v->fn)(x, x, m, k);
     } else {
         fprintf(stderr, "driver: no problem defined for %s\n", op);
         return 2;

@@ -1,0 +1,51 @@
+/* Shared by the variants of gelu_f32: the scalar step that the portable variant
+ * runs everywhere and every SIMD body hands its leftovers to. */
+#ifndef EDGERUN_GELU_F32_H
+#define EDGERUN_GELU_F32_H
+
+#include <math.h>
+#include <stddef.h>
+
+/* sqrt(2 / pi) and ONNX's cubic coefficient of the tanh form. */
+#define ER_GELU_TANH_K 0.7978845608028654
+#define ER_GELU_TANH_CUBIC 0.044715
+
+/* erfc(z) = t exp(-z^2 + ER_ERFC_0 + t (ER_ERFC_1 + t (... + t ER_ERFC_9))),
+ * t = 1 / (1 + z/2), z >= 0: the Chebyshev fit of Numerical Recipes (erfcc),
+ * fractional error below 1.2e-7 for every z.  The SIMD variants use it (the
+ * same form as edgerun.reference.gelu_f32), with the vector exp of vexp.h. */
+#define ER_ERFC_0 (-1.26551223f)
+#define ER_ERFC_1 1.00002368f
+#define ER_ERFC_2 0.37409196f
+#define ER_ERFC_3 0.09678418f
+#define ER_ERFC_4 (-0.18628806f)
+#define ER_ERFC_5 0.27886807f
+#define ER_ERFC_6 (-1.13520398f)
+#define ER_ERFC_7 1.48851587f
+#define ER_ERFC_8 (-0.82215223f)
+#define ER_ERFC_9 0.17087277f
+/* Past |x| = 20, erfc(|x| / sqrt 2) < 1e-88 is 0 in float32: the SIMD bodies
+ * clamp |x| there so that x * x cannot overflow into inf - inf. */
+#define ER_GELU_ABS_MAX 20.0f
+
+/* y[i] = gelu(x[i]) for i in [begin, end), in double: the C library's erfc of
+ * the exact -x / sqrt 2 keeps the negative tail to float32 rounding (a float
+ * erfcf would start from a rounded argument: 6e-6 relative error at x = -10).
+ * The tanh form is x * sigmoid(2u) = x / (1 + exp(-2u)), algebraically
+ * 0.5 x (1 + tanh u) but without the cancellation of 1 + tanh u for negative u
+ * (exp(-2u) cannot overflow in double for float x).  x = -inf gives NaN, as
+ * numpy's 0.5 * x * (...) does. */
+static inline void er_gelu_f32_tail(const float *x, float *y, size_t begin, size_t end,
+                                    int approximate_tanh) {
+    for (size_t i = begin; i < end; i++) {
+        double v = x[i];
+        if (approximate_tanh) {
+            double u = ER_GELU_TANH_K * (v + ER_GELU_TANH_CUBIC * v * v * v);
+            y[i] = (float)(v / (1.0 + exp(-2.0 * u)));
+        } else {
+            y[i] = (float)(0.5 * v * erfc(-v * 0.70710678118654752440));
+        }
+    }
+}
+
+#endif

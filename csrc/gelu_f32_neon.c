@@ -1,0 +1,95 @@
+/* gelu_f32 for NEON, 8 floats per step (two quad registers, so the long
+ * dependency chains of erfc overlap).  One source for aarch64 (variant "neon")
+ * and armv7 built with NEON (variant "neon32", as ER_ARM32 in edgerun.h): the
+ * differences are the divide (er_vdiv_neon in vexp.h) and, without VFMA, the
+ * exact square below.  Signs and x >= 0 are taken with integer operations: gcc
+ * runs float negation and comparison intrinsics lane by lane in VFP registers
+ * on armv7 (NEON flushes subnormals there), which had doubled the loop. */
+#if defined(__aarch64__) || (defined(__arm__) && defined(__ARM_NEON))
+#include <arm_neon.h>
+
+#include "edgerun.h"
+#include "gelu_f32.h"
+#include "vexp.h"
+
+/* The same steps as gelu_f32_avx2.c's gelu_erf; see the reasons there. */
+static inline float32x4_t gelu_erf(float32x4_t x) {
+    /* vminq_f32 returns NaN if either operand is NaN. */
+    float32x4_t ax = vminq_f32(vdupq_n_f32(ER_GELU_ABS_MAX), vabsq_f32(x));
+    float32x4_t z = vmulq_f32(ax, vdupq_n_f32(0.70710678f));
+    float32x4_t t = er_vdiv_neon(vdupq_n_f32(1.0f),
+                                 er_vfma_neon(vdupq_n_f32(1.0f), z, vdupq_n_f32(0.5f)));
+    /* Estrin's scheme, as in gelu_f32_avx2.c: 5 dependent steps, not 9. */
+    float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
+    float32x4_t q0 = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_2), t);
+    float32x4_t q1 = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_4), t);
+    float32x4_t q2 = er_vfma_neon(vdupq_n_f32(ER_ERFC_5), vdupq_n_f32(ER_ERFC_6), t);
+    float32x4_t q3 = er_vfma_neon(vdupq_n_f32(ER_ERFC_7), vdupq_n_f32(ER_ERFC_8), t);
+    float32x4_t r0 = er_vfma_neon(q0, q1, t2);
+    float32x4_t r1 = er_vfma_neon(q2, q3, t2);
+    r1 = er_vfma_neon(r1, vdupq_n_f32(ER_ERFC_9), t4);
+    float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), er_vfma_neon(r0, r1, t4), t);
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    float32x4_t sq = vmulq_f32(ax, ax);
+    /* minus the rounding error of ax * ax (vfms, not a negation: see the top) */
+    float32x4_t sq_err_neg = vfmsq_f32(sq, ax, ax);
+#else
+    /* No FMA (-mfpu=neon): split ax into 12 high and 12 low significant bits,
+     * so hi * hi and hi * lo are exact and ax^2 = hi^2 + (2 hi + lo) lo. */
+    float32x4_t hi = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ax),
+                                                     vdupq_n_u32(0xfffff000u)));
+    float32x4_t lo = vsubq_f32(ax, hi);
+    float32x4_t sq = vmulq_f32(hi, hi);
+    float32x4_t sq_err_neg = vmulq_f32(vaddq_f32(vaddq_f32(hi, hi), lo), vsubq_f32(hi, ax));
+#endif
+    const float32x4_t minus_half = vdupq_n_f32(-0.5f);
+    float32x4_t tail = vmulq_f32(
+        t, er_vexp_sum_neon(vmulq_f32(sq, minus_half),
+                            er_vfma_neon(p, sq_err_neg, vdupq_n_f32(0.5f))));
+    /* x >= 0 from the sign bit (an integer compare; -0 takes the x < 0 side,
+     * which gives the same -0). */
+    uint32x4_t nonneg = vcgeq_s32(vreinterpretq_s32_f32(x), vdupq_n_s32(0));
+    float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(vdupq_n_f32(2.0f), tail), tail);
+    /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7
+     * NEON flushes subnormals) while the result is still normal, and phi2 * x
+     * first would overflow near FLT_MAX. */
+    return vmulq_f32(vmulq_f32(x, vdupq_n_f32(0.5f)), phi2);
+}
+
+/* x * sigmoid(2u) with e = exp(-2|u|), as gelu_f32_avx2.c's gelu_tanh. */
+static inline float32x4_t gelu_tanh(float32x4_t x) {
+    const float32x4_t a = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K));
+    const float32x4_t b = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K * ER_GELU_TANH_CUBIC));
+    float32x4_t minus_2u = vmulq_f32(x, er_vfma_neon(a, vmulq_f32(x, x), b));
+    /* -|2u| and u < 0 from the sign bit, in integer operations (see gelu_erf). */
+    uint32x4_t bits = vreinterpretq_u32_f32(minus_2u);
+    float32x4_t e = er_vexp_neon(vreinterpretq_f32_u32(vorrq_u32(bits, vdupq_n_u32(0x80000000u))));
+    uint32x4_t negative_u = vcgtq_s32(vreinterpretq_s32_u32(bits), vdupq_n_s32(0));
+    float32x4_t num = vbslq_f32(negative_u, vmulq_f32(x, e), x);
+    return er_vdiv_neon(num, vaddq_f32(vdupq_n_f32(1.0f), e));
+}
+
+#if defined(__aarch64__)
+er_status er_gelu_f32__neon(const float *x, float *y, size_t count, int approximate_tanh) {
+#else
+er_status er_gelu_f32__neon32(const float *x, float *y, size_t count, int approximate_tanh) {
+#endif
+    if (count && (!x || !y)) return ER_ERR_ARGUMENT;
+    size_t i = 0;
+    /* Two vectors per step: two independent chains for in-order cores (Cortex-A53)
+     * to interleave. */
+    if (approximate_tanh) {
+        for (; i + 8 <= count; i += 8) {
+            float32x4_t a = gelu_tanh(vld1q_f32(x + i)), b = gelu_tanh(vld1q_f32(x + i + 4));
+            vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
+        }
+    } else {
+        for (; i + 8 <= count; i += 8) {
+            float32x4_t a = gelu_erf(vld1q_f32(x + i)), b = gelu_erf(vld1q_f32(x + i + 4));
+            vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
+        }
+    }
+    er_gelu_f32_tail(x, y, i, count, approximate_tanh);
+    return ER_OK;
+}
+#endif /* NEON */

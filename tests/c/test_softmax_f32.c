@@ -1,0 +1,184 @@
+#include <math.h>
+
+#include "harness.h"
+
+/* SIMD against the scalar C: the exps differ by <= 2 ulp (vexp.h against libm
+ * expf), the sums by their order, so rtol 2e-6; atol 1e-37 for subnormal
+ * outputs (armv7 NEON flushes them).  NaN where the scalar has NaN. */
+static int close_softmax(const float *y, const float *ref, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(ref[i]) || isnan(y[i])) {
+            if (!(isnan(ref[i]) && isnan(y[i]))) return 0;
+        } else if (!(fabsf(y[i] - ref[i]) <= 2e-6f * fabsf(ref[i]) + 1e-37f)) {
+            printf("  y=%.9g ref=%.9g\n", y[i], ref[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void one_case(const er_variant *const *v, size_t nv, const float *x, size_t rows,
+                     size_t n, const char *label) {
+    size_t total = rows * n;
+    float *ref = h_alloc(total * sizeof *ref), *y = h_alloc(total * sizeof *y);
+    float *inplace = h_alloc(total * sizeof *inplace);
+    h_check(((er_softmax_f32_fn *)v[0]->fn)(x, ref, rows, n) == ER_OK, "softmax_f32", "scalar",
+            label);
+    for (size_t i = 1; i < nv; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "%s rows=%zu n=%zu", label, rows, n);
+        er_status st = ((er_softmax_f32_fn *)v[i]->fn)(x, y, rows, n);
+        h_check(st == ER_OK && close_softmax(y, ref, total), "softmax_f32", v[i]->variant, what);
+        if (total) memcpy(inplace, x, total * sizeof *x);
+        st = ((er_softmax_f32_fn *)v[i]->fn)(inplace, inplace, rows, n);
+        snprintf(what, sizeof what, "%s rows=%zu n=%zu in place", label, rows, n);
+        h_check(st == ER_OK && h_same_bytes(inplace, y, total * sizeof *y), "softmax_f32",
+                v[i]->variant, what);
+    }
+    /* The scalar C's edge semantics (numpy's; pytest checks them against numpy
+     * too): masked entries are exactly 0, non-finite rows all NaN. */
+    if (strcmp(label, "masks") == 0) {
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * n, *yr = ref + r * n;
+            int nan_row = 0, all_neg_inf = 1;
+            float max = -INFINITY;
+            for (size_t j = 0; j < n; j++) {
+                nan_row |= isnan(xr[j]) || xr[j] == INFINITY;
+                all_neg_inf &= xr[j] == -INFINITY;
+                max = xr[j] > max ? xr[j] : max;
+            }
+            for (size_t j = 0; j < n; j++) {
+                int ok = (nan_row || all_neg_inf)        ? isnan(yr[j])
+                         : (xr[j] <= -1e9f && max > -5.0f) ? yr[j] == 0.0f
+                                                           : yr[j] > 0.0f;
+                h_check(ok, "softmax_f32", "scalar", "mask / non-finite row semantics");
+            }
+        }
+    }
+    free(ref), free(y), free(inplace);
+}
+
+/* ---- the vector exp of vexp.h, on each ISA this CPU runs ---------------------- */
+typedef void vexp_array_fn(const float *x, const float *lo, float *y, size_t n);
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "vexp.h"
+static void vexp_array_avx2(const float *x, const float *lo, float *y, size_t n) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, lo ? er_vexp_sum_avx2(_mm256_loadu_ps(x + i), _mm256_loadu_ps(lo + i))
+                                   : er_vexp_avx2(_mm256_loadu_ps(x + i)));
+}
+#pragma GCC pop_options
+#define VEXP_ISA ER_ISA_AVX2
+#define VEXP_FN vexp_array_avx2
+#elif defined(__ARM_NEON)
+#include "vexp.h"
+static void vexp_array_neon(const float *x, const float *lo, float *y, size_t n) {
+    for (size_t i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, lo ? er_vexp_sum_neon(vld1q_f32(x + i), vld1q_f32(lo + i))
+                            : er_vexp_neon(vld1q_f32(x + i)));
+}
+#define VEXP_ISA ER_ISA_NEON
+#define VEXP_FN vexp_array_neon
+#endif
+
+#ifdef VEXP_FN
+/* Error of y against exp(x + lo) in double, in ulps of the float result (for
+ * normal results; subnormal ones in units of the smallest subnormal). */
+static double ulp_error(float y, double exact) {
+    double ulp = exact < 1.1754943508222875e-38 ? 1.4012984643248171e-45
+                                                : ldexp(1.0, ilogb(exact) - 23);
+    return fabs((double)y - exact) / ulp;
+}
+
+static void test_vexp(void) {
+    if (!er_cpu_has(VEXP_ISA)) return;
+    size_t n = 1u << 20;
+    float *x = h_alloc(n * sizeof *x), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
+    /* Dense sweep of [-104, 89]: results from 0 through subnormals to overflow. */
+    for (size_t i = 0; i < n; i++) x[i] = -104.0f + 193.0f * (float)((double)i / (double)n);
+    VEXP_FN(x, NULL, y, n);
+    double worst = 0, worst_x = 0;
+#if defined(__arm__)
+    const double min_exact = 1.1754943508222875e-38; /* armv7 NEON flushes subnormals */
+#else
+    const double min_exact = 0.0;
+#endif
+    for (size_t i = 0; i < n; i++) {
+        double exact = exp((double)x[i]);
+        if (exact < min_exact || exact > 3.4028234663852886e38) continue;
+        double e = ulp_error(y[i], exact);
+        if (e > worst) worst = e, worst_x = x[i];
+    }
+    printf("vexp: max error %.3f ulp (at x = %.7g) over [-104, 89]\n", worst, worst_x);
+    h_check(worst <= 2.0, "vexp", er_isa_name(VEXP_ISA), "max error <= 2 ulp");
+    /* exp(hi + lo) with hi = -x^2/2 as GELU's erfc uses it: no rounding of the sum. */
+    for (size_t i = 0; i < n; i++) {
+        float a = 14.0f * (float)((double)i / (double)n);
+        x[i] = -0.5f * (a * a);
+        lo[i] = (float)(-0.5 * ((double)a * a - (double)(a * a))) - 1.0f + (float)(i % 7) * 0.1f;
+    }
+    VEXP_FN(x, lo, y, n);
+    worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double exact = exp((double)x[i] + (double)lo[i]);
+        if (exact < 1.1754943508222875e-38) continue;
+        double e = ulp_error(y[i], exact);
+        if (e > worst) worst = e, worst_x = (double)x[i] + lo[i];
+    }
+    printf("vexp_sum: max error %.3f ulp (at hi + lo = %.7g)\n", worst, worst_x);
+    h_check(worst <= 2.5, "vexp_sum", er_isa_name(VEXP_ISA), "max error <= 2.5 ulp");
+    /* Masks and overflow: exactly 0 / inf; NaN stays NaN. */
+    const float special[8] = {-1e9f, -3.4e38f, -INFINITY, -104.5f, INFINITY, 89.0f, 1e9f, NAN};
+    float out[8];
+    VEXP_FN(special, NULL, out, 8);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= out[i] == 0.0f && !signbit(out[i]);
+    for (int i = 4; i < 7; i++) ok &= out[i] == INFINITY;
+    ok &= isnan(out[7]);
+    h_check(ok, "vexp", er_isa_name(VEXP_ISA), "0 below -104, inf above 88.73, NaN kept");
+    free(x), free(lo), free(y);
+}
+#endif
+
+void test_softmax_f32(void) {
+#ifdef VEXP_FN
+    test_vexp();
+#endif
+    const er_variant *v[8];
+    size_t nv = h_variants("softmax_f32", v, 8);
+    static const size_t widths[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
+                                    128, 1000, 1027};
+    static const float ranges[] = {1.0f, 8.0f, 100.0f, 1e4f};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++)
+            for (size_t rows = 0; rows <= 3; rows++) {
+                size_t n = widths[w];
+                float *x = h_alloc((rows * n + 1) * sizeof *x);
+                h_fill_f32(x, rows * n, ranges[r]);
+                one_case(v, nv, x, rows, n, "random");
+                free(x);
+            }
+    /* Masks and non-finite rows, the bad entry in the vector part and among the
+     * leftovers: row 0 masked every 3rd entry (-1e9), row 1 -inf every 2nd,
+     * row 2 -3.4e38 once, row 3 a NaN, row 4 a +inf, row 5 all -inf. */
+    for (size_t w = 1; w < sizeof widths / sizeof widths[0]; w++) {
+        size_t n = widths[w], rows = 6;
+        float *x = h_alloc(rows * n * sizeof *x);
+        h_fill_f32(x, rows * n, 5.0f);
+        for (size_t j = 0; j < n; j++) {
+            if (j % 3 == 1) x[j] = -1e9f;
+            if (j % 2 == 1) x[n + j] = -INFINITY;
+            x[5 * n + j] = -INFINITY;
+        }
+        x[2 * n + n / 2] = -3.4e38f;
+        x[3 * n + n - 1] = NAN;
+        x[4 * n + (n > 8 ? 3 : 0)] = INFINITY;
+        one_case(v, nv, x, rows, n, "masks");
+        free(x);
+    }
+}
