@@ -528,8 +528,6 @@ def gelu_f32(x, approximate="none", out=None):
     u = sqrt(2/pi) (x + 0.044715 x^3), computed as x * sigmoid(2u) with
     e = exp(-2|u|): x / (1 + e) for u >= 0, x e / (1 + e) for u < 0 (the same value
     without the cancellation of 1 + tanh(u) for negative u, and without overflow)."""
-    from edgerun.errors import OptionError
-
     if approximate not in ("none", "tanh"):
         raise OptionError(f"gelu_f32: approximate must be 'none' or 'tanh', got {approximate!r}")
     x = _float32_input(x, "gelu_f32")

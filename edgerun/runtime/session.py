@@ -1,7 +1,8 @@
 """Session: plan a Graph once, then run it many times.
 
 Planning chooses a kernel per Linear or Conv2d layer from its weight encoding (ops.py),
-binds every other op to its numpy function, and resolves the order of values.
+binds GELU, softmax and LayerNorm (with the residual Add before it) to their C kernels
+(transformer.py), every other op to its numpy function, and resolves the order of values.
 `run` is then a loop over prepared steps.
 
 Layout: 4-D activations between convs are held NHWC (layout.py decides which, and
@@ -28,6 +29,7 @@ from edgerun import _backend, evaluate
 from edgerun.errors import EdgerunError, ShapeError
 from edgerun.graph import Graph
 from edgerun.runtime import layout as layouts
+from edgerun.runtime import transformer
 from edgerun.runtime.embedding import EmbeddingStep
 from edgerun.runtime.ops import Conv2dStep, LinearStep
 
@@ -88,7 +90,11 @@ class Session:
         self.max_batch_rows = max_batch_rows
         self._kernels = kernels or _backend.kernels
         self._layout = layouts.plan(graph)
-        self._steps = [self._plan(node) for node in graph.nodes]
+        self._residual_adds = {
+            ln: add for ln, add in transformer.residual_layer_norms(graph).items()
+            if self._layout.node_layout.get(ln) != layouts.NHWC}
+        fused_adds = {add.name for add in self._residual_adds.values()}
+        self._steps = [self._plan(node) for node in graph.nodes if node.name not in fused_adds]
         self._chunkable = _row_wise(graph)
         # created last: a plan that fails leaves no pool threads behind
         self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
@@ -111,7 +117,11 @@ class Session:
         if self._layout.node_layout.get(node.name) == layouts.NHWC:
             function, constants = layouts.nhwc_function(node, constants)
             return node, function, constants
-        function = evaluate.op_function(node)
+        if node.name in self._residual_adds:
+            node, function = transformer.fused_layer_norm(node, self._residual_adds[node.name],
+                                                          self._kernels)
+            return node, function, constants
+        function = transformer.kernel_function(node, self._kernels) or evaluate.op_function(node)
         return node, function, constants
 
     @property

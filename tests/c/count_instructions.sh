@@ -39,6 +39,8 @@ mkdir -p "$OUT"
 SHAPES=${SHAPES:-"gemm_s8 1 256 256
 gemm_s8 16 256 256
 gemm_s8 16 256 1024
+gemm_s8 1024 96 32
+gemm_s8 128 256 256
 codebook_s8 1 256 256
 codebook_s8 16 256 256
 codebook_f32 1 256 256
