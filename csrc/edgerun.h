@@ -244,10 +244,12 @@ typedef er_status er_dwconv2d_s8_fn(const er_conv2d_params *p, const int8_t *x,
  *     approximate_tanh != 0:  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
  * Float, not bit-exact: the scalar C computes in double with the C library
  * (float32-rounded results); SIMD variants use the erfc Chebyshev fit of
- * gelu_f32.h and the vector exp of vexp.h, within about 1e-6 relative of the
- * exact value, the negative tail included (1 + erf is taken as erfc, never as
- * 1 minus a number near 1; the tanh form as x / (1 + exp(-2u))).  +inf -> +inf,
- * -inf -> NaN and NaN -> NaN, as numpy's formula gives.  Cost: count elements. */
+ * gelu_f32.h and the vector exp of vexp.h: erf form within 6e-7 relative of
+ * the exact value everywhere, the negative tail included (1 + erf is taken as
+ * erfc, never as 1 minus a number near 1); tanh form computed as x sigmoid(2u)
+ * with exp(-2|u|), within 2e-6 for x > -5.5, beyond that limited by the float32
+ * rounding of u (about 2e-7 per unit of 2|u|).  +inf -> +inf, -inf -> NaN and
+ * NaN -> NaN, as numpy's formula gives.  Cost: count elements. */
 typedef er_status er_gelu_f32_fn(const float *x, float *y, size_t count, int approximate_tanh);
 
 /* ---- softmax_f32 ----------------------------------------------------------------
