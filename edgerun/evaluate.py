@@ -15,6 +15,7 @@ import functools
 
 import numpy as np
 
+from edgerun import reference
 from edgerun.errors import EdgerunError, ShapeError, UnsupportedOpError
 from edgerun.graph import conv_weight_shape
 
@@ -362,48 +363,19 @@ def cnn_op_function(node):
 
 # -- transformer ops (BERT-style encoders) ---------------------------------------------------
 
-# Numerical Recipes' erfc (Chebyshev fit): fractional error below 1.2e-7 everywhere,
-# so erf and 1 + erf(x) (GELU's tail) both stay within float32 rounding.
-_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-         -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-
-
-def _erfc_abs(z):
-    """erfc(z) for z = |x| >= 0, float32 (in place on temporaries: GELU runs on every
-    FFN activation, so this is the hot path of a BERT layer after the matmuls)."""
-    t = np.float32(1) / (np.float32(1) + np.float32(0.5) * z)
-    poly = np.full_like(t, np.float32(_ERFC[-1]))
-    for c in reversed(_ERFC[1:-1]):
-        poly *= t
-        poly += np.float32(c)
-    poly *= t
-    poly -= z * z
-    poly += np.float32(_ERFC[0])
-    np.exp(poly, out=poly)
-    poly *= t
-    return poly
-
-
 def erf(x):
-    """ONNX Erf in float32 (numpy has none): within 5e-7 of the exact value."""
+    """ONNX Erf in float32 (numpy has none), from the erfc fit GELU uses
+    (reference.erfc_abs_over_sqrt2): within 5e-7 of the exact value."""
     x = np.asarray(x, dtype=np.float32)
-    tail = _erfc_abs(np.abs(x))
+    scaled = np.abs(x).reshape(-1) * np.float32(np.sqrt(2.0))    # 1-D: the fit works in place
+    tail = reference.erfc_abs_over_sqrt2(scaled).reshape(x.shape)
     return np.where(x >= 0, np.float32(1) - tail, tail - np.float32(1))
 
 
 def gelu(x, approximate="none"):
-    """ONNX Gelu (opset 20): x * Phi(x), or the tanh approximation.  The erf form uses
-    1 + erf(x / sqrt 2) = erfc(|x| / sqrt 2) for x < 0, so the negative tail keeps
-    its relative precision."""
-    x = np.asarray(x, dtype=np.float32)
-    if approximate == "tanh":
-        inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
-        return np.float32(0.5) * x * (np.float32(1) + np.tanh(inner))
-    tail = _erfc_abs(np.abs(x) * np.float32(np.sqrt(0.5)))
-    phi = np.where(x >= 0, np.float32(2) - tail, tail)
-    phi *= np.float32(0.5)
-    phi *= x
-    return phi
+    """ONNX Gelu (opset 20): x * Phi(x), or the tanh approximation -- the numpy twin of
+    the gelu_f32 kernel (reference.gelu_f32), which keeps the negative tail's precision."""
+    return reference.gelu_f32(np.asarray(x, dtype=np.float32), approximate)
 
 
 def layer_norm(x, scale, bias=None, axis=-1, epsilon=1e-5):

@@ -151,3 +151,14 @@ def test_encoded_weights_run_as_their_dense_floats(rng):
     x = rng.normal(size=(3, 10)).astype(np.float32)
     y = evaluate(graph, {"x": x})["y"]
     np.testing.assert_allclose(y, x @ w.T + x @ centroids[codes].T, rtol=1e-5, atol=1e-5)
+
+
+def test_erf_is_within_5e_7_of_the_exact_value():
+    import math
+
+    from edgerun.evaluate import erf
+
+    x = np.linspace(-6, 6, 20001, dtype=np.float32)
+    exact = np.array([math.erf(float(v)) for v in x])
+    assert np.abs(erf(x) - exact).max() < 5e-7
+    assert erf(np.float32(0)) == 0 and erf(np.float32(-np.inf)) == -1
