@@ -102,4 +102,59 @@ static inline int32_t er_codebook_s8_dot(const uint8_t *row, const int8_t *table
     return acc;
 }
 
+/* ---- codebook_s8 with many rows of x --------------------------------------
+ * The table-lookup kernels decode each weight vector once per one or two rows
+ * of x: right at batch 1, where w is read once from memory, but a transformer
+ * layer has a row per token, and at 128 rows the same weights were decoded 64
+ * times: codebook_s8 ran 2x slower than gemm_s8 on a BERT-style encoder.  From
+ * ER_CODEBOOK_S8_DECODE_M rows on, each block of weight rows is decoded once
+ * into int8 scratch and the same ISA's gemm_s8 runs every row of x against it:
+ * the same int32 sums and epilogue, so the same bits. */
+#define ER_CODEBOOK_S8_DECODE_M 8
+#define ER_CODEBOOK_S8_SCRATCH 16384    /* bytes of decoded weights, on the stack */
+
+/* Decoding needs at least 4 weight rows of scratch (a gemm_s8 column tile). */
+static inline int er_codebook_s8_decode_first(size_t m, size_t k) {
+    return m >= ER_CODEBOOK_S8_DECODE_M && 4 * k <= ER_CODEBOOK_S8_SCRATCH;
+}
+
+/* w[0 .. k) = table[index(p)] of one nibble32 row. */
+static inline void er_codebook_s8_decode_row(const uint8_t *row, const int8_t *table, size_t k,
+                                             int8_t *w) {
+    size_t p = 0;
+    for (; p + 32 <= k; p += 32) {
+        const uint8_t *block = row + p / 2;
+        for (size_t t = 0; t < 16; t++) {
+            w[p + t] = table[block[t] & 15u];
+            w[p + 16 + t] = table[block[t] >> 4];
+        }
+    }
+    for (; p < k; p++) w[p] = table[er_nibble32_index(row, p)];
+}
+
+typedef void er_codebook_s8_decoder(const uint8_t *row, const int8_t *table, size_t k, int8_t *w);
+
+/* The whole of codebook_s8 by blocks of decoded rows and `gemm` (a variant of
+ * gemm_s8 writing the block's columns through a column slice of ep). */
+static inline __attribute__((always_inline)) er_status er_codebook_s8_by_gemm(
+        const uint8_t *nibbles, const int8_t *table, const int8_t *x, size_t m, size_t n,
+        size_t k, const er_epilogue *ep, er_codebook_s8_decoder *decode, er_gemm_s8_fn *gemm) {
+    int8_t w[ER_CODEBOOK_S8_SCRATCH] __attribute__((aligned(32)));
+    const size_t ldn = er_nibble32_row_bytes(k);
+    size_t block = ER_CODEBOOK_S8_SCRATCH / k;
+    if (block >= 16) block -= block % 16;     /* whole 16-column gemm_s8 panels */
+    for (size_t j = 0; j < n; j += block) {
+        const size_t rows = n - j < block ? n - j : block;
+        for (size_t r = 0; r < rows; r++) decode(nibbles + (j + r) * ldn, table, k, w + r * k);
+        er_epilogue slice = *ep;
+        if (slice.col_scale) slice.col_scale += j;
+        if (slice.bias) slice.bias += j;
+        if (slice.y_f32) slice.y_f32 += j;
+        if (slice.y_s8) slice.y_s8 += j;
+        er_status status = gemm(x, w, m, rows, k, &slice);
+        if (status != ER_OK) return status;
+    }
+    return ER_OK;
+}
+
 #endif

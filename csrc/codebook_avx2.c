@@ -387,11 +387,26 @@ static void m1_all(const uint8_t *nibbles, size_t ldn, const int8_t *table8, __m
         m1_columns(nibbles + j * ldn, ldn, table8, table, x, k, buf, prepared, j, 1, NULL, ep);
 }
 
+er_gemm_s8_fn er_gemm_s8__avx2;   /* csrc/gemm_s8_avx2.c: the many-rows path */
+
+/* One nibble32 row into int8 weights, 32 per table lookup (many rows of x). */
+static void s8_decode_row(const uint8_t *row, const int8_t *table8, size_t k, int8_t *w) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table8));
+    const __m256i lane_shift = _mm256_set_epi64x(4, 4, 0, 0);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    size_t p = 0;
+    for (; p + 32 <= k; p += 32)
+        _mm256_storeu_si256((__m256i *)(w + p), s8_weights(row + p / 2, table, lane_shift, low4));
+    for (; p < k; p++) w[p] = table8[er_nibble32_index(row, p)];
+}
+
 er_status er_codebook_s8__avx2(const uint8_t *nibbles, const int8_t *table,
                                const int8_t *x, size_t m, size_t n, size_t k,
                                const er_epilogue *ep) {
     if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
+    if (er_codebook_s8_decode_first(m, k))
+        return er_codebook_s8_by_gemm(nibbles, table, x, m, n, k, ep, s8_decode_row, er_gemm_s8__avx2);
     const size_t ldn = er_nibble32_row_bytes(k);
     const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
     if (m == 1) {

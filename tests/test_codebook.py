@@ -10,7 +10,7 @@ from edgerun import packing, reference
 from conftest import assert_same_bits, call, kernel_implementations, random_s8
 
 KS = [1, 15, 16, 17, 31, 32, 33, 64, 100, 1000]
-MS = [1, 2, 5, 8]
+MS = [1, 2, 5, 8]   # 8: rows enough to decode the weights once and run gemm_s8 (codebook.h)
 NS = [1, 3, 17]
 
 
@@ -60,7 +60,7 @@ def test_s8_matches_reference_bit_for_bit(variant, k, rng):
 
 
 @pytest.mark.parametrize("variant", kernel_implementations("codebook_s8"))
-@pytest.mark.parametrize("m", [1, 5])
+@pytest.mark.parametrize("m", [1, 5, 8])
 @pytest.mark.parametrize("k", [32, 33, 1000, 4096, 4096 + 32 + 7, 3 * 4096 + 64])
 def test_s8_extremes_do_not_saturate(variant, m, k, rng):
     """+-127 tables with +-127 x: the vpmaddubsw pair sum must stay exact.  The long
@@ -80,7 +80,8 @@ def test_s8_extremes_do_not_saturate(variant, m, k, rng):
 
 
 @pytest.mark.parametrize("variant", kernel_implementations("codebook_s8"))
-@pytest.mark.parametrize("m,n,k", [(1, 17, 100), (8, 3, 1000), (5, 1, 33)])
+@pytest.mark.parametrize("m,n,k", [(1, 17, 100), (8, 3, 1000), (5, 1, 33), (9, 40, 1000),
+                                   (12, 600, 32)])   # several blocks of decoded rows
 def test_s8_relu_and_int8_output(variant, m, n, k, rng):
     _, nibbles, table, x = nibble_case(rng, m, n, k)
     x_scale = np.full(m, 1 / 127, np.float32)

@@ -145,5 +145,11 @@ void test_codebook(void) {
             s8_case(s8, ns8, m, 9, long_ks[a], (int)a & 1, (int)(a + m) & 15);
             f32_case(f32, nf32, m, 5, long_ks[a], 4 + (unsigned)a, (int)a);
         }
+    /* From 8 rows on, weights are decoded by blocks and run through gemm_s8
+     * (codebook.h): one block, several (600 x 32, 40 x 1000), at the size limit. */
+    s8_case(s8, ns8, 9, 40, 1000, 0, 3);
+    s8_case(s8, ns8, 12, 600, 32, 1, 5);
+    s8_case(s8, ns8, 16, 20, 4096, 1, 7);
+    s8_case(s8, ns8, 8, 7, 4097, 0, 9);
     errors(s8, ns8, f32, nf32);
 }
