@@ -21,6 +21,7 @@
 #include "edgerun.h"
 #include "epilogue.h"
 #include "gemm_s8.h"
+#include "gemm_s8_panel_neon.h"
 
 #define ER_INLINE static inline __attribute__((always_inline))
 
@@ -100,6 +101,11 @@ er_status er_gemm_s8__neon32(const int8_t *x, const int8_t *w, size_t m, size_t 
                              size_t k, const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    /* Short K: panels, as on aarch64 NEON (gemm_s8_panel_neon.h), one row at a time. */
+    if (k <= 64 && er_gemm_s8_use_panels(m, k)) {
+        er_gemm_s8_panels_neon(x, w, m, n, k, ep);
+        return ER_OK;
+    }
     size_t full_rows = m - m % 2;
     /* Column blocks outside, row tiles inside: 4 rows of w stay in cache while
      * every row of x passes by them. */

@@ -1,7 +1,7 @@
-/* The packed-panel path of gemm_s8 (gemm_s8.h) for aarch64: the float epilogue
+/* The packed-panel path of gemm_s8 (gemm_s8.h) for NEON: the float epilogue
  * on four outputs per vector op, and the panel kernels of the baseline NEON
- * variant and -- where the including file enables SDOT -- of the dotprod and
- * i8mm variants.
+ * variants (aarch64 and armv7) and -- where the including file enables SDOT --
+ * of the dotprod and i8mm variants.
  *
  * Panels are 16 columns packed in groups of 4 k, so a 16-byte vector of a
  * panel holds 4 columns x 4 k.  SDOT by lane multiplies such a vector with one
@@ -13,7 +13,7 @@
  * end of the tile. */
 #ifndef EDGERUN_GEMM_S8_PANEL_NEON_H
 #define EDGERUN_GEMM_S8_PANEL_NEON_H
-#if defined(__aarch64__)
+#if defined(__ARM_NEON)
 #include <arm_neon.h>
 #include <string.h>
 
@@ -21,6 +21,7 @@
 
 #define ER_PANEL_INLINE static inline __attribute__((always_inline))
 
+#if defined(__aarch64__)
 /* Outputs j .. j+3 of row i: er_store's float operations lane by lane (SCVTF
  * rounds to nearest like the scalar conversion), so the same bits. */
 ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, int32x4_t acc) {
@@ -34,13 +35,24 @@ ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, 
     }
     vst1q_f32(ep->y_f32 + i * ep->ldy + j, v);
 }
+#endif
 
-/* Row i's sums of columns j .. j+cols-1, four per vector in c[]. */
+/* Row i's sums of columns j .. j+cols-1, four per vector in c[].  armv7 NEON
+ * flushes subnormal floats to zero where the scalar VFP epilogue keeps them, so
+ * there the float epilogue stays scalar (the sums are integers either way). */
 ER_PANEL_INLINE void er_panel_store_row(const er_epilogue *ep, size_t i, size_t j, size_t cols,
                                         const int32x4_t c[4]) {
     size_t done = 0;
+#if defined(__aarch64__)
     if (ep->y_f32)
         for (; done + 4 <= cols; done += 4) er_panel_store4(ep, i, j + done, c[done / 4]);
+#else
+    for (; done + 4 <= cols; done += 4) {
+        int32_t four[4];
+        vst1q_s32(four, c[done / 4]);
+        er_store4_s32(ep, i, j + done, four);
+    }
+#endif
     if (done == cols) return;
     int32_t sums[ER_GEMM_S8_PANEL];
     for (int v = 0; v < 4; v++) vst1q_s32(sums + 4 * v, c[v]);
@@ -60,11 +72,21 @@ ER_PANEL_INLINE int32_t er_panel_word(const int8_t *xrow, size_t k, size_t q) {
 
 /* Column vector v (columns 4v .. 4v+3) of two groups against x0, x1 of one row:
  * lo/hi accumulate columns 4v, 4v+1 / 4v+2, 4v+3, two lanes each. */
+#if defined(__aarch64__)
+#define ER_PANEL_MUL_HIGH(p0, p1, x0, x1) vmlal_high_s8(vmull_high_s8(p0, x0), p1, x1)
+#define ER_PANEL_PAIRS(a, b) vpaddq_s32(a, b)
+#else   /* armv7: no _high forms, no vpaddq */
+#define ER_PANEL_MUL_HIGH(p0, p1, x0, x1)                                             \
+    vmlal_s8(vmull_s8(vget_high_s8(p0), vget_high_s8(x0)), vget_high_s8(p1), vget_high_s8(x1))
+#define ER_PANEL_PAIRS(a, b)                                                          \
+    vcombine_s32(vpadd_s32(vget_low_s32(a), vget_high_s32(a)),                          \
+                 vpadd_s32(vget_low_s32(b), vget_high_s32(b)))
+#endif
 #define ER_PANEL_NEON_MAC(lo, hi, p0, p1, x0, x1)                                     \
     do {                                                                              \
         lo = vpadalq_s16(lo, vmlal_s8(vmull_s8(vget_low_s8(p0), vget_low_s8(x0)),       \
                                       vget_low_s8(p1), vget_low_s8(x1)));              \
-        hi = vpadalq_s16(hi, vmlal_high_s8(vmull_high_s8(p0, x0), p1, x1));             \
+        hi = vpadalq_s16(hi, ER_PANEL_MUL_HIGH(p0, p1, x0, x1));                        \
     } while (0)
 
 #define ER_PANEL_NEON_COLUMNS(v, a_lo, a_hi, b_lo, b_hi)                              \
@@ -99,12 +121,12 @@ ER_PANEL_INLINE void er_panel_rows_neon(const int8_t *x, size_t k, const int8_t 
         ER_PANEL_NEON_COLUMNS(2, a4, a5, b4, b5);
         ER_PANEL_NEON_COLUMNS(3, a6, a7, b6, b7);
     }
-    const int32x4_t ca[4] = {vpaddq_s32(a0, a1), vpaddq_s32(a2, a3), vpaddq_s32(a4, a5),
-                             vpaddq_s32(a6, a7)};
+    const int32x4_t ca[4] = {ER_PANEL_PAIRS(a0, a1), ER_PANEL_PAIRS(a2, a3), ER_PANEL_PAIRS(a4, a5),
+                             ER_PANEL_PAIRS(a6, a7)};
     er_panel_store_row(ep, i, j, cols, ca);
     if (rows > 1) {
-        const int32x4_t cb[4] = {vpaddq_s32(b0, b1), vpaddq_s32(b2, b3), vpaddq_s32(b4, b5),
-                                 vpaddq_s32(b6, b7)};
+        const int32x4_t cb[4] = {ER_PANEL_PAIRS(b0, b1), ER_PANEL_PAIRS(b2, b3), ER_PANEL_PAIRS(b4, b5),
+                                 ER_PANEL_PAIRS(b6, b7)};
         er_panel_store_row(ep, i + 1, j, cols, cb);
     }
 }
@@ -117,13 +139,15 @@ static inline void er_gemm_s8_panels_neon(const int8_t *x, const int8_t *w, size
         const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
         er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
         size_t i = 0;
+#if defined(__aarch64__)
         for (; i + 2 <= m; i += 2) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 2);
-        if (i < m) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 1);
+#endif  /* armv7's 16 quad registers hold one row's 8 accumulators, not two */
+        for (; i < m; i++) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 1);
     }
 }
 
 /* ---- SDOT: 4 rows x 16 columns, 16 accumulators ----------------------------- */
-#if defined(__ARM_FEATURE_DOTPROD)
+#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
 
 /* 16 bytes of x from 4s*4 (zero past k). */
 ER_PANEL_INLINE int8x16_t er_panel_x16(const int8_t *xrow, size_t k, size_t s) {
@@ -183,5 +207,5 @@ static inline void er_gemm_s8_panels_sdot(const int8_t *x, const int8_t *w, size
     }
 }
 #endif /* __ARM_FEATURE_DOTPROD */
-#endif /* __aarch64__ */
+#endif /* __ARM_NEON */
 #endif
