@@ -4,7 +4,9 @@ installed, onnxruntime MatMulInteger, one thread, side by side per shape:
     python -m pytest bench/test_bench_gemm.py --benchmark-group-by=param:shape
 
 Shapes: M in {1, 8, 64} rows of activations times Linear layers (K, N) of
-1024x1024, 4096x1024 and 4096x4096.  edgerun's time includes its float
+1024x1024, 4096x1024 and 4096x4096; then the short-K shapes the packed panels are
+for (csrc/gemm_s8.h): 1x1 convs over an image's pixels (MobileNetV2-style, M = H*W)
+and a BERT-style projection over 128 tokens.  edgerun's time includes its float
 epilogue (per-row and per-column scales, bias); MatMulInteger stops at int32."""
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from edgerun import _backend
 
 SHAPES = [(m, k, n) for m in (1, 8, 64) for k, n in ((1024, 1024), (4096, 1024), (4096, 4096))]
+SHAPES += [(4096, 16, 48), (1024, 32, 96), (256, 96, 16), (128, 256, 1024)]
 IDS = [f"M{m}-K{k}-N{n}" for m, k, n in SHAPES]
 
 
