@@ -69,6 +69,38 @@ static inline void er_gemm_s8_pack_panel(const int8_t *w, size_t k, size_t j, si
     }
 }
 
+/* Rows i .. i+rows-1 of x against one packed panel (columns j .. j+cols-1 of w,
+ * `groups` groups of 4 k): an ISA's panel tile, rows <= its tile height. */
+typedef void er_gemm_s8_panel_rows_fn(const int8_t *x, size_t k, const int8_t *panel,
+                                      size_t groups, size_t i, size_t j, size_t cols,
+                                      const er_epilogue *ep, int rows);
+
+/* The whole GEMM on panels, the one driver of every ISA's panel path: pack 16
+ * columns of w at a time (groups rounded up to a multiple of group_step, the
+ * k an ISA's step reads at once), then run every row of x against the panel,
+ * which stays in L1: tile_rows at a time, then the 1 .. tile_rows-1 left over.
+ * Always inlined with constant arguments, so each rows_fn call is direct and
+ * its `rows` a constant (the tiles keep their accumulators in registers). */
+static inline __attribute__((always_inline)) void er_gemm_s8_by_panels(
+        const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k, const er_epilogue *ep,
+        size_t group_step, const int tile_rows, er_gemm_s8_panel_rows_fn *rows_fn) {
+    int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX] __attribute__((aligned(32)));
+    const size_t groups = ((k + 3) / 4 + group_step - 1) / group_step * group_step;
+    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
+        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
+        er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
+        size_t i = 0;
+        for (; i + (size_t)tile_rows <= m; i += (size_t)tile_rows)
+            rows_fn(x, k, panel, groups, i, j, cols, ep, tile_rows);
+        switch (m - i) {    /* 0 .. tile_rows - 1 rows left; no instance above that */
+        case 3: if (tile_rows > 3) rows_fn(x, k, panel, groups, i, j, cols, ep, 3); break;
+        case 2: if (tile_rows > 2) rows_fn(x, k, panel, groups, i, j, cols, ep, 2); break;
+        case 1: if (tile_rows > 1) rows_fn(x, k, panel, groups, i, j, cols, ep, 1); break;
+        default: break;
+        }
+    }
+}
+
 /* x[4q .. 4q+3] as one 32-bit word (the bytes in memory order), zero past k. */
 static inline int32_t er_gemm_s8_group(const int8_t *xrow, size_t k, size_t q) {
     int8_t bytes[4] = {0, 0, 0, 0};

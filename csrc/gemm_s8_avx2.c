@@ -243,12 +243,13 @@ ER_INLINE int32_t load_word(const int8_t *p) {
 
 /* Rows i .. i+rows-1 (rows <= 4, a compile-time constant per instance) against a
  * packed panel: 8 accumulators, written out so GCC keeps them in registers. */
-ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t i, size_t j,
-                          size_t cols, const er_epilogue *ep, const int rows, const int nonneg) {
+ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t groups, size_t i,
+                          size_t j, size_t cols, const er_epilogue *ep, const int rows,
+                          const int nonneg) {
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
     __m256i a0 = _mm256_setzero_si256(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-    const size_t groups = (k + 3) / 4, full = k / 4;
+    const size_t full = k / 4;
     for (size_t q = 0; q < groups; q++) {
         const __m256i p0 = LOAD(panel + q * 64), p1 = LOAD(panel + q * 64 + 32);
         PANEL_MAC(a0, b0, LOAD_GROUP(x0, q));
@@ -262,22 +263,16 @@ ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t
     if (rows > 3) store_panel_row(ep, i + 3, j, cols, a3, b3);
 }
 
-/* Every row against each panel in turn: the panel (<= 2 KB) stays in L1. */
-ER_INLINE void gemm_panels(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
-                           const er_epilogue *ep, const int nonneg) {
-    _Alignas(32) int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX];
-    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
-        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
-        er_gemm_s8_pack_panel(w, k, j, cols, (k + 3) / 4, panel);
-        size_t i = 0;
-        for (; i + 4 <= m; i += 4) panel_rows(x, k, panel, i, j, cols, ep, 4, nonneg);
-        switch (m - i) {
-        case 3: panel_rows(x, k, panel, i, j, cols, ep, 3, nonneg); break;
-        case 2: panel_rows(x, k, panel, i, j, cols, ep, 2, nonneg); break;
-        case 1: panel_rows(x, k, panel, i, j, cols, ep, 1, nonneg); break;
-        default: break;
-        }
-    }
+/* The two instances er_gemm_s8_by_panels (gemm_s8.h) takes: with and without
+ * the sign step. */
+ER_INLINE void panel_rows_signed(const int8_t *x, size_t k, const int8_t *panel, size_t groups,
+                                 size_t i, size_t j, size_t cols, const er_epilogue *ep, int rows) {
+    panel_rows(x, k, panel, groups, i, j, cols, ep, rows, 0);
+}
+
+ER_INLINE void panel_rows_nonneg(const int8_t *x, size_t k, const int8_t *panel, size_t groups,
+                                 size_t i, size_t j, size_t cols, const er_epilogue *ep, int rows) {
+    panel_rows(x, k, panel, groups, i, j, cols, ep, rows, 1);
 }
 
 ER_INLINE void gemm(const int8_t *x, const int8_t *w, size_t m, size_t n, size_t k,
@@ -327,9 +322,9 @@ er_status er_gemm_s8__avx2(const int8_t *x, const int8_t *w, size_t m, size_t n,
     const int nonneg = all_nonnegative(x, m * k);
     if (er_gemm_s8_use_panels(m, k)) {
         if (nonneg)
-            gemm_panels(x, w, m, n, k, ep, 1);
+            er_gemm_s8_by_panels(x, w, m, n, k, ep, 1, 4, panel_rows_nonneg);
         else
-            gemm_panels(x, w, m, n, k, ep, 0);
+            er_gemm_s8_by_panels(x, w, m, n, k, ep, 1, 4, panel_rows_signed);
     } else if (nonneg) {
         gemm(x, w, m, n, k, ep, 1);
     } else {

@@ -131,19 +131,16 @@ ER_PANEL_INLINE void er_panel_rows_neon(const int8_t *x, size_t k, const int8_t 
     }
 }
 
+/* aarch64's 32 vector registers hold two rows' 16 accumulators, armv7's 16 one row's 8. */
+#if defined(__aarch64__)
+#define ER_PANEL_NEON_TILE_ROWS 2
+#else
+#define ER_PANEL_NEON_TILE_ROWS 1
+#endif
+
 static inline void er_gemm_s8_panels_neon(const int8_t *x, const int8_t *w, size_t m, size_t n,
                                           size_t k, const er_epilogue *ep) {
-    int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX] __attribute__((aligned(16)));
-    const size_t groups = ((k + 3) / 4 + 1) / 2 * 2;
-    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
-        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
-        er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
-        size_t i = 0;
-#if defined(__aarch64__)
-        for (; i + 2 <= m; i += 2) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 2);
-#endif  /* armv7's 16 quad registers hold one row's 8 accumulators, not two */
-        for (; i < m; i++) er_panel_rows_neon(x, k, panel, groups, i, j, cols, ep, 1);
-    }
+    er_gemm_s8_by_panels(x, w, m, n, k, ep, 2, ER_PANEL_NEON_TILE_ROWS, er_panel_rows_neon);
 }
 
 /* ---- SDOT: 4 rows x 16 columns, 16 accumulators ----------------------------- */
@@ -191,20 +188,7 @@ ER_PANEL_INLINE void er_panel_rows_sdot(const int8_t *x, size_t k, const int8_t 
 
 static inline void er_gemm_s8_panels_sdot(const int8_t *x, const int8_t *w, size_t m, size_t n,
                                           size_t k, const er_epilogue *ep) {
-    int8_t panel[ER_GEMM_S8_PANEL_BYTES_MAX] __attribute__((aligned(16)));
-    const size_t groups = ((k + 3) / 4 + 3) / 4 * 4;
-    for (size_t j = 0; j < n; j += ER_GEMM_S8_PANEL) {
-        const size_t cols = n - j < ER_GEMM_S8_PANEL ? n - j : ER_GEMM_S8_PANEL;
-        er_gemm_s8_pack_panel(w, k, j, cols, groups, panel);
-        size_t i = 0;
-        for (; i + 4 <= m; i += 4) er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 4);
-        switch (m - i) {
-        case 3: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 3); break;
-        case 2: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 2); break;
-        case 1: er_panel_rows_sdot(x, k, panel, groups, i, j, cols, ep, 1); break;
-        default: break;
-        }
-    }
+    er_gemm_s8_by_panels(x, w, m, n, k, ep, 4, 4, er_panel_rows_sdot);
 }
 #endif /* __ARM_FEATURE_DOTPROD */
 #endif /* __ARM_NEON */
