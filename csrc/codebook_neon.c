@@ -133,26 +133,14 @@ ER_INLINE void s8_columns(const uint8_t *nib, size_t ldn, const int8_t *table8,
 
 er_gemm_s8_fn er_gemm_s8__neon;   /* csrc/gemm_s8_neon.c: the many-rows path */
 
-/* One nibble32 row into int8 weights, 32 per two table lookups (many rows of x). */
-static void s8_decode_row(const uint8_t *row, const int8_t *table8, size_t k, int8_t *w) {
-    const int8x16_t table = vld1q_s8(table8);
-    const uint8x16_t low4 = vdupq_n_u8(0x0F);
-    size_t p = 0;
-    for (; p + 32 <= k; p += 32) {
-        uint8x16_t v = vld1q_u8(row + p / 2);
-        vst1q_s8(w + p, vqtbl1q_s8(table, vandq_u8(v, low4)));
-        vst1q_s8(w + p + 16, vqtbl1q_s8(table, vshrq_n_u8(v, 4)));
-    }
-    for (; p < k; p++) w[p] = table8[er_nibble32_index(row, p)];
-}
-
 er_status er_codebook_s8__neon(const uint8_t *nibbles, const int8_t *table,
                                const int8_t *x, size_t m, size_t n, size_t k,
                                const er_epilogue *ep) {
     if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
     if (er_codebook_s8_decode_first(m, k))
-        return er_codebook_s8_by_gemm(nibbles, table, x, m, n, k, ep, s8_decode_row, er_gemm_s8__neon);
+        return er_codebook_s8_by_gemm(nibbles, table, x, m, n, k, ep, er_codebook_s8_decode_row_neon,
+                                      er_gemm_s8__neon);
     const size_t ldn = er_nibble32_row_bytes(k);
     const int8x16_t tab = vld1q_s8(table);
     size_t j = 0;
