@@ -50,12 +50,11 @@ def _layer_norm(axis, epsilon, kernels, residual=False):
         scale, bias = (rest + (None,))[:2]
         if r is not None and r.shape != x.shape:        # a broadcasting residual
             x, r = _float32(np.add(x, r)), None
-        if not _last_axis(axis, x) or np.shape(scale) != x.shape[-1:]:
-            if r is not None:
-                x = _float32(np.add(x, r))
-            return evaluate.layer_norm(x, scale, bias, axis, epsilon)
-        return kernels.layer_norm_f32(_float32(x), scale, bias, epsilon,
-                                      residual=None if r is None else _float32(r))
+        if _last_axis(axis, x) and np.shape(scale) == x.shape[-1:]:
+            return kernels.layer_norm_f32(_float32(x), scale, bias, epsilon,
+                                          residual=None if r is None else _float32(r))
+        return evaluate.layer_norm(x if r is None else _float32(np.add(x, r)), scale, bias, axis,
+                                   epsilon)
     return layer_norm
 
 
