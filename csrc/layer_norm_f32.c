@@ -50,18 +50,15 @@ static float squares(const float *d, float dmean, size_t n) {
     return lanes_total(lane) + er_layer_norm_squares_tail(d, dmean, p, n);
 }
 
+/* Pass 3, over d in y. */
+static void output(float *y, float dmean, float inv, const float *scale, const float *bias,
+                   size_t n) {
+    er_layer_norm_output_tail(y, dmean, inv, scale, bias, y, 0, n);
+}
+
 er_status er_layer_norm_f32__scalar(const float *x, const float *residual, const float *scale,
                                     const float *bias, float *y, size_t rows, size_t n,
                                     float epsilon) {
-    er_status status = er_layer_norm_args(x, scale, y, epsilon);
-    if (status != ER_OK || n == 0) return status;
-    for (size_t i = 0; i < rows; i++) {
-        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
-        float *yrow = y + i * n;
-        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
-        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
-        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
-        er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, 0, n);
-    }
-    return ER_OK;
+    return er_layer_norm_rows(x, residual, scale, bias, y, rows, n, epsilon, shifted_sum, squares,
+                              output);
 }

@@ -58,4 +58,34 @@ static inline float er_layer_norm_inv_std(float squares, size_t n, float epsilon
     return 1.0f / sqrtf(squares / (float)n + epsilon);
 }
 
+/* An ISA's three passes over one row of n: pass 1 stores d = v - shift to y and
+ * returns its sum, pass 2 returns the sum of (d - dmean)^2, pass 3 writes
+ * (d - dmean) * inv * scale + bias over d in y (bias may be NULL). */
+typedef float er_layer_norm_shift_fn(const float *x, const float *r, float *y, float shift,
+                                     size_t n);
+typedef float er_layer_norm_squares_fn(const float *d, float dmean, size_t n);
+typedef void er_layer_norm_output_fn(float *y, float dmean, float inv, const float *scale,
+                                     const float *bias, size_t n);
+
+/* The whole kernel around an ISA's passes: checks, then row by row the shift
+ * (the row's first value, so a mean of 1e4 +- 1 keeps its digits), the mean, the
+ * inverse standard deviation and the output.  Always inlined with constant
+ * pass functions, so every call is direct. */
+static inline __attribute__((always_inline)) er_status er_layer_norm_rows(
+        const float *x, const float *residual, const float *scale, const float *bias, float *y,
+        size_t rows, size_t n, float epsilon, er_layer_norm_shift_fn *shifted_sum,
+        er_layer_norm_squares_fn *squares, er_layer_norm_output_fn *output) {
+    er_status status = er_layer_norm_args(x, scale, y, epsilon);
+    if (status != ER_OK || n == 0) return status;
+    for (size_t i = 0; i < rows; i++) {
+        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
+        float *yrow = y + i * n;
+        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
+        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
+        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
+        output(yrow, dmean, inv, scale, bias, n);
+    }
+    return ER_OK;
+}
+
 #endif

@@ -77,47 +77,43 @@ static float squares(const float *d, float dmean, size_t n) {
     return hsum(_mm256_add_ps(acc0, acc1)) + er_layer_norm_squares_tail(d, dmean, p, n);
 }
 
+/* Pass 3, over d in y: y = c * inv * scale + bias, 16 per step (loop overhead
+ * is a fifth of this pass at 8). */
+static void output(float *yrow, float dmean, float inv, const float *scale, const float *bias,
+                   size_t n) {
+    const __m256 dm = _mm256_set1_ps(dmean), vinv = _mm256_set1_ps(inv);
+    size_t p = 0;
+    if (bias) {
+        for (; p + 16 <= n; p += 16) {
+            __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
+            __m256 c1 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p + 8), dm);
+            _mm256_storeu_ps(yrow + p, _mm256_fmadd_ps(_mm256_mul_ps(c0, vinv),
+                                                       _mm256_loadu_ps(scale + p),
+                                                       _mm256_loadu_ps(bias + p)));
+            _mm256_storeu_ps(yrow + p + 8, _mm256_fmadd_ps(_mm256_mul_ps(c1, vinv),
+                                                           _mm256_loadu_ps(scale + p + 8),
+                                                           _mm256_loadu_ps(bias + p + 8)));
+        }
+        for (; p + 8 <= n; p += 8) {
+            __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
+            _mm256_storeu_ps(yrow + p, _mm256_fmadd_ps(_mm256_mul_ps(c0, vinv),
+                                                       _mm256_loadu_ps(scale + p),
+                                                       _mm256_loadu_ps(bias + p)));
+        }
+    } else {
+        for (; p + 8 <= n; p += 8) {
+            __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
+            __m256 out = _mm256_mul_ps(_mm256_mul_ps(c0, vinv), _mm256_loadu_ps(scale + p));
+            _mm256_storeu_ps(yrow + p, out);
+        }
+    }
+    er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);
+}
+
 er_status er_layer_norm_f32__avx2(const float *x, const float *residual, const float *scale,
                                   const float *bias, float *y, size_t rows, size_t n,
                                   float epsilon) {
-    er_status status = er_layer_norm_args(x, scale, y, epsilon);
-    if (status != ER_OK || n == 0) return status;
-    for (size_t i = 0; i < rows; i++) {
-        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
-        float *yrow = y + i * n;
-        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
-        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
-        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
-        /* Pass 3, over d in y: y = c * inv * scale + bias, 16 per step (loop
-         * overhead is a fifth of this pass at 8). */
-        const __m256 dm = _mm256_set1_ps(dmean), vinv = _mm256_set1_ps(inv);
-        size_t p = 0;
-        if (bias) {
-            for (; p + 16 <= n; p += 16) {
-                __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
-                __m256 c1 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p + 8), dm);
-                _mm256_storeu_ps(yrow + p, _mm256_fmadd_ps(_mm256_mul_ps(c0, vinv),
-                                                           _mm256_loadu_ps(scale + p),
-                                                           _mm256_loadu_ps(bias + p)));
-                _mm256_storeu_ps(yrow + p + 8, _mm256_fmadd_ps(_mm256_mul_ps(c1, vinv),
-                                                               _mm256_loadu_ps(scale + p + 8),
-                                                               _mm256_loadu_ps(bias + p + 8)));
-            }
-            for (; p + 8 <= n; p += 8) {
-                __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
-                _mm256_storeu_ps(yrow + p, _mm256_fmadd_ps(_mm256_mul_ps(c0, vinv),
-                                                           _mm256_loadu_ps(scale + p),
-                                                           _mm256_loadu_ps(bias + p)));
-            }
-        } else {
-            for (; p + 8 <= n; p += 8) {
-                __m256 c0 = _mm256_sub_ps(_mm256_loadu_ps(yrow + p), dm);
-                __m256 out = _mm256_mul_ps(_mm256_mul_ps(c0, vinv), _mm256_loadu_ps(scale + p));
-                _mm256_storeu_ps(yrow + p, out);
-            }
-        }
-        er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);
-    }
-    return ER_OK;
+    return er_layer_norm_rows(x, residual, scale, bias, y, rows, n, epsilon, shifted_sum, squares,
+                              output);
 }
 #endif /* __x86_64__ */

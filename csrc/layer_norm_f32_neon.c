@@ -73,40 +73,36 @@ static float squares(const float *d, float dmean, size_t n) {
     return hsum(vaddq_f32(acc0, acc1)) + er_layer_norm_squares_tail(d, dmean, p, n);
 }
 
+/* Pass 3, over d in y: y = c * inv * scale + bias, 8 per step (loop overhead is
+ * a quarter of this pass at 4). */
+static void output(float *yrow, float dmean, float inv, const float *scale, const float *bias,
+                   size_t n) {
+    const float32x4_t dm = vdupq_n_f32(dmean);
+    size_t p = 0;
+    if (bias) {
+        for (; p + 8 <= n; p += 8) {
+            float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
+            float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
+            vst1q_f32(yrow + p, mul_add(vld1q_f32(bias + p), vmulq_n_f32(c0, inv),
+                                        vld1q_f32(scale + p)));
+            vst1q_f32(yrow + p + 4, mul_add(vld1q_f32(bias + p + 4), vmulq_n_f32(c1, inv),
+                                            vld1q_f32(scale + p + 4)));
+        }
+    } else {
+        for (; p + 8 <= n; p += 8) {
+            float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
+            float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
+            vst1q_f32(yrow + p, vmulq_f32(vmulq_n_f32(c0, inv), vld1q_f32(scale + p)));
+            vst1q_f32(yrow + p + 4, vmulq_f32(vmulq_n_f32(c1, inv), vld1q_f32(scale + p + 4)));
+        }
+    }
+    er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);
+}
+
 static er_status layer_norm(const float *x, const float *residual, const float *scale,
                             const float *bias, float *y, size_t rows, size_t n, float epsilon) {
-    er_status status = er_layer_norm_args(x, scale, y, epsilon);
-    if (status != ER_OK || n == 0) return status;
-    for (size_t i = 0; i < rows; i++) {
-        const float *xrow = x + i * n, *rrow = residual ? residual + i * n : NULL;
-        float *yrow = y + i * n;
-        float shift = rrow ? xrow[0] + rrow[0] : xrow[0];
-        float dmean = shifted_sum(xrow, rrow, yrow, shift, n) / (float)n;
-        float inv = er_layer_norm_inv_std(squares(yrow, dmean, n), n, epsilon);
-        /* Pass 3, over d in y: y = c * inv * scale + bias, 8 per step (loop
-         * overhead is a quarter of this pass at 4). */
-        const float32x4_t dm = vdupq_n_f32(dmean);
-        size_t p = 0;
-        if (bias) {
-            for (; p + 8 <= n; p += 8) {
-                float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
-                float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
-                vst1q_f32(yrow + p, mul_add(vld1q_f32(bias + p), vmulq_n_f32(c0, inv),
-                                            vld1q_f32(scale + p)));
-                vst1q_f32(yrow + p + 4, mul_add(vld1q_f32(bias + p + 4), vmulq_n_f32(c1, inv),
-                                                vld1q_f32(scale + p + 4)));
-            }
-        } else {
-            for (; p + 8 <= n; p += 8) {
-                float32x4_t c0 = vsubq_f32(vld1q_f32(yrow + p), dm);
-                float32x4_t c1 = vsubq_f32(vld1q_f32(yrow + p + 4), dm);
-                vst1q_f32(yrow + p, vmulq_f32(vmulq_n_f32(c0, inv), vld1q_f32(scale + p)));
-                vst1q_f32(yrow + p + 4, vmulq_f32(vmulq_n_f32(c1, inv), vld1q_f32(scale + p + 4)));
-            }
-        }
-        er_layer_norm_output_tail(yrow, dmean, inv, scale, bias, yrow, p, n);
-    }
-    return ER_OK;
+    return er_layer_norm_rows(x, residual, scale, bias, y, rows, n, epsilon, shifted_sum, squares,
+                              output);
 }
 
 #if defined(__aarch64__)
