@@ -16,6 +16,15 @@
  *   then either y_f32[i*ldy + j] = v, or, requantizing for the next int8 layer,
  *       y_s8[i*ldy + j] = clamp(round_half_even(v * out_inv_scale), -127, 127).
  *   A NULL row_scale / col_scale / bias is skipped (not multiplied by 1).
+ * - Asymmetric activations (gemm_s8 only; every other kernel refuses them):
+ *   x holds q in [0, 127] with a zero point z per row (quantize_rows_u7), so
+ *   the product wanted is sum_p (x[i][p] - z[i]) * w[j][p].  Then row_zero = z
+ *   and col_sum[j] = sum_p w[j][p], and before the conversion to float
+ *       acc -= row_zero[i] * col_sum[j]
+ *   in wrapping 32-bit arithmetic: the intermediate terms may exceed int32,
+ *   the difference never does (|x - z| <= 127, so it is bounded like any sum).
+ *   Why: x86 without VNNI multiplies int8 as unsigned x signed (vpmaddubsw);
+ *   a signed x costs a sign step per product vector, a non-negative x does not.
  * - Kernels never allocate and never abort.  Scratch memory, where needed, is
  *   sized by a companion *_scratch_bytes function and owned by the caller.
  *   Every entry point returns an er_status; on error the output is unspecified.
@@ -54,6 +63,8 @@ typedef struct {
     int8_t *y_s8;
     float out_inv_scale;     /* y_s8 only: 1 / scale of the int8 output */
     size_t ldy;              /* row stride of y in elements, >= n */
+    const int32_t *row_zero; /* [m] or NULL: zero point of each row of an asymmetric x */
+    const int32_t *col_sum;  /* [n], with row_zero (else NULL): sum_p w[j][p] */
 } er_epilogue;
 
 /* ---- quantize_rows_s8 -------------------------------------------------------
@@ -64,6 +75,22 @@ typedef struct {
  * Returns ER_ERR_NONFINITE if any element is NaN or Inf.  Cost: 2 passes over x. */
 typedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
                                           int8_t *q, float *scale);
+
+/* ---- quantize_rows_u7 -------------------------------------------------------
+ * x [m, k] float32 -> q [m, k] int8 in [0, 127], scale [m] float32, zero [m]
+ * int32, per row, asymmetric over the row's range including 0:
+ *     lo = min(min x[i, :], 0);   hi = max(max x[i, :], 0)
+ *     if hi == lo: scale = 0, zero = 0, q = 0
+ *     range = hi - lo;   inv = 127.0f / range;   scale = range / 127.0f
+ *       (if range overflows to Inf: r = 0.5f * hi - 0.5f * lo,
+ *        inv = 63.5f / r, scale = r / 63.5f)
+ *     zero = min(round_half_even(-lo * inv), 127)
+ *     q = clamp(round_half_even(x * inv) + zero, 0, 127)
+ * so x ~ scale * (q - zero).  On a row without negatives this is exactly
+ * quantize_rows_s8 with zero = 0.  Returns ER_ERR_NONFINITE for NaN or Inf.
+ * Cost: 2 passes over x. */
+typedef er_status er_quantize_rows_u7_fn(const float *x, size_t m, size_t k,
+                                          int8_t *q, float *scale, int32_t *zero);
 
 /* ---- layer_norm_f32 ---------------------------------------------------------
  * Per row of x [rows, n] float32 (row-major, contiguous), with an optional

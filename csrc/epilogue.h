@@ -30,8 +30,15 @@ static inline void er_store(const er_epilogue *ep, size_t i, size_t j, float v) 
         ep->y_s8[i * ep->ldy + j] = er_requantize(v, ep->out_inv_scale);
 }
 
+/* acc less the zero-point term of an asymmetric x (edgerun.h), in uint32: the
+ * product may wrap, the difference is always an int32 (and GCC converts modulo). */
+static inline int32_t er_zero_shift(const er_epilogue *ep, size_t i, size_t j, int32_t acc) {
+    if (!ep->row_zero) return acc;
+    return (int32_t)((uint32_t)acc - (uint32_t)ep->row_zero[i] * (uint32_t)ep->col_sum[j]);
+}
+
 static inline void er_store_s32(const er_epilogue *ep, size_t i, size_t j, int32_t acc) {
-    er_store(ep, i, j, (float)acc);
+    er_store(ep, i, j, (float)er_zero_shift(ep, i, j, acc));
 }
 
 /* Outputs j .. j+3 of row i: er_store's float operations in its order (so the
@@ -45,7 +52,7 @@ static inline void er_store4_s32(const er_epilogue *ep, size_t i, size_t j, cons
         return;
     }
     float v[4];
-    for (int c = 0; c < 4; c++) v[c] = (float)acc[c];
+    for (int c = 0; c < 4; c++) v[c] = (float)er_zero_shift(ep, i, j + (size_t)c, acc[c]);
     if (ep->row_scale) {
         const float r = ep->row_scale[i];
         for (int c = 0; c < 4; c++) v[c] *= r;
@@ -60,8 +67,18 @@ static inline void er_store4_s32(const er_epilogue *ep, size_t i, size_t j, cons
     for (int c = 0; c < 4; c++) y[c] = v[c];
 }
 
+/* For kernels that take a symmetric x only: zero points are refused. */
 static inline int er_epilogue_ok(const er_epilogue *ep, size_t n) {
-    return ep && ((ep->y_f32 != NULL) != (ep->y_s8 != NULL)) && ep->ldy >= n;
+    return ep && ((ep->y_f32 != NULL) != (ep->y_s8 != NULL)) && ep->ldy >= n && !ep->row_zero &&
+           !ep->col_sum;
+}
+
+/* For gemm_s8, which also takes an asymmetric x: row_zero and col_sum together. */
+static inline int er_epilogue_zero_ok(const er_epilogue *ep, size_t n) {
+    if (!ep || (ep->row_zero == NULL) != (ep->col_sum == NULL)) return 0;
+    er_epilogue symmetric = *ep;
+    symmetric.row_zero = NULL, symmetric.col_sum = NULL;
+    return er_epilogue_ok(&symmetric, n);
 }
 
 #endif

@@ -17,7 +17,7 @@
 /* ER_OK to go on; ER_ERR_ARGUMENT / ER_ERR_K_TOO_LARGE otherwise. */
 static inline er_status er_gemm_s8_check(const int8_t *x, const int8_t *w, size_t n,
                                          size_t k, const er_epilogue *ep) {
-    if (!x || !w || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
+    if (!x || !w || !er_epilogue_zero_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
     return ER_OK;
 }

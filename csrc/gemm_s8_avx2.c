@@ -196,6 +196,9 @@ ER_INLINE void tile_1x1(const int8_t *x, const int8_t *w, size_t k, size_t i, si
 /* Eight outputs of row i from columns j .. j+7: er_store's float operations
  * lane by lane (int32 -> float rounds to nearest in both), so the same bits. */
 ER_INLINE void store8(const er_epilogue *ep, size_t i, size_t j, __m256i acc) {
+    if (ep->row_zero)   /* vpmulld/vpsubd wrap like er_zero_shift's uint32 */
+        acc = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(ep->row_zero[i]),
+                                                       LOAD(ep->col_sum + j)));
     __m256 v = _mm256_cvtepi32_ps(acc);
     if (ep->row_scale) v = _mm256_mul_ps(v, _mm256_set1_ps(ep->row_scale[i]));
     if (ep->col_scale) v = _mm256_mul_ps(v, _mm256_loadu_ps(ep->col_scale + j));

@@ -25,6 +25,8 @@
 /* Outputs j .. j+3 of row i: er_store's float operations lane by lane (SCVTF
  * rounds to nearest like the scalar conversion), so the same bits. */
 ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, int32x4_t acc) {
+    if (ep->row_zero)   /* MLS wraps like er_zero_shift's uint32 */
+        acc = vmlsq_n_s32(acc, vld1q_s32(ep->col_sum + j), ep->row_zero[i]);
     float32x4_t v = vcvtq_f32_s32(acc);
     if (ep->row_scale) v = vmulq_n_f32(v, ep->row_scale[i]);
     if (ep->col_scale) v = vmulq_f32(v, vld1q_f32(ep->col_scale + j));

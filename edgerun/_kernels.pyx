@@ -31,6 +31,8 @@ cdef extern from "edgerun.h" nogil:
         int8_t *y_s8
         float out_inv_scale
         size_t ldy
+        const int32_t *row_zero
+        const int32_t *col_sum
 
     ctypedef struct er_csr:
         size_t rows
@@ -65,6 +67,8 @@ cdef extern from "edgerun.h" nogil:
 
     ctypedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
                                               int8_t *q, float *scale)
+    ctypedef er_status er_quantize_rows_u7_fn(const float *x, size_t m, size_t k,
+                                              int8_t *q, float *scale, int32_t *zero)
     ctypedef er_status er_layer_norm_f32_fn(const float *x, const float *residual,
                                             const float *scale, const float *bias, float *y,
                                             size_t rows, size_t n, float epsilon)
@@ -203,6 +207,8 @@ cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_
     ep.col_scale = _f32_ptr(w_scale)
     ep.bias = _f32_ptr(bias)
     ep.relu = relu
+    ep.row_zero = NULL
+    ep.col_sum = NULL
     ep.y_f32 = NULL
     ep.y_s8 = NULL
     ep.ldy = out.shape[1]

@@ -63,9 +63,41 @@ def quantize_rows_s8(x, out=None):
     return q, scale
 
 
-def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None):
+def quantize_rows_u7(x, out=None):
+    """Asymmetric per-row 7-bit: over [lo, hi] = [min(x, 0), max(x, 0)],
+    inv = 127 / (hi - lo), zero = rint(-lo * inv), q = clip(rint(x * inv) + zero, 0, 127),
+    scale = (hi - lo) / 127, so x ~ scale * (q - zero) (edgerun.h has the details).
+    A row without negatives gets quantize_rows_s8's q and scale, zero 0."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ShapeError(f"x must be 2-D, got shape {x.shape}")
+    if x.size and not np.isfinite(x).all():
+        raise NonFiniteError("quantize_rows_u7: input contains NaN or Inf")
+    m, k = x.shape
+    zero_f = np.float32(0)
+    lo = np.minimum(x.min(axis=1), zero_f) if k else np.zeros(m, np.float32)
+    hi = np.maximum(x.max(axis=1), zero_f) if k else np.zeros(m, np.float32)
+    empty = hi == lo
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        width = (hi - lo).astype(np.float32)
+        half = (np.float32(0.5) * hi - np.float32(0.5) * lo).astype(np.float32)
+        finite = width <= np.finfo(np.float32).max
+        inv = np.where(finite, np.float32(127) / width, np.float32(63.5) / half).astype(np.float32)
+        scale = np.where(finite, width / np.float32(127), half / np.float32(63.5)).astype(np.float32)
+        zero = np.minimum(np.rint(-lo * inv), 127)
+        zero = np.where(empty, 0, zero).astype(np.int32)
+        r = np.rint(x * np.where(empty, 0, inv).astype(np.float32)[:, None])
+    q = _output(out, x.shape, np.int8)
+    q[...] = np.clip(r.astype(np.int32) + zero[:, None], 0, 127).astype(np.int8)
+    return q, np.where(empty, np.float32(0), scale).astype(np.float32), zero
+
+
+def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None,
+            x_zero=None, w_sums=None):
     """int8 x [m, k] times int8 w [n, k] (stored by output row), int32 accumulation,
-    then the epilogue: float32 [m, n], or int8 [m, n] when out_scale is given."""
+    then the epilogue: float32 [m, n], or int8 [m, n] when out_scale is given.
+    With x_zero [m] and w_sums [n] (asymmetric x from quantize_rows_u7) the sums
+    are acc - x_zero * w_sums, wrapped to int32 as the kernels do."""
     x = np.asarray(x)
     w = np.asarray(w)
     if x.dtype != np.int8 or x.ndim != 2:
@@ -76,6 +108,11 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     if k > MAX_K_S8:
         raise ShapeError(f"gemm_s8: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
     acc = x.astype(np.int32) @ w.T.astype(np.int32)
+    if (x_zero is None) != (w_sums is None):
+        raise ShapeError("x_zero and w_sums go together: give both or neither")
+    if x_zero is not None:
+        shift = np.asarray(x_zero, np.int64)[:, None] * np.asarray(w_sums, np.int64)[None, :]
+        acc = (acc.astype(np.int64) - shift).astype(np.uint32).astype(np.int32)
     return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
 
 

@@ -60,6 +60,67 @@ def test_relu_and_int8_output_match_reference(variant, m, n, k, rng):
         assert q.min() >= -127
 
 
+def asymmetric(rng, m, k, extreme=False):
+    """x as quantize_rows_u7 leaves it: q in [0, 127] and a zero point per row; with
+    extreme, q and zero at the ends of the range (0 against 127 and back)."""
+    if extreme:
+        q = np.where(rng.random((m, k)) < 0.5, 0, 127).astype(np.int8)
+        zero = np.where(rng.random(m) < 0.5, 0, 127).astype(np.int32)
+    else:
+        q = rng.integers(0, 128, (m, k)).astype(np.int8)
+        zero = rng.integers(0, 128, m).astype(np.int32)
+    return q, zero
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k", SHAPES + PANEL_SHAPES)
+@pytest.mark.parametrize("extreme", [False, True], ids=["random", "ends"])
+def test_zero_points_match_reference(variant, m, n, k, extreme, rng):
+    _, w, x_scale, w_scale, bias = operands(rng, m, n, k, extreme)
+    q, zero = asymmetric(rng, m, k, extreme)
+    sums = w.sum(axis=1, dtype=np.int32)
+    y = call(OP, variant, q, w, x_scale, w_scale, bias, x_zero=zero, w_sums=sums)
+    assert_same_bits(y, reference.gemm_s8(q, w, x_scale, w_scale, bias, x_zero=zero, w_sums=sums))
+    # the sums are exactly those of (q - zero) * w: the symmetric path on shifted x
+    # (|q - zero| <= 127) gives the same bits
+    shifted = (q.astype(np.int32) - zero[:, None]).astype(np.int8)
+    assert_same_bits(y, reference.gemm_s8(shifted, w, x_scale, w_scale, bias))
+    out_scale = np.float32(np.abs(y).max() / 100 + 1e-3)
+    yq = call(OP, variant, q, w, x_scale, w_scale, bias, relu=True, out_scale=out_scale,
+              x_zero=zero, w_sums=sums)
+    assert_same_bits(yq, reference.gemm_s8(shifted, w, x_scale, w_scale, bias, relu=True,
+                                           out_scale=out_scale))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zero_points_on_a_column_slice(variant, rng):
+    m, n, k = 12, 40, 64
+    _, w, x_scale, w_scale, bias = operands(rng, m, n, k)
+    q, zero = asymmetric(rng, m, k)
+    sums = w.sum(axis=1, dtype=np.int32)
+    full = call(OP, variant, q, w, x_scale, w_scale, bias, x_zero=zero, w_sums=sums)
+    y = np.zeros((m, n), np.float32)
+    for a, b in ((0, 9), (9, 40)):
+        call(OP, variant, q, w[a:b], x_scale, w_scale[a:b], bias[a:b], out=y[:, a:b],
+             x_zero=zero, w_sums=sums[a:b])
+    assert_same_bits(y, full)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zero_point_arguments_are_checked(variant, rng):
+    x, w, x_scale, w_scale, _ = operands(rng, 3, 4, 8)
+    q, zero = asymmetric(rng, 3, 8)
+    sums = w.sum(axis=1, dtype=np.int32)
+    with pytest.raises(edgerun.ShapeError, match="x_zero and w_sums go together"):
+        call(OP, variant, q, w, x_scale, w_scale, x_zero=zero)
+    with pytest.raises(edgerun.ShapeError, match=r"x_zero\[1\] = 128"):
+        call(OP, variant, q, w, x_scale, w_scale, x_zero=np.array([0, 128, 5]), w_sums=sums)
+    with pytest.raises(edgerun.ShapeError, match=r"w_sums\[2\] = 1017 cannot be the sum"):
+        call(OP, variant, q, w, x_scale, w_scale, x_zero=zero, w_sums=np.array([0, 0, 1017, 0]))
+    with pytest.raises(edgerun.ShapeError, match=r"x_zero must have shape \(3,\)"):
+        call(OP, variant, q, w, x_scale, w_scale, x_zero=zero[:2], w_sums=sums)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_extremes_with_large_k_are_exact(variant):
     # +-127 against -127 everywhere: each output is +-k * 127 * 127, far beyond

@@ -47,3 +47,75 @@ def test_values_stay_symmetric(variant, rng):
     assert q.min() >= -127
     assert np.all(np.abs(q).max(axis=1) == 127)
     assert np.allclose(q * scale[:, None], x, atol=float(scale.max()) / 2 + 1e-7)
+
+
+U7 = "quantize_rows_u7"
+
+
+def rows_of_every_kind(rng, m, k):
+    """Signed rows at mixed magnitudes, plus one without negatives and one without
+    positives when there is room for them."""
+    x = (rng.standard_normal((m, k)) * rng.choice([1e-3, 1.0, 1e3], size=(m, 1))).astype(np.float32)
+    if m > 1:
+        x[1] = np.abs(x[1])
+    if m > 2:
+        x[2] = -np.abs(x[2])
+    return x
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(U7))
+@pytest.mark.parametrize("m,k", [(1, 1), (1, 7), (3, 8), (2, 9), (5, 31), (4, 64), (3, 1000)])
+def test_u7_matches_reference_bit_for_bit(variant, m, k, rng):
+    x = rows_of_every_kind(rng, m, k)
+    q, scale, zero = call(U7, variant, x)
+    q_ref, scale_ref, zero_ref = reference.quantize_rows_u7(x)
+    assert np.array_equal(q, q_ref) and np.array_equal(zero, zero_ref)
+    assert np.array_equal(scale.view(np.uint32), scale_ref.view(np.uint32))
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(U7))
+def test_u7_is_a_zero_point_quantization_within_half_a_step(variant, rng):
+    x = rows_of_every_kind(rng, 16, 40)
+    q, scale, zero = call(U7, variant, x)
+    assert q.min() >= 0 and q.max() <= 127 and zero.min() >= 0 and zero.max() <= 127
+    step = scale[:, None]
+    assert np.all(np.abs(step * (q.astype(np.float32) - zero[:, None]) - x) <= step * 0.5001)
+    # the row's ends land on the ends of the range (each end rounds on its own)
+    assert np.all(q.max(axis=1)[x.max(axis=1) > 0] >= 126)
+    assert np.all(q.min(axis=1)[x.min(axis=1) < 0] <= 1)
+    assert zero[2] == 127 and zero[1] == 0
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(U7))
+def test_u7_without_negatives_is_the_symmetric_quantization(variant, rng):
+    x = np.abs(rng.standard_normal((6, 45))).astype(np.float32) * np.float32(3.7)
+    x[3] = 0
+    q, scale, zero = call(U7, variant, x)
+    q8, scale8 = reference.quantize_rows_s8(x)
+    assert np.array_equal(q, q8) and not zero.any()
+    assert np.array_equal(scale.view(np.uint32), scale8.view(np.uint32))
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(U7))
+def test_u7_zero_rows_ties_and_huge_ranges(variant):
+    x = np.zeros((4, 20), dtype=np.float32)
+    x[1, :4] = [-63.5, 63.5, 0.5, 1.5]          # inv = 1, zero = 64: halves round to even
+    x[2, :3] = [3e38, -3e38, 1.0]              # the range overflows float32: halved
+    x[3, :2] = [-1e-30, 2e-30]
+    q, scale, zero = call(U7, variant, x)
+    assert not q[0].any() and scale[0] == 0 and zero[0] == 0
+    assert zero[1] == 64 and list(q[1, :5]) == [0, 127, 64, 66, 64]
+    assert zero[2] == 64 and q[2, 0] == 127 and q[2, 1] == 0 and np.isfinite(scale[2])
+    for got, want in zip((q, scale, zero), reference.quantize_rows_u7(x)):
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(U7))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_u7_non_finite_is_refused(variant, bad):
+    x = np.ones((2, 17), dtype=np.float32)
+    x[1, 16] = bad
+    with pytest.raises(edgerun.NonFiniteError):
+        call(U7, variant, x)
+    with pytest.raises(edgerun.NonFiniteError):
+        reference.quantize_rows_u7(x)

@@ -45,7 +45,7 @@ void spmm_sweep(const spmm_family *fam, const spmm_case *c, size_t m, int densit
                      cols, density, ib, relu, extreme ? " extreme" : "");
             /* float op, float output with bias */
             er_csr w = spmm_case_view(c, ib, 0, 0, rows);
-            er_epilogue ep = {NULL, NULL, bias, relu, yf_ref, NULL, 0.0f, rows};
+            er_epilogue ep = {NULL, NULL, bias, relu, yf_ref, NULL, 0.0f, rows, NULL, NULL};
             h_check(((er_spmm_csr_f32_fn *)vf[0]->fn)(&w, xf, m, &ep, scratch) == ER_OK,
                     fam->f32_op, "scalar", what);
             ep.y_f32 = yf;
@@ -61,7 +61,7 @@ void spmm_sweep(const spmm_family *fam, const spmm_case *c, size_t m, int densit
             w = spmm_case_view(c, ib, 1, 0, rows);
             for (int s8out = 0; s8out < 2; s8out++) {
                 er_epilogue es = {row_scale, col_scale, bias, relu, s8out ? NULL : yf_ref,
-                                  s8out ? ys_ref : NULL, 0.5f, rows};
+                                  s8out ? ys_ref : NULL, 0.5f, rows, NULL, NULL};
                 h_check(((er_spmm_csr_s8_fn *)vs[0]->fn)(&w, xs, m, &es, scratch) == ER_OK,
                         fam->s8_op, "scalar", what);
                 es.y_f32 = s8out ? NULL : yf;
@@ -79,7 +79,7 @@ void spmm_sweep(const spmm_family *fam, const spmm_case *c, size_t m, int densit
             if (rows >= 4) {
                 size_t first = rows / 3, count = rows - first - 1;
                 er_csr part = spmm_case_view(c, ib, 1, first, count);
-                er_epilogue es = {row_scale, col_scale, bias, relu, yf_ref, NULL, 0.0f, rows};
+                er_epilogue es = {row_scale, col_scale, bias, relu, yf_ref, NULL, 0.0f, rows, NULL, NULL};
                 ((er_spmm_csr_s8_fn *)vs[0]->fn)(&w, xs, m, &es, scratch);
                 es.col_scale = col_scale + first;
                 es.bias = bias + first;

@@ -23,8 +23,8 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, 
     size_t ldy = n + 3;
     float *y_ref = h_alloc(m * ldy * sizeof(float)), *y = h_alloc(m * ldy * sizeof(float));
     int8_t *q_ref = h_alloc(m * ldy), *q = h_alloc(m * ldy);
-    er_epilogue ef = {sx, sw, bias, (int)(m & 1), y_ref, NULL, 0.0f, ldy};
-    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy};
+    er_epilogue ef = {sx, sw, bias, (int)(m & 1), y_ref, NULL, 0.0f, ldy, NULL, NULL};
+    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy, NULL, NULL};
     er_gemm_s8_fn *ref = (er_gemm_s8_fn *)v[0]->fn;
     h_check(ref(x, w, m, n, k, &ef) == ER_OK && ref(x, w, m, n, k, &eq) == ER_OK, "gemm_s8",
             "scalar", "reference run");
@@ -52,7 +52,7 @@ static void extreme_sum(const er_variant *const *v, size_t nv, size_t m, size_t 
     memset(x, 127, m * k);
     memset(w, -127, n * k);
     float *y = h_alloc(m * n * sizeof(float));
-    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, n};
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, n, NULL, NULL};
     for (size_t i = 0; i < nv; i++) {
         int ok = ((er_gemm_s8_fn *)v[i]->fn)(x, w, m, n, k, &ep) == ER_OK;
         for (size_t e = 0; e < m * n; e++) ok &= y[e] == (float)(-(int32_t)k * 16129);
@@ -74,9 +74,9 @@ static void column_slices(const er_variant *const *v, size_t nv, size_t m, size_
     float *y_full = h_alloc(m * n * sizeof(float)), *y = h_alloc(m * n * sizeof(float));
     for (size_t i = 0; i < nv; i++) {
         er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
-        er_epilogue full = {NULL, sw, bias, 1, y_full, NULL, 0.0f, n};
-        er_epilogue left = {NULL, sw, bias, 1, y, NULL, 0.0f, n};
-        er_epilogue right = {NULL, sw + n1, bias + n1, 1, y + n1, NULL, 0.0f, n};
+        er_epilogue full = {NULL, sw, bias, 1, y_full, NULL, 0.0f, n, NULL, NULL};
+        er_epilogue left = {NULL, sw, bias, 1, y, NULL, 0.0f, n, NULL, NULL};
+        er_epilogue right = {NULL, sw + n1, bias + n1, 1, y + n1, NULL, 0.0f, n, NULL, NULL};
         int ok = fn(x, w, m, n, k, &full) == ER_OK && fn(x, w, m, n1, k, &left) == ER_OK &&
                  fn(x, w + n1 * k, m, n - n1, k, &right) == ER_OK;
         h_check(ok && h_same_bytes(y, y_full, m * n * sizeof(float)), "gemm_s8", v[i]->variant,
@@ -85,12 +85,70 @@ static void column_slices(const er_variant *const *v, size_t nv, size_t m, size_
     free(x), free(w), free(sw), free(bias), free(y_full), free(y);
 }
 
+/* An asymmetric x (quantize_rows_u7: q in [0, 127], a zero point per row, the
+ * column sums of w): every variant against scalar with float and int8 outputs,
+ * and scalar against the symmetric path on x - zero, which sums the same
+ * products.  extreme: q and zero only 0 and 127, so |x - zero| reaches 127 and
+ * zero * col_sum far exceeds int32 at K = 5000 (the wrap must cancel). */
+static void zero_points(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
+                        int extreme) {
+    int8_t *x = h_alloc(m * k), *shifted = h_alloc(m * k), *w = h_alloc(n * k);
+    int32_t *zero = h_alloc(m * sizeof(int32_t)), *sums = h_alloc(n * sizeof(int32_t));
+    if (extreme) {
+        for (size_t p = 0; p < m * k; p++) x[p] = h_rand() & 1 ? 127 : 0;
+        for (size_t p = 0; p < n * k; p++) w[p] = h_rand() & 1 ? 127 : -127;
+        for (size_t i = 0; i < m; i++) zero[i] = h_rand() & 1 ? 127 : 0;
+    } else {
+        h_fill_s8(x, m * k, 0, 127);
+        h_fill_s8(w, n * k, -127, 127);
+        for (size_t i = 0; i < m; i++) zero[i] = h_randint(0, 127);
+    }
+    for (size_t j = 0; j < n; j++)
+        for (size_t p = 0; p < k; p++) sums[j] += w[j * k + p];
+    for (size_t i = 0; i < m; i++)
+        for (size_t p = 0; p < k; p++) shifted[i * k + p] = (int8_t)(x[i * k + p] - zero[i]);
+    float *sx = h_alloc(m * sizeof(float)), *sw = h_alloc(n * sizeof(float));
+    float *bias = h_alloc(n * sizeof(float));
+    h_fill_f32(sx, m, 0.01f);
+    h_fill_f32(sw, n, 0.01f);
+    h_fill_f32(bias, n, 5.0f);
+    size_t ldy = n + 1;
+    float *y_ref = h_alloc(m * ldy * sizeof(float)), *y = h_alloc(m * ldy * sizeof(float));
+    int8_t *q_ref = h_alloc(m * ldy), *q = h_alloc(m * ldy);
+    er_epilogue ef = {sx, sw, bias, (int)(k & 1), y_ref, NULL, 0.0f, ldy, zero, sums};
+    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy, zero, sums};
+    er_epilogue symmetric = {sx, sw, bias, (int)(k & 1), y, NULL, 0.0f, ldy, NULL, NULL};
+    er_gemm_s8_fn *ref = (er_gemm_s8_fn *)v[0]->fn;
+    char what[96];
+    snprintf(what, sizeof what, "zero points m=%zu n=%zu k=%zu extreme=%d", m, n, k, extreme);
+    h_check(ref(x, w, m, n, k, &ef) == ER_OK && ref(x, w, m, n, k, &eq) == ER_OK &&
+                ref(shifted, w, m, n, k, &symmetric) == ER_OK &&
+                h_same_bytes(y, y_ref, m * ldy * sizeof(float)),
+            "gemm_s8", "scalar", what);
+    ef.y_f32 = y;
+    eq.y_s8 = q;
+    for (size_t i = 1; i < nv; i++) {
+        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
+        memset(y, 0, m * ldy * sizeof(float));
+        memset(q, 0, m * ldy);
+        h_check(fn(x, w, m, n, k, &ef) == ER_OK && fn(x, w, m, n, k, &eq) == ER_OK &&
+                    h_same_bytes(y, y_ref, m * ldy * sizeof(float)) &&
+                    h_same_bytes(q, q_ref, m * ldy),
+                "gemm_s8", v[i]->variant, what);
+    }
+    free(x), free(shifted), free(w), free(zero), free(sums), free(sx), free(sw), free(bias);
+    free(y_ref), free(y), free(q_ref), free(q);
+}
+
 static void bad_arguments(const er_variant *const *v, size_t nv) {
     int8_t a[4] = {1, 2, 3, 4};
     float y[4];
-    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2};
-    er_epilogue none = {NULL, NULL, NULL, 0, NULL, NULL, 0.0f, 2};
-    er_epilogue narrow = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 1};
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2, NULL, NULL};
+    er_epilogue none = {NULL, NULL, NULL, 0, NULL, NULL, 0.0f, 2, NULL, NULL};
+    er_epilogue narrow = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 1, NULL, NULL};
+    int32_t zero[1] = {0}, sums[2] = {0, 0};
+    er_epilogue no_sums = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2, zero, NULL};
+    er_epilogue no_zero = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2, NULL, sums};
     for (size_t i = 0; i < nv; i++) {
         er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
         /* k is checked before any element is read, so tiny buffers are fine. */
@@ -98,7 +156,9 @@ static void bad_arguments(const er_variant *const *v, size_t nv) {
                 v[i]->variant, "k > ER_MAX_K_S8 is refused");
         h_check(fn(NULL, a, 1, 2, 2, &ep) == ER_ERR_ARGUMENT && fn(a, a, 1, 2, 2, &none) ==
                     ER_ERR_ARGUMENT && fn(a, a, 1, 2, 2, &narrow) == ER_ERR_ARGUMENT &&
-                    fn(a, a, 1, 2, 2, NULL) == ER_ERR_ARGUMENT,
+                    fn(a, a, 1, 2, 2, NULL) == ER_ERR_ARGUMENT &&
+                    fn(a, a, 1, 2, 2, &no_sums) == ER_ERR_ARGUMENT &&
+                    fn(a, a, 1, 2, 2, &no_zero) == ER_ERR_ARGUMENT,
                 "gemm_s8", v[i]->variant, "bad arguments are refused");
     }
 }
@@ -123,6 +183,13 @@ void test_gemm_s8(void) {
     one_case(v, nv, 16, 16, 1027, 0, 0);
     one_case(v, nv, 32, 40, 256, 0, 1);       /* the longest K on panels */
     one_case(v, nv, 130, 20, 24, 1, 0);
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b += 2)
+            for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c += 2)
+                zero_points(v, nv, ms[a], ns[b], ks[c], (a + b + c) % 3 == 0);
+    zero_points(v, nv, 7, 13, 5000, 1);
+    zero_points(v, nv, 32, 40, 256, 1);
+    zero_points(v, nv, 130, 20, 24, 0);
     column_slices(v, nv, 7, 37, 70, 13);
     column_slices(v, nv, 1, 20, 64, 9);
     extreme_sum(v, nv, 5, 9, 5000);

@@ -66,7 +66,7 @@ static void known_sums(void) {
     er_csr w = {2, 10, indptr, idx, 2, values};
     for (size_t v = 0; v < ns; v++) {
         float y[2] = {-1.0f, -1.0f};
-        er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2};
+        er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 2, NULL, NULL};
         er_status st = ((er_spmm_bcsr4_s8_fn *)vs[v]->fn)(&w, x, 1, &ep, NULL);
         /* row 0: 1+2+3+4; row 1: 127-127+127-127*127 - (2+3+4+5) */
         h_check(st == ER_OK && y[0] == 10.0f && y[1] == (float)(127 - 16129 - 14),
@@ -80,7 +80,7 @@ static void argument_checks(void) {
     spmm_case c = make_bcsr(5, 12, 50, 0, 0);
     float x[24] = {0}, y[10];
     int8_t xs[24] = {0}; /* m = 2 rows */
-    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5};
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5, NULL, NULL};
     er_csr bad = spmm_case_view(&c, 3, 0, 0, 5);
     for (size_t v = 0; v < nf; v++) {
         er_spmm_bcsr4_f32_fn *f = (er_spmm_bcsr4_f32_fn *)vf[v]->fn;

@@ -53,7 +53,7 @@ static void argument_checks(void) {
     spmm_case c = make_csr(5, 9, 50, 0, 0);
     float x[9] = {0}, y[5];
     int8_t xs[9] = {0};
-    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5};
+    er_epilogue ep = {NULL, NULL, NULL, 0, y, NULL, 0.0f, 5, NULL, NULL};
     er_csr bad = spmm_case_view(&c, 3, 0, 0, 5);
     for (size_t v = 0; v < nf; v++) {
         er_spmm_csr_f32_fn *f = (er_spmm_csr_f32_fn *)vf[v]->fn;

@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
 
     float *y = zalloc(m * n * sizeof(float));
     float *col_scale = rand_f32(n), *bias = rand_f32(n), *row_scale = rand_f32(m);
-    er_epilogue ep = {row_scale, col_scale, bias, 1, y, NULL, 0.0f, n};
+    er_epilogue ep = {row_scale, col_scale, bias, 1, y, NULL, 0.0f, n, NULL, NULL};
     er_status status = ER_OK;
     const char *op = v->op;
     if (strcmp(op, "gemm_s8") == 0) {
