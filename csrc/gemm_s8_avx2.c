@@ -236,8 +236,6 @@ ER_INLINE void store_panel_row(const er_epilogue *ep, size_t i, size_t j, size_t
         MAC32(acc_hi, xa_, xb_, p1);                                                  \
     } while (0)
 
-#define LOAD_GROUP(xrow, q) ((q) < full ? load_word((xrow) + 4 * (q)) : er_gemm_s8_group(xrow, k, q))
-
 ER_INLINE int32_t load_word(const int8_t *p) {
     int32_t word;
     memcpy(&word, p, 4);
@@ -245,21 +243,33 @@ ER_INLINE int32_t load_word(const int8_t *p) {
 }
 
 /* Rows i .. i+rows-1 (rows <= 4, a compile-time constant per instance) against a
- * packed panel: 8 accumulators, written out so GCC keeps them in registers. */
+ * packed panel: 8 accumulators, written out so GCC keeps them in registers.  The
+ * groups of 4 k wholly inside x run in a loop with no branch on k (one in the
+ * loop made GCC shuffle the accumulators between registers every group); the
+ * last, partial group reads x through er_gemm_s8_group. */
 ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t groups, size_t i,
                           size_t j, size_t cols, const er_epilogue *ep, const int rows,
                           const int nonneg) {
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
     __m256i a0 = _mm256_setzero_si256(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-    const size_t full = k / 4;
-    for (size_t q = 0; q < groups; q++) {
-        const __m256i p0 = LOAD(panel + q * 64), p1 = LOAD(panel + q * 64 + 32);
-        PANEL_MAC(a0, b0, LOAD_GROUP(x0, q));
-        if (rows > 1) PANEL_MAC(a1, b1, LOAD_GROUP(x1, q));
-        if (rows > 2) PANEL_MAC(a2, b2, LOAD_GROUP(x2, q));
-        if (rows > 3) PANEL_MAC(a3, b3, LOAD_GROUP(x3, q));
-    }
+    const size_t full = k / 4 < groups ? k / 4 : groups;
+    size_t q = 0;
+#define PANEL_GROUP(word_of)                                                               \
+    do {                                                                                    \
+        const __m256i p0 = LOAD(panel + q * 64), p1 = LOAD(panel + q * 64 + 32);            \
+        PANEL_MAC(a0, b0, word_of(x0));                                                     \
+        if (rows > 1) PANEL_MAC(a1, b1, word_of(x1));                                       \
+        if (rows > 2) PANEL_MAC(a2, b2, word_of(x2));                                       \
+        if (rows > 3) PANEL_MAC(a3, b3, word_of(x3));                                       \
+    } while (0)
+#define WHOLE(xrow) load_word((xrow) + 4 * q)
+#define PARTIAL(xrow) er_gemm_s8_group(xrow, k, q)
+    for (; q < full; q++) PANEL_GROUP(WHOLE);
+    for (; q < groups; q++) PANEL_GROUP(PARTIAL);
+#undef WHOLE
+#undef PARTIAL
+#undef PANEL_GROUP
     store_panel_row(ep, i, j, cols, a0, b0);
     if (rows > 1) store_panel_row(ep, i + 1, j, cols, a1, b1);
     if (rows > 2) store_panel_row(ep, i + 2, j, cols, a2, b2);
