@@ -30,8 +30,8 @@ static inline int32_t er_gemm_s8_dot(const int8_t *x, const int8_t *w, size_t be
     return acc;
 }
 
-/* ---- packed column panels, for small K ------------------------------------
- * At K <= ER_GEMM_S8_PANEL_MAX_K (1x1 convs over few channels) a row-by-row
+/* ---- packed column panels ---------------------------------------------------
+ * At small K (1x1 convs over few channels) a row-by-row
  * dot product does one or two SIMD steps per output and then pays for a
  * horizontal sum and a scalar epilogue: the MobileNetV2 pointwise convs ran at
  * 5-6 GMAC/s there against 40+ at K = 1024.  The panel kernels instead pack
@@ -40,15 +40,17 @@ static inline int32_t er_gemm_s8_dot(const int8_t *x, const int8_t *w, size_t be
  * one column's partial sum per int32 lane, so the sums end up in column order
  * and the epilogue runs a vector of outputs at a time. */
 #define ER_GEMM_S8_PANEL 16
-#define ER_GEMM_S8_PANEL_MAX_K 256
+#define ER_GEMM_S8_PANEL_MAX_K 1024
 #define ER_GEMM_S8_PANEL_BYTES_MAX (ER_GEMM_S8_PANEL_MAX_K / 4 * ER_GEMM_S8_PANEL * 4)
 
 /* Whether an m x k problem runs on panels.  Packing costs n*k byte moves once,
  * the products m*n*k: with few rows it does not pay back, the more so the longer
  * K.  Measured on Zen 3 (AVX2), panels against row tiles: 1024x32x96 141 vs
  * 358 us, 16x96x480 24 vs 30, 128x256x1024 709 vs 754, but 8x256x256 20 vs 16
- * and 4x256x1024 48 vs 29; at K = 1024 the row tiles win outright (64 rows:
- * 1750 vs 1203 us): the broadcast of x costs a vector op per two products. */
+ * and 4x256x1024 48 vs 29 (m x k x n).  With x >= 0 (the runtime's
+ * quantize_rows_u7) panels also win at long K: m=128 k=1024 n=256 397 vs 509 us,
+ * m=256 785 vs 928; from signed x they tie (594 vs 583).  qemu counts at m=128
+ * n=256 k=1024: dotprod 4.80M -> 4.28M, i8mm 4.42M -> 4.28M. */
 static inline int er_gemm_s8_use_panels(size_t m, size_t k) {
     return k <= ER_GEMM_S8_PANEL_MAX_K && m >= 4 && 8 * m >= k;
 }

@@ -29,9 +29,10 @@ SHAPES = [(1, 1, 1), (1, 1, 32), (1, 8, 32), (1, 9, 33), (1, 1, 5000), (2, 3, 15
           (13, 11, 257), (64, 33, 1000)]
 # The packed-panel path (small K, enough rows: gemm_s8.h er_gemm_s8_use_panels):
 # K not a multiple of the 4-byte groups, N across the 16-column panels (partial
-# last panel), M across its 4-row tiles, and the longest K it takes.
+# last panel), M across its 4-row tiles, and the longest K it takes (1024, with
+# 8 * M >= K).
 PANEL_SHAPES = [(4, 1, 1), (4, 16, 4), (5, 17, 3), (6, 15, 37), (7, 33, 32), (16, 31, 128),
-                (9, 48, 66), (32, 40, 256), (130, 20, 24)]
+                (9, 48, 66), (32, 40, 256), (130, 20, 24), (128, 17, 1024), (130, 20, 999)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

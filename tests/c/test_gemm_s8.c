@@ -181,7 +181,9 @@ void test_gemm_s8(void) {
     one_case(v, nv, 7, 13, 5000, 1, 0);
     one_case(v, nv, 7, 13, 5000, 1, 1);
     one_case(v, nv, 16, 16, 1027, 0, 0);
-    one_case(v, nv, 32, 40, 256, 0, 1);       /* the longest K on panels */
+    one_case(v, nv, 32, 40, 256, 0, 1);
+    one_case(v, nv, 128, 17, 1024, 1, 1);     /* the longest K on panels */
+    one_case(v, nv, 130, 20, 999, 0, 0);
     one_case(v, nv, 130, 20, 24, 1, 0);
     for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b += 2)
@@ -189,6 +191,7 @@ void test_gemm_s8(void) {
                 zero_points(v, nv, ms[a], ns[b], ks[c], (a + b + c) % 3 == 0);
     zero_points(v, nv, 7, 13, 5000, 1);
     zero_points(v, nv, 32, 40, 256, 1);
+    zero_points(v, nv, 129, 18, 1022, 1);
     zero_points(v, nv, 130, 20, 24, 0);
     column_slices(v, nv, 7, 37, 70, 13);
     column_slices(v, nv, 1, 20, 64, 9);
