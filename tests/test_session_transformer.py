@@ -290,3 +290,21 @@ def test_a_transpose_read_by_another_op_copies():
     out = session.run({"x": x})
     np.testing.assert_array_equal(out["r"], np.maximum(x.T, 0))
     np.testing.assert_allclose(out["p"], x.T @ x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bias_dtype", ["int64", "float32"])
+def test_a_mask_bias_of_another_dtype_runs_op_by_op_inside_the_step(bias_dtype):
+    nodes = [Node("MatMul", "mm", ["a", "b"], ["scores"]),
+             Node("Cast", "cast", ["m"], ["bias"], {"to": bias_dtype}),
+             Node("Add", "add", ["scores", "bias"], ["masked"]),
+             Node("Softmax", "softmax", ["masked"], ["y"], {"axis": -1})]
+    graph = _graph(nodes, [("a", (None, 3, 4)), ("b", (None, 4, 5)), ("m", (None, 1, 5))], ["y"])
+    rng = np.random.default_rng(9)
+    feeds = {"a": rng.standard_normal((2, 3, 4)).astype(np.float32) * 3,
+             "b": rng.standard_normal((2, 4, 5)).astype(np.float32),
+             "m": np.array([[[0, -2, 0, 5, 1]], [[0, 0, 0, 0, 0]]], np.float32)}
+    session = edgerun.Session(graph)
+    assert _fused_ops(session) == ["Cast", "Softmax"]
+    y = session.run(dict(feeds))["y"]
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)

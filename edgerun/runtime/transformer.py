@@ -247,8 +247,10 @@ def _scores(ops, axis, kernels):
             s = function(*args)         # the op-by-op function: a fresh array
             if not (s.flags.writeable and s.flags.owndata and s.flags.c_contiguous):
                 s = np.array(s, dtype=np.float32)
-        if _last_axis(axis, s) and s.dtype == np.float32:
+        if not _last_axis(axis, s):
+            return evaluate.softmax(s, axis)
+        if s.dtype == np.float32:
             return kernels.softmax_f32(s, out=s)
-        return evaluate.softmax(s, axis)
+        return kernels.softmax_f32(_float32(s))  # integer scores, as op by op
     return scores
 
