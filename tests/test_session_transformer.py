@@ -308,3 +308,25 @@ def test_a_mask_bias_of_another_dtype_runs_op_by_op_inside_the_step(bias_dtype):
     y = session.run(dict(feeds))["y"]
     np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
     np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("mask_style, mask_op", [("fill", "Where"), ("additive", "Add"),
+                                                 ("indexed", "Where")])
+def test_torch_exported_bert_fuses_every_layer_and_matches_the_unfused_run(mask_style, mask_op):
+    pytest.importorskip("torch")
+    from test_onnx_transformer import bert_export, bert_feeds
+
+    graph = edgerun.import_onnx(bert_export(False, 17, mask_style=mask_style))
+    session = edgerun.Session(graph)
+    chains = list(session._attention.chains.values())
+    assert len(chains) == 2                                 # the test BERT's two layers
+    assert all([node.op if node else None for node in chain] == ["MatMul", "Mul", mask_op, "Softmax"]
+               for chain in chains)
+    assert len(session._attention.views) == 6               # Q, K^T and V of each layer
+    feeds = bert_feeds(3, 9, seed=4)
+    assert (feeds["attention_mask"] == 0).any()
+    unfused = Graph(inputs=graph.inputs, outputs=graph.outputs + [ValueInfo(c[0].outputs[0], ())
+                                                                  for c in chains],
+                    nodes=graph.nodes, tensors=graph.tensors)
+    want = edgerun.Session(unfused).run(dict(feeds))["y"]
+    np.testing.assert_array_equal(session.run(dict(feeds))["y"], want)
