@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import edgerun
-from edgerun import evaluate
+from edgerun import evaluate, reference
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
 from edgerun.runtime import transformer
 
@@ -131,3 +131,202 @@ def test_layer_norm_over_two_axes_falls_back_to_numpy():
     y = edgerun.Session(graph).run(x)
     np.testing.assert_allclose(y, evaluate.layer_norm(x, tensors[0].to_dense(), None, -2, 1e-5),
                                rtol=RTOL, atol=ATOL)
+
+
+# ------------------------------------------------------------------ attention glue
+
+B, S, H, D = 2, 6, 3, 4
+
+
+def _attention(mask="where", scale="Mul", softmax_axis=-1, outputs=("y",), mask_batch=B,
+               fill=-1e9, keep_side=False, bias_first=False, extra_reader=None):
+    """q_in, k_in [B, S, H, D] -> Transposes -> MatMul -> scale -> mask -> Softmax, as
+    torch.onnx exports BERT's self-attention.  mask "where": Where(mask == 0, fill, x)
+    (or Where(mask == 1, x, fill) with keep_side); "add": x + (1 - mask) * finfo.min;
+    None: no mask.  extra_reader names a value that a Relu reads too (output "r")."""
+    tensors = [Tensor.dense("scale", np.array([1 / np.sqrt(D) if scale == "Mul" else np.sqrt(D)],
+                                              np.float32)),
+               Tensor.dense("zero", np.array([0], np.float32)), Tensor.dense("one", np.array([1], np.float32)),
+               Tensor.dense("fill", np.array([fill], np.float32)),
+               Tensor.dense("min", np.array([np.finfo(np.float32).min], np.float32))]
+    nodes = [Node("Transpose", "tq", ["q_in"], ["q"], {"perm": [0, 2, 1, 3]}),
+             Node("Transpose", "tk", ["k_in"], ["kt"], {"perm": [0, 2, 3, 1]}),
+             Node("MatMul", "qk", ["q", "kt"], ["scores"])]
+    x = "scores"
+    if scale:
+        nodes.append(Node(scale, "scale", [x, "scale"], ["scaled"]))
+        x = "scaled"
+    nodes.append(Node("Reshape", "m4", ["mask"], ["m4"], {"shape": [0, 1, 1, -1]}))
+    if mask == "where":
+        cond = Node("Equal", "cond", ["m4", "one" if keep_side else "zero"], ["cond"])
+        where = [x, "fill"] if keep_side else ["fill", x]
+        nodes += [cond, Node("Where", "where", ["cond"] + where, ["masked"])]
+        x = "masked"
+    elif mask == "add":
+        nodes += [Node("Sub", "inv", ["one", "m4"], ["inv"]), Node("Mul", "bias", ["inv", "min"], ["bias"]),
+                  Node("Add", "add", ["bias", x] if bias_first else [x, "bias"], ["masked"])]
+        x = "masked"
+    nodes.append(Node("Softmax", "softmax", [x], ["y"], {"axis": softmax_axis}))
+    if extra_reader:
+        nodes.append(Node("Relu", "relu", [extra_reader], ["r"]))
+        outputs = tuple(outputs) + ("r",)
+    graph = _graph(nodes, [("q_in", (None, S, H, D)), ("k_in", (None, S, H, D)), ("mask", (None, S))],
+                   list(outputs), tensors)
+    rng = np.random.default_rng(3)
+    feeds = {"q_in": rng.standard_normal((B, S, H, D)).astype(np.float32) * 2,
+             "k_in": rng.standard_normal((B, S, H, D)).astype(np.float32) * 2,
+             "mask": np.ones((mask_batch, S), np.float32)}
+    feeds["mask"][0, 4:] = 0                # padding at the end of the first sequence
+    feeds["mask"][-1, :] = 0                # and a sequence all padding: every key masked
+    return graph, feeds
+
+
+def _fused_ops(session):
+    return [node.op for node, _, _ in session._steps]
+
+
+def _unfused(graph):
+    """The same graph with the raw scores as a graph output too: nothing is fused."""
+    unfused = Graph(inputs=graph.inputs, outputs=graph.outputs + [ValueInfo("scores", ())],
+                    nodes=graph.nodes, tensors=graph.tensors)
+    session = edgerun.Session(unfused)
+    assert not session._attention.chains
+    return session
+
+
+@pytest.mark.parametrize("mask, keep_side, bias_first", [
+    ("where", False, False), ("where", True, False), ("add", False, False), ("add", False, True),
+    (None, False, False)])
+@pytest.mark.parametrize("scale", ["Mul", "Div", None])
+def test_score_chain_is_one_step_bit_identical_to_op_by_op(mask, keep_side, bias_first, scale):
+    graph, feeds = _attention(mask, scale, keep_side=keep_side, bias_first=bias_first)
+    session = edgerun.Session(graph)
+    assert session._attention.views == {"tq", "tk"}
+    ops = _fused_ops(session)
+    assert "MatMul" not in ops and "Where" not in ops and ops.count("Softmax") == 1
+    assert ops.count("Add") == 0 and ops.count("Div") == 0 and ops.count("Mul") == (mask == "add")
+    y = session.run(dict(feeds))["y"]
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+    if mask:
+        assert np.all(y[0, :, :, 4:] == 0)              # padded keys get exactly 0
+        assert np.all(y[0, :, :, :4] > 0)
+        if mask == "where":                             # all keys masked: all scores the fill
+            np.testing.assert_allclose(y[-1], 1 / S, rtol=1e-6)
+
+
+def test_score_chain_with_the_reference_kernels_is_the_same_computation():
+    graph, feeds = _attention()
+    y = edgerun.Session(graph, kernels=reference).run(dict(feeds))["y"]
+    np.testing.assert_allclose(y, edgerun.Session(graph).run(dict(feeds))["y"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("mask", ["where", "add"])
+def test_a_mask_without_padding_skips_the_mask_pass(mask):
+    graph, feeds = _attention(mask)
+    feeds["mask"][:] = 1
+    y = edgerun.Session(graph).run(dict(feeds))["y"]
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    assert np.all(y > 0)
+
+
+@pytest.mark.parametrize("mask", ["where", "add"])
+def test_a_mask_that_broadcasts_the_scores_bigger_runs_op_by_op_inside_the_step(mask):
+    graph, feeds = _attention(mask, mask_batch=3)
+    feeds = {name: x[:1] if name != "mask" else x for name, x in feeds.items()}   # scores batch 1
+    y = edgerun.Session(graph).run(dict(feeds))["y"]
+    assert y.shape == (3, H, S, S)
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_a_softmax_over_another_axis_is_fused_and_runs_numpy(axis):
+    graph, feeds = _attention(softmax_axis=axis)
+    session = edgerun.Session(graph)
+    assert session._attention.chains
+    y = session.run(dict(feeds))["y"]
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("shared", ["scores", "scaled", "masked"])
+def test_a_chain_value_read_elsewhere_is_not_fused(shared):
+    graph, feeds = _attention(extra_reader=shared)
+    session = edgerun.Session(graph)
+    assert not session._attention.chains and "Where" in _fused_ops(session)
+    out = session.run(dict(feeds))
+    expected = _numpy(graph, feeds)
+    np.testing.assert_allclose(out["y"], expected["y"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(out["r"], expected["r"])
+
+
+def test_a_chain_value_that_is_a_graph_output_is_not_fused():
+    graph, feeds = _attention(outputs=("y", "masked"))
+    session = edgerun.Session(graph)
+    assert not session._attention.chains
+    out = session.run(dict(feeds))
+    np.testing.assert_array_equal(out["masked"], _numpy(graph, feeds)["masked"])
+
+
+def test_a_transpose_that_is_a_graph_output_copies_the_others_are_views():
+    graph, feeds = _attention(outputs=("y", "q"))
+    session = edgerun.Session(graph)
+    assert session._attention.views == {"tk"}
+    out = session.run(dict(feeds))
+    q = out["q"]
+    assert q.flags.c_contiguous and not np.shares_memory(q, feeds["q_in"])
+    np.testing.assert_array_equal(q, feeds["q_in"].transpose(0, 2, 1, 3))
+    np.testing.assert_allclose(out["y"], _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+
+
+def test_a_transpose_read_by_another_op_copies():
+    nodes = [Node("Transpose", "t", ["x"], ["xt"], {"perm": [1, 0]}),
+             Node("MatMul", "mm", ["xt", "x"], ["p"]), Node("Relu", "relu", ["xt"], ["r"])]
+    graph = _graph(nodes, [("x", (3, 5))], ["p", "r"])
+    session = edgerun.Session(graph)
+    assert not session._attention.views
+    x = np.arange(15, dtype=np.float32).reshape(3, 5) - 7
+    out = session.run({"x": x})
+    np.testing.assert_array_equal(out["r"], np.maximum(x.T, 0))
+    np.testing.assert_allclose(out["p"], x.T @ x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bias_dtype", ["int64", "float32"])
+def test_a_mask_bias_of_another_dtype_runs_op_by_op_inside_the_step(bias_dtype):
+    nodes = [Node("MatMul", "mm", ["a", "b"], ["scores"]),
+             Node("Cast", "cast", ["m"], ["bias"], {"to": bias_dtype}),
+             Node("Add", "add", ["scores", "bias"], ["masked"]),
+             Node("Softmax", "softmax", ["masked"], ["y"], {"axis": -1})]
+    graph = _graph(nodes, [("a", (None, 3, 4)), ("b", (None, 4, 5)), ("m", (None, 1, 5))], ["y"])
+    rng = np.random.default_rng(9)
+    feeds = {"a": rng.standard_normal((2, 3, 4)).astype(np.float32) * 3,
+             "b": rng.standard_normal((2, 4, 5)).astype(np.float32),
+             "m": np.array([[[0, -2, 0, 5, 1]], [[0, 0, 0, 0, 0]]], np.float32)}
+    session = edgerun.Session(graph)
+    assert _fused_ops(session) == ["Cast", "Softmax"]
+    y = session.run(dict(feeds))["y"]
+    np.testing.assert_array_equal(y, _unfused(graph).run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, _numpy(graph, feeds)["y"], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("mask_style, mask_op", [("fill", "Where"), ("additive", "Add"),
+                                                 ("indexed", "Where")])
+def test_torch_exported_bert_fuses_every_layer_and_matches_the_unfused_run(mask_style, mask_op):
+    pytest.importorskip("torch")
+    from test_onnx_transformer import bert_export, bert_feeds
+
+    graph = edgerun.import_onnx(bert_export(False, 17, mask_style=mask_style))
+    session = edgerun.Session(graph)
+    chains = list(session._attention.chains.values())
+    assert len(chains) == 2                                 # the test BERT's two layers
+    assert all([node.op if node else None for node in chain] == ["MatMul", "Mul", mask_op, "Softmax"]
+               for chain in chains)
+    assert len(session._attention.views) == 6               # Q, K^T and V of each layer
+    feeds = bert_feeds(3, 9, seed=4)
+    assert (feeds["attention_mask"] == 0).any()
+    unfused = Graph(inputs=graph.inputs, outputs=graph.outputs + [ValueInfo(c[0].outputs[0], ())
+                                                                  for c in chains],
+                    nodes=graph.nodes, tensors=graph.tensors)
+    want = edgerun.Session(unfused).run(dict(feeds))["y"]
+    np.testing.assert_array_equal(session.run(dict(feeds))["y"], want)

@@ -93,7 +93,9 @@ class Session:
         self._residual_adds = {
             ln: add for ln, add in transformer.residual_layer_norms(graph).items()
             if self._layout.node_layout.get(ln) != layouts.NHWC}
-        fused_adds = {add.name for add in self._residual_adds.values()}
+        self._attention = transformer.AttentionPlan(
+            graph, lambda name: self._layout.node_layout.get(name) != layouts.NHWC)
+        fused_adds = {add.name for add in self._residual_adds.values()} | self._attention.fused
         self._steps = [self._plan(node) for node in graph.nodes if node.name not in fused_adds]
         self._chunkable = _row_wise(graph)
         # created last: a plan that fails leaves no pool threads behind
@@ -117,6 +119,10 @@ class Session:
         if self._layout.node_layout.get(node.name) == layouts.NHWC:
             function, constants = layouts.nhwc_function(node, constants)
             return node, function, constants
+        if node.name in self._attention:      # a Transpose view or a fused score chain
+            node, function = self._attention.step(node, self._kernels)
+            return node, function, {name: tensors[name].to_dense() for name in node.inputs
+                                    if name in tensors}
         if node.name in self._residual_adds:
             node, function = transformer.fused_layer_norm(node, self._residual_adds[node.name],
                                                           self._kernels)
