@@ -31,7 +31,7 @@ TARGETS=${TARGETS:-"aarch64 armv7 x86_64"}
 CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc ${EXTRA_CFLAGS:-}"
 mkdir -p "$OUT"
 
-# kernel  m  n  k   (quantize_rows_s8: m rows of k, n unused; dwconv2d_*: m x m
+# kernel  m  n  k   (quantize_rows_s8 / _u7: m rows of k, n unused; dwconv2d_*: m x m
 # pixels, n channels, a k x k kernel; layer_norm_f32: m rows of n, k = 1 adds
 # a residual; gelu_f32: m rows of k, n = 1 the tanh form; softmax_f32: m rows
 # of k).  An odd n gives spmm uint32 indices.
@@ -45,6 +45,7 @@ codebook_s8 1 256 256
 codebook_s8 16 256 256
 codebook_f32 1 256 256
 quantize_rows_s8 16 0 256
+quantize_rows_u7 16 0 256
 layer_norm_f32 16 256 0
 layer_norm_f32 16 256 1
 layer_norm_f32 16 768 1

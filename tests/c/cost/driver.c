@@ -5,7 +5,7 @@
  * emulated program is deterministic).
  *
  *   driver list                        runnable variants, "op variant" a line
- *   driver OP VARIANT M N K REPS       run it (N ignored by quantize_rows_s8)
+ *   driver OP VARIANT M N K REPS       run it (N ignored by quantize_rows_s8 / _u7)
  *
  * codebook_f32 uses 4-bit indices; spmm_csr_* use 10% density, spmm_bcsr4_* 25%
  * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
@@ -91,6 +91,12 @@ int main(int argc, char **argv) {
         int8_t *q = zalloc(m * k);
         for (size_t r = 0; r < reps; r++)
             status |= ((er_quantize_rows_s8_fn *)v->fn)(x, m, k, q, scale);
+    } else if (strcmp(op, "quantize_rows_u7") == 0) {
+        float *x = rand_f32(m * k), *scale = zalloc(m * sizeof(float));
+        int32_t *zero = zalloc(m * sizeof(int32_t));
+        int8_t *q = zalloc(m * k);
+        for (size_t r = 0; r < reps; r++)
+            status |= ((er_quantize_rows_u7_fn *)v->fn)(x, m, k, q, scale, zero);
     } else if (strcmp(op, "spmm_csr_s8") == 0 || strcmp(op, "spmm_csr_f32") == 0) {
         int u32 = n % 2 == 1;
         uint32_t *indptr = zalloc((n + 1) * sizeof(uint32_t));
