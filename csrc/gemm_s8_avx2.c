@@ -270,10 +270,13 @@ ER_INLINE void panel_rows(const int8_t *x, size_t k, const int8_t *panel, size_t
 #undef WHOLE
 #undef PARTIAL
 #undef PANEL_GROUP
-    store_panel_row(ep, i, j, cols, a0, b0);
-    if (rows > 1) store_panel_row(ep, i + 1, j, cols, a1, b1);
-    if (rows > 2) store_panel_row(ep, i + 2, j, cols, a2, b2);
-    if (rows > 3) store_panel_row(ep, i + 3, j, cols, a3, b3);
+    /* A local copy: with -fno-strict-aliasing every float store into y could
+     * change *ep, so GCC reloaded each field for every 8 outputs. */
+    const er_epilogue e = *ep;
+    store_panel_row(&e, i, j, cols, a0, b0);
+    if (rows > 1) store_panel_row(&e, i + 1, j, cols, a1, b1);
+    if (rows > 2) store_panel_row(&e, i + 2, j, cols, a2, b2);
+    if (rows > 3) store_panel_row(&e, i + 3, j, cols, a3, b3);
 }
 
 /* The two instances er_gemm_s8_by_panels (gemm_s8.h) takes: with and without

@@ -42,8 +42,11 @@ ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, 
 /* Row i's sums of columns j .. j+cols-1, four per vector in c[].  armv7 NEON
  * flushes subnormal floats to zero where the scalar VFP epilogue keeps them, so
  * there the float epilogue stays scalar (the sums are integers either way). */
-ER_PANEL_INLINE void er_panel_store_row(const er_epilogue *ep, size_t i, size_t j, size_t cols,
+ER_PANEL_INLINE void er_panel_store_row(const er_epilogue *shared, size_t i, size_t j, size_t cols,
                                         const int32x4_t c[4]) {
+    /* A local copy: with -fno-strict-aliasing every float store into y could
+     * change *shared, so GCC would reload each field for every 4 outputs. */
+    const er_epilogue copy = *shared, *ep = &copy;
     size_t done = 0;
 #if defined(__aarch64__)
     if (ep->y_f32)
