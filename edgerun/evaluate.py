@@ -12,6 +12,7 @@ purpose: it never calls the C kernels (the compressor must not need them).
 The elementwise functions are exported for the runtime to reuse.
 """
 import functools
+import math
 
 import numpy as np
 
@@ -47,9 +48,9 @@ def flatten(x, axis=1):
     x = np.asarray(x)
     if axis < 0:
         axis += x.ndim
-    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-    cols = int(np.prod(x.shape[axis:], dtype=np.int64))
-    return x.reshape(rows, cols)
+    # math.prod on Python ints: exact, and ~10x cheaper per call than np.prod (a
+    # visible share of a small CNN's run); a view whenever x is contiguous
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
 def reshape(x, shape):
@@ -85,8 +86,15 @@ def windows(x, kh, kw, strides, dilations, axes=(2, 3)):
     shape, steps = list(x.shape), list(x.strides)
     shape[ah], shape[aw] = oh, ow
     steps[ah], steps[aw] = x.strides[ah] * sh, x.strides[aw] * sw
-    return np.lib.stride_tricks.as_strided(
-        x, shape + [kh, kw], steps + [x.strides[ah] * dh, x.strides[aw] * dw], writeable=False)
+    shape += [kh, kw]
+    steps += [x.strides[ah] * dh, x.strides[aw] * dw]
+    if x.flags.c_contiguous:
+        # an ndarray over x's buffer (which numpy bounds-checks) costs ~8x less than
+        # as_strided, whose array-interface detour dominated small convs and pools
+        view = np.ndarray(shape, x.dtype, x, 0, steps)
+        view.flags.writeable = False
+        return view
+    return np.lib.stride_tricks.as_strided(x, shape, steps, writeable=False)
 
 
 def pad_spatial(x, pads, value=0.0, axes=(2, 3)):
@@ -99,7 +107,10 @@ def pad_spatial(x, pads, value=0.0, axes=(2, 3)):
     shape = list(x.shape)
     shape[ah] += top + bottom
     shape[aw] += left + right
-    out = np.full(shape, value, dtype=x.dtype)
+    if value == 0 and math.copysign(1.0, value) > 0:
+        out = np.zeros(shape, dtype=x.dtype)     # calloc'ed: cheaper than np.full
+    else:
+        out = np.full(shape, value, dtype=x.dtype)
     inside = [slice(None)] * x.ndim
     inside[ah] = slice(top, top + x.shape[ah])
     inside[aw] = slice(left, left + x.shape[aw])
