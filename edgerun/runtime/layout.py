@@ -209,15 +209,12 @@ def nhwc_function(node, constants):
     if op in ELEMENTWISE:
         return evaluate.op_function(node), constants
     if op in ("MaxPool", "AveragePool"):
-        options = dict(kernel_shape=attrs["kernel_shape"], strides=attrs.get("strides"),
-                       pads=attrs.get("pads", (0, 0, 0, 0)))
-        if op == "MaxPool":
-            return (lambda x: evaluate.max_pool(_rank4(x, op), axes=NHWC_SPATIAL, **options)), constants
-        include = attrs.get("count_include_pad", 0)
-        return (lambda x: evaluate.average_pool(_rank4(x, op), count_include_pad=include,
-                                                axes=NHWC_SPATIAL, **options)), constants
+        pool = evaluate.Pool(op, attrs["kernel_shape"], attrs.get("strides"),
+                             attrs.get("pads", (0, 0, 0, 0)), attrs.get("count_include_pad", 0),
+                             axes=NHWC_SPATIAL)
+        return (lambda x: pool(_rank4(x, op))), constants
     if op == "GlobalAveragePool":
-        return (lambda x: _rank4(x, op).mean(axis=(1, 2), keepdims=True, dtype=np.float32)), constants
+        return (lambda x: evaluate.global_average_pool(_rank4(x, op), axes=NHWC_SPATIAL)), constants
     if op == "Pad":
         pads = list(attrs["pads"])
         if len(pads) == 8:      # (N, C, H, W) begins and ends -> (N, H, W, C)
