@@ -222,7 +222,8 @@ class Pool:
             taps = geometry.taps
             if len(taps) == 1:
                 return padded[taps[0]].copy()       # a new array, never a view of x
-            y = np.maximum(padded[taps[0]], padded[taps[1]], out=np.empty(geometry.out_shape, np.float32))
+            y = np.empty(geometry.out_shape, np.float32)     # C order whatever x's strides
+            np.maximum(padded[taps[0]], padded[taps[1]], out=y)
             for tap in taps[2:]:
                 np.maximum(y, padded[tap], out=y)
             return y

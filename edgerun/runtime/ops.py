@@ -265,7 +265,8 @@ class Conv2dStep:
       "blas"          float weights, group 1: rows times the weight matrix; a 1x1 unpadded
                       conv's rows are the activation itself ([N*H*W, C], strided convs
                       subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
-                      column order (the weight is permuted to match once, at load)
+                      column order (the weight is permuted to match once, at load; the
+                      im2col geometry once per input shape, layout.Im2col)
       LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
       kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
                       load (dense, CSR, codebook), except 1x4-block weights, whose blocks
