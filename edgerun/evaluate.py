@@ -215,8 +215,10 @@ class Pool:
             self._shapes[x.shape] = geometry
         padded = x
         if geometry.padded_shape is not None:
-            fill = -np.inf if self.op == "MaxPool" else 0.0
-            padded = np.full(geometry.padded_shape, fill, dtype=np.float32)
+            if self.op == "MaxPool":
+                padded = np.full(geometry.padded_shape, -np.inf, dtype=np.float32)
+            else:
+                padded = np.zeros(geometry.padded_shape, dtype=np.float32)
             padded[geometry.inside] = x
         if self.op == "MaxPool":
             taps = geometry.taps
@@ -277,13 +279,18 @@ class _PoolGeometry:
 
 def global_average_pool(x, axes=(2, 3)):
     """ONNX GlobalAveragePool (axes 1, 2 for NHWC): x.mean over them, keepdims, in
-    float32 -- the same sum and the same division as numpy's mean, without its
-    Python-level wrapper (a third of the op's time on a small map)."""
+    float32 -- the bits of numpy's mean at a third of its cost on a small map: the
+    same sum, then a float32 division where mean divides in float64 and rounds.  The
+    two agree: a float32 quotient computed in float64 (53 >= 2 * 24 + 2 bits) and
+    rounded is the correctly rounded float32 quotient, and counts below 2**24 are
+    exact in float32."""
     x = np.asarray(x, dtype=np.float32)
     _check_nchw(x, "GlobalAveragePool")
     sums = np.add.reduce(x, axis=axes, dtype=np.float32, keepdims=True)
-    count = np.intp(x.shape[axes[0]] * x.shape[axes[1]])
-    return np.true_divide(sums, count, out=sums, casting="unsafe")
+    count = x.shape[axes[0]] * x.shape[axes[1]]
+    if count < 2 ** 24:
+        return np.divide(sums, np.float32(count), out=sums)
+    return np.true_divide(sums, np.intp(count), out=sums, casting="unsafe")
 
 
 def clip(x, lo=None, hi=None):
