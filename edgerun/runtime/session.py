@@ -38,7 +38,7 @@ from edgerun.runtime.ops import Conv2dStep, LinearStep
 
 
 MAX_BATCH_ROWS = 1024  # rows per chunk: 1024 x a 4096-wide layer is 16 MB of float32
-_LINEAR, _CONV, _OTHER = "linear", "conv", "other"     # how _run calls a step
+_LINEAR, _CONV, _UNARY, _OTHER = "linear", "conv", "unary", "other"     # how _run calls a step
 
 
 def load(path, num_threads=1, max_batch_rows=MAX_BATCH_ROWS):
@@ -201,8 +201,9 @@ class Session:
     def _bindings(self):
         """Per step of self._steps, what _run reads, worked out from the layout plan once
         (and again only if _steps is replaced): (kind, sources, channel axis), where
-        kind is _LINEAR, _CONV or _OTHER and sources is one (name, constant, is constant,
-        target layout or None when the value is already held in it) per input."""
+        kind is _LINEAR, _CONV, _UNARY (one input, no constant, no conversion) or _OTHER
+        and sources is one (name, constant, is constant, target layout or None when the
+        value is already held in it) per input."""
         if self._bound is not None and self._bound[0] is self._steps:
             return self._bound[1]
         plan = self._layout
@@ -221,7 +222,9 @@ class Session:
                 axis = 3 if plan.of(node.inputs[0]) == layouts.NHWC else 1
                 bindings.append((_CONV, (source(node.inputs[0]),), axis))
             else:
-                bindings.append((_OTHER, tuple(source(name, extra) for name in node.inputs), None))
+                sources = tuple(source(name, extra) for name in node.inputs)
+                plain = len(sources) == 1 and not sources[0][2] and sources[0][3] is None
+                bindings.append((_UNARY if plain else _OTHER, sources, None))
         outputs = [(v.name, layouts.NCHW) for v in self.outputs if plan.of(v.name) != layouts.NCHW]
         self._bound = (self._steps, (bindings, outputs))
         return bindings, outputs
@@ -245,9 +248,12 @@ class Session:
             return x
 
         for (node, step, extra), (kind, sources, channel_axis) in zip(self._steps, bindings):
-            if kind is _OTHER:
-                args = [constant if is_constant else values[name] if target is None
-                        else read(name, target) for name, constant, is_constant, target in sources]
+            if kind is _UNARY or kind is _OTHER:
+                if kind is _UNARY:      # Relu, pools, Flatten, ...: one input, held as needed
+                    args = [values[sources[0][0]]]
+                else:
+                    args = [constant if is_constant else values[name] if target is None
+                            else read(name, target) for name, constant, is_constant, target in sources]
                 try:
                     result = step(*args)
                 except EdgerunError:
