@@ -171,12 +171,7 @@ class Im2col:
         top, left, bottom, right = pads
         hp, wp = h + top + bottom, w + left + right
         (sh, sw), (dh, dw) = strides, dilations
-        oh = (hp - dh * (kh - 1) - 1) // sh + 1
-        ow = (wp - dw * (kw - 1) - 1) // sw + 1
-        if oh < 1 or ow < 1:      # the message of evaluate.windows
-            raise ShapeError(f"a {kh}x{kw} window (dilations {list(dilations)}) does not fit the "
-                             f"padded input of {hp}x{wp}")
-        self.oh, self.ow = oh, ow
+        self.oh, self.ow = oh, ow = evaluate.window_positions(hp, wp, kh, kw, strides, dilations)
         self.padded_shape = (n, hp, wp, c) if any(pads) else None
         self.inside = (slice(None), slice(top, top + h), slice(left, left + w))
         item = np.dtype(np.float32).itemsize

@@ -15,8 +15,9 @@ intermediates -- so any number of threads may call `run` on one Session
 concurrently.  What it keeps between runs is derived from shapes only and never
 changed once made (the bindings of _run, each conv's Im2col and each pool's
 geometry per input shape); two threads that meet a new shape at once both make
-it, and either copy serves.  With num_threads > 1 a layer's output columns are split across a
-thread pool; the kernels release the GIL.  (docs/SECURITY.md, "Threads".)
+it, and either copy serves.  With num_threads > 1 a layer's output columns are
+split across a thread pool; the kernels release the GIL.  (docs/SECURITY.md,
+"Threads".)
 
 Memory: a batch of more than `max_batch_rows` rows runs in chunks of that many
 rows when every op treats rows independently, so intermediates stay bounded
