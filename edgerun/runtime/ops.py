@@ -38,7 +38,7 @@ from edgerun.evaluate import activate
 from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
-from edgerun.runtime.layout import windows_nhwc
+from edgerun.runtime.layout import Im2col, windows_nhwc
 
 
 GEMM_K_STEP = 8    # the narrowest SIMD step of gemm_s8's K tails (AVX2 and NEON)
@@ -278,7 +278,8 @@ class Conv2dStep:
       "blas"          float weights, group 1: rows times the weight matrix; a 1x1 unpadded
                       conv's rows are the activation itself ([N*H*W, C], strided convs
                       subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
-                      column order (the weight is permuted to match once, at load)
+                      column order (the weight is permuted to match once, at load; the
+                      im2col geometry once per input shape, layout.Im2col)
       LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
       kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
                       load (dense, CSR, codebook), except 1x4-block weights, whose blocks
@@ -304,6 +305,8 @@ class Conv2dStep:
         self.activation = attrs.get("activation")
         self.bias = None if bias is None else _f32(bias.to_dense())
         self.pointwise = self.kh == self.kw == 1 and not any(self.pads)
+        self.order = "hwc"      # im2col column order; "chw" for 1x4-block weights (below)
+        self._im2col = {}       # input shape -> Im2col, filled by the first call of each shape
         if weight.encoding == "codebook":
             weight = _codebook_as_dense(weight)
         a = weight.arrays
@@ -364,10 +367,8 @@ class Conv2dStep:
             oh, ow = xs.shape[1:3]
             rows = np.ascontiguousarray(xs).reshape(n * oh * ow, self.in_channels)
         else:
-            order = "hwc" if self.kind == "blas" else self.order
-            windows = windows_nhwc(x, self.pads, self.kh, self.kw, self.strides, self.dilations, order)
-            oh, ow = windows.shape[1:3]
-            rows = np.ascontiguousarray(windows).reshape(n * oh * ow, -1)
+            im2col = self._im2col.get(x.shape) or self._prepare_im2col(x.shape)
+            rows, oh, ow = im2col(x), im2col.oh, im2col.ow
         if self.kind == "blas":
             y = rows @ self.weight_t
             if self.bias is not None:
@@ -378,6 +379,18 @@ class Conv2dStep:
             if self.activation == "relu6":
                 np.minimum(y, 6, out=y)
         return y.reshape(n, oh, ow, self.out_channels)
+
+    def _prepare_im2col(self, shape):
+        """The Im2col of input shape `shape`, kept for the next call with that shape (a
+        few shapes at most: a session sees one per batch size)."""
+        if len(shape) != 4 or shape[3] != self.in_channels:
+            raise ShapeError(f"conv {self.name!r} expects NHWC inputs with {self.in_channels} "
+                             f"channels, got shape {list(shape)}")
+        im2col = Im2col(shape, self.pads, self.kh, self.kw, self.strides, self.dilations, self.order)
+        if len(self._im2col) >= 8:
+            self._im2col.clear()
+        self._im2col[shape] = im2col
+        return im2col
 
     def _grouped(self, x):
         """Grouped (not depthwise) conv: im2col from NHWC, split by group, one batched matmul."""

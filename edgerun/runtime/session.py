@@ -12,8 +12,12 @@ outputs are NCHW, as in the graph; `Session.conversions` lists the transposes.
 
 Thread safety: a Session holds no per-call state -- every run allocates its own
 intermediates -- so any number of threads may call `run` on one Session
-concurrently.  With num_threads > 1 a layer's output columns are split across a
-thread pool; the kernels release the GIL.  (docs/SECURITY.md, "Threads".)
+concurrently.  What it keeps between runs is derived from shapes only and never
+changed once made (the bindings of _run, each conv's Im2col and each pool's
+geometry per input shape); two threads that meet a new shape at once both make
+it, and either copy serves.  With num_threads > 1 a layer's output columns are
+split across a thread pool; the kernels release the GIL.  (docs/SECURITY.md,
+"Threads".)
 
 Memory: a batch of more than `max_batch_rows` rows runs in chunks of that many
 rows when every op treats rows independently, so intermediates stay bounded
@@ -35,6 +39,7 @@ from edgerun.runtime.ops import Conv2dStep, LinearStep
 
 
 MAX_BATCH_ROWS = 1024  # rows per chunk: 1024 x a 4096-wide layer is 16 MB of float32
+_LINEAR, _CONV, _UNARY, _OTHER = "linear", "conv", "unary", "other"     # how _run calls a step
 
 
 def load(path, num_threads=1, max_batch_rows=MAX_BATCH_ROWS):
@@ -97,6 +102,7 @@ class Session:
             graph, lambda name: self._layout.node_layout.get(name) != layouts.NHWC)
         fused_adds = {add.name for add in self._residual_adds.values()} | self._attention.fused
         self._steps = [self._plan(node) for node in graph.nodes if node.name not in fused_adds]
+        self._bound = None          # (the _steps it was made for, _bindings()), made lazily
         self._chunkable = _row_wise(graph)
         # created last: a plan that fails leaves no pool threads behind
         self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
@@ -199,49 +205,62 @@ class Session:
                 outputs[v.name][start:stop] = y
         return outputs
 
+    def _bindings(self):
+        """Per step of self._steps, what _run reads, worked out from the layout plan once
+        (and again only if _steps is replaced): (kind, sources, channel axis), where
+        kind is _LINEAR, _CONV, _UNARY (one input, no constant, no conversion) or _OTHER
+        and sources is one (name, constant, is constant, target layout or None when the
+        value is already held in it) per input."""
+        if self._bound is not None and self._bound[0] is self._steps:
+            return self._bound[1]
+        plan = self._layout
+        bindings = []
+        for node, step, extra in self._steps:
+            mode = plan.node_layout[node.name]
+
+            def source(name, constants=()):
+                if name in constants:
+                    return name, constants[name], True, None
+                return name, None, False, (mode if plan.of(name) != mode else None)
+
+            if isinstance(step, LinearStep):        # weights and bias live in the step
+                bindings.append((_LINEAR, (source(node.inputs[0]),), None))
+            elif isinstance(step, Conv2dStep):
+                axis = 3 if plan.of(node.inputs[0]) == layouts.NHWC else 1
+                bindings.append((_CONV, (source(node.inputs[0]),), axis))
+            else:
+                sources = tuple(source(name, extra) for name in node.inputs)
+                plain = len(sources) == 1 and not sources[0][2] and sources[0][3] is None
+                bindings.append((_UNARY if plain else _OTHER, sources, None))
+        outputs = [(v.name, layouts.NCHW) for v in self.outputs if plan.of(v.name) != layouts.NCHW]
+        self._bound = (self._steps, (bindings, outputs))
+        return bindings, outputs
+
     def _run(self, values):
         """Every step on feeds {input name: array}; returns all values by name (NCHW for
         the graph's outputs; values inside may be NHWC, see layout.py)."""
-        plan = self._layout
+        bindings, outputs = self._bindings()
         converted = {}
 
         def read(name, target):
-            """values[name] in the target layout, converted once per run."""
-            if plan.of(name) == target:
-                return values[name]
-            if (name, target) not in converted:
+            """values[name] in the target layout (not the one it is held in), converted
+            once per run."""
+            x = converted.get((name, target))
+            if x is None:
                 x = values[name]
                 if x.ndim != 4:
                     raise ShapeError(f"value {name!r} must be 4-D to change its layout, "
                                      f"got shape {list(x.shape)}")
-                converted[name, target] = layouts.convert(x, target)
-            return converted[name, target]
+                x = converted[name, target] = layouts.convert(x, target)
+            return x
 
-        for node, step, extra in self._steps:
-            mode = plan.node_layout[node.name]
-            if isinstance(step, LinearStep):
-                activation = read(node.inputs[0], mode)
-                if activation.ndim < 2 or activation.shape[-1] != step.in_features:
-                    raise ShapeError(f"layer {node.name!r} expects [..., {step.in_features}] "
-                                     f"inputs, got {list(activation.shape)}")
-                # [batch, seq, features] (a transformer's tokens) runs as one matrix of rows
-                rows = activation.reshape(-1, step.in_features)
-                result = step(np.ascontiguousarray(rows, dtype=np.float32), self._pool)
-                result = result.reshape(activation.shape[:-1] + (step.out_features,))
-            elif isinstance(step, Conv2dStep):
-                source = node.inputs[0]
-                activation = values[source]
-                channels = activation.shape[3 if plan.of(source) == layouts.NHWC else 1] \
-                    if activation.ndim == 4 else None
-                if channels != step.in_channels:
-                    shape = list(activation.shape)
-                    if plan.of(source) == layouts.NHWC:
-                        shape = [shape[0], shape[3], shape[1], shape[2]]
-                    raise ShapeError(f"conv {node.name!r} expects NCHW inputs with {step.in_channels} "
-                                     f"channels, got {shape}")
-                result = step(read(source, mode), self._pool)
-            else:
-                args = [extra[name] if name in extra else read(name, mode) for name in node.inputs]
+        for (node, step, extra), (kind, sources, channel_axis) in zip(self._steps, bindings):
+            if kind is _UNARY or kind is _OTHER:
+                if kind is _UNARY:      # Relu, pools, Flatten, ...: one input, held as needed
+                    args = [values[sources[0][0]]]
+                else:
+                    args = [constant if is_constant else values[name] if target is None
+                            else read(name, target) for name, constant, is_constant, target in sources]
                 try:
                     result = step(*args)
                 except EdgerunError:
@@ -250,12 +269,32 @@ class Session:
                     shapes = [list(np.shape(a)) for a in args]
                     raise ShapeError(f"node {node.name!r} ({node.op}) cannot run on inputs of "
                                      f"shape {shapes}: {error}") from None
+            elif kind is _CONV:
+                name, _, _, target = sources[0]
+                activation = values[name]
+                if activation.ndim != 4 or activation.shape[channel_axis] != step.in_channels:
+                    shape = list(activation.shape)
+                    if channel_axis == 3:
+                        shape = [shape[0], shape[3], shape[1], shape[2]]
+                    raise ShapeError(f"conv {node.name!r} expects NCHW inputs with {step.in_channels} "
+                                     f"channels, got {shape}")
+                result = step(activation if target is None else read(name, target), self._pool)
+            else:
+                name, _, _, target = sources[0]
+                activation = values[name] if target is None else read(name, target)
+                if activation.ndim < 2 or activation.shape[-1] != step.in_features:
+                    raise ShapeError(f"layer {node.name!r} expects [..., {step.in_features}] "
+                                     f"inputs, got {list(activation.shape)}")
+                # [batch, seq, features] (a transformer's tokens) runs as one matrix of rows
+                rows = activation.reshape(-1, step.in_features)
+                result = step(np.ascontiguousarray(rows, dtype=np.float32), self._pool)
+                result = result.reshape(activation.shape[:-1] + (step.out_features,))
             if len(node.outputs) > 1:      # Split: one array per output
                 values.update(zip(node.outputs, result))
             else:
                 values[node.outputs[0]] = result
-        for out in self.outputs:
-            values[out.name] = read(out.name, layouts.NCHW)
+        for name, target in outputs:
+            values[name] = read(name, target)
         return values
 
     def close(self):
