@@ -1,20 +1,13 @@
 #include "harness.h"
 
-/* Every variant against scalar, with a float epilogue (scales, bias, relu,
- * ldy > n) and with an int8 requantized output; both must match byte for byte. */
-static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
-                     int extreme, int nonneg) {
-    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
-    if (extreme) { /* only +-127: the vpmaddubsw saturation trap and int16 overflow */
-        for (size_t p = 0; p < m * k; p++) x[p] = h_rand() & 1 ? 127 : -127;
-        for (size_t p = 0; p < n * k; p++) w[p] = h_rand() & 1 ? 127 : -127;
-    } else {
-        h_fill_s8(x, m * k, -127, 127);
-        h_fill_s8(w, n * k, -127, 127);
-    }
-    if (nonneg) /* x after a ReLU: the AVX2 path without vpsignb */
-        for (size_t p = 0; p < m * k; p++) x[p] = (int8_t)(x[p] < 0 ? -x[p] : x[p]);
-    if (m > 1) memset(x + k, 0, k); /* an all-zero row of x */
+/* Every variant against scalar on x [m, k], w [n, k] (zero and sums: an
+ * asymmetric x, or NULL), with a float epilogue (scales, bias, relu, ldy > n)
+ * and with an int8 requantized output; both must match byte for byte.  With
+ * `shifted` (x - zero, symmetric) the scalar asymmetric result must also equal
+ * the scalar symmetric one on it: the same products summed. */
+static void compare_variants(const er_variant *const *v, size_t nv, const int8_t *x,
+                             const int8_t *w, size_t m, size_t n, size_t k, const int32_t *zero,
+                             const int32_t *sums, const int8_t *shifted, const char *what) {
     float *sx = h_alloc(m * sizeof(float)), *sw = h_alloc(n * sizeof(float));
     float *bias = h_alloc(n * sizeof(float));
     h_fill_f32(sx, m, 0.01f);
@@ -23,17 +16,21 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, 
     size_t ldy = n + 3;
     float *y_ref = h_alloc(m * ldy * sizeof(float)), *y = h_alloc(m * ldy * sizeof(float));
     int8_t *q_ref = h_alloc(m * ldy), *q = h_alloc(m * ldy);
-    er_epilogue ef = {sx, sw, bias, (int)(m & 1), y_ref, NULL, 0.0f, ldy, NULL, NULL};
-    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy, NULL, NULL};
+    er_epilogue ef = {sx, sw, bias, (int)((m + k) & 1), y_ref, NULL, 0.0f, ldy, zero, sums};
+    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy, zero, sums};
     er_gemm_s8_fn *ref = (er_gemm_s8_fn *)v[0]->fn;
     h_check(ref(x, w, m, n, k, &ef) == ER_OK && ref(x, w, m, n, k, &eq) == ER_OK, "gemm_s8",
-            "scalar", "reference run");
+            "scalar", what);
+    if (shifted) {
+        er_epilogue symmetric = ef;
+        symmetric.y_f32 = y, symmetric.row_zero = NULL, symmetric.col_sum = NULL;
+        h_check(ref(shifted, w, m, n, k, &symmetric) == ER_OK &&
+                    h_same_bytes(y, y_ref, m * ldy * sizeof(float)),
+                "gemm_s8", "scalar", what);
+    }
     ef.y_f32 = y;
     eq.y_s8 = q;
     for (size_t i = 1; i < nv; i++) {
-        char what[96];
-        snprintf(what, sizeof what, "m=%zu n=%zu k=%zu extreme=%d nonneg=%d", m, n, k, extreme,
-                 nonneg);
         er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
         memset(y, 0, m * ldy * sizeof(float));
         memset(q, 0, m * ldy);
@@ -42,7 +39,28 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, 
                     h_same_bytes(q, q_ref, m * ldy),
                 "gemm_s8", v[i]->variant, what);
     }
-    free(x), free(w), free(sx), free(sw), free(bias), free(y_ref), free(y), free(q_ref), free(q);
+    free(sx), free(sw), free(bias), free(y_ref), free(y), free(q_ref), free(q);
+}
+
+/* A symmetric x: random, only +-127 (`extreme`: the vpmaddubsw saturation trap
+ * and int16 overflow), or after a ReLU (`nonneg`: the AVX2 path without vpsignb). */
+static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
+                     int extreme, int nonneg) {
+    int8_t *x = h_alloc(m * k), *w = h_alloc(n * k);
+    if (extreme) {
+        for (size_t p = 0; p < m * k; p++) x[p] = h_rand() & 1 ? 127 : -127;
+        for (size_t p = 0; p < n * k; p++) w[p] = h_rand() & 1 ? 127 : -127;
+    } else {
+        h_fill_s8(x, m * k, -127, 127);
+        h_fill_s8(w, n * k, -127, 127);
+    }
+    if (nonneg)
+        for (size_t p = 0; p < m * k; p++) x[p] = (int8_t)(x[p] < 0 ? -x[p] : x[p]);
+    if (m > 1) memset(x + k, 0, k); /* an all-zero row of x */
+    char what[96];
+    snprintf(what, sizeof what, "m=%zu n=%zu k=%zu extreme=%d nonneg=%d", m, n, k, extreme, nonneg);
+    compare_variants(v, nv, x, w, m, n, k, NULL, NULL, NULL, what);
+    free(x), free(w);
 }
 
 /* x all +127, w all -127: every output is exactly -k * 16129, which at large k
@@ -86,10 +104,8 @@ static void column_slices(const er_variant *const *v, size_t nv, size_t m, size_
 }
 
 /* An asymmetric x (quantize_rows_u7: q in [0, 127], a zero point per row, the
- * column sums of w): every variant against scalar with float and int8 outputs,
- * and scalar against the symmetric path on x - zero, which sums the same
- * products.  extreme: q and zero only 0 and 127, so |x - zero| reaches 127 and
- * zero * col_sum far exceeds int32 at K = 5000 (the wrap must cancel). */
+ * column sums of w).  extreme: q and zero only 0 and 127, so |x - zero| reaches
+ * 127 and zero * col_sum far exceeds int32 at K = 5000 (the wrap must cancel). */
 static void zero_points(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
                         int extreme) {
     int8_t *x = h_alloc(m * k), *shifted = h_alloc(m * k), *w = h_alloc(n * k);
@@ -107,37 +123,10 @@ static void zero_points(const er_variant *const *v, size_t nv, size_t m, size_t 
         for (size_t p = 0; p < k; p++) sums[j] += w[j * k + p];
     for (size_t i = 0; i < m; i++)
         for (size_t p = 0; p < k; p++) shifted[i * k + p] = (int8_t)(x[i * k + p] - zero[i]);
-    float *sx = h_alloc(m * sizeof(float)), *sw = h_alloc(n * sizeof(float));
-    float *bias = h_alloc(n * sizeof(float));
-    h_fill_f32(sx, m, 0.01f);
-    h_fill_f32(sw, n, 0.01f);
-    h_fill_f32(bias, n, 5.0f);
-    size_t ldy = n + 1;
-    float *y_ref = h_alloc(m * ldy * sizeof(float)), *y = h_alloc(m * ldy * sizeof(float));
-    int8_t *q_ref = h_alloc(m * ldy), *q = h_alloc(m * ldy);
-    er_epilogue ef = {sx, sw, bias, (int)(k & 1), y_ref, NULL, 0.0f, ldy, zero, sums};
-    er_epilogue eq = {sx, sw, bias, 0, NULL, q_ref, 1.0f / (float)(k + 1), ldy, zero, sums};
-    er_epilogue symmetric = {sx, sw, bias, (int)(k & 1), y, NULL, 0.0f, ldy, NULL, NULL};
-    er_gemm_s8_fn *ref = (er_gemm_s8_fn *)v[0]->fn;
     char what[96];
     snprintf(what, sizeof what, "zero points m=%zu n=%zu k=%zu extreme=%d", m, n, k, extreme);
-    h_check(ref(x, w, m, n, k, &ef) == ER_OK && ref(x, w, m, n, k, &eq) == ER_OK &&
-                ref(shifted, w, m, n, k, &symmetric) == ER_OK &&
-                h_same_bytes(y, y_ref, m * ldy * sizeof(float)),
-            "gemm_s8", "scalar", what);
-    ef.y_f32 = y;
-    eq.y_s8 = q;
-    for (size_t i = 1; i < nv; i++) {
-        er_gemm_s8_fn *fn = (er_gemm_s8_fn *)v[i]->fn;
-        memset(y, 0, m * ldy * sizeof(float));
-        memset(q, 0, m * ldy);
-        h_check(fn(x, w, m, n, k, &ef) == ER_OK && fn(x, w, m, n, k, &eq) == ER_OK &&
-                    h_same_bytes(y, y_ref, m * ldy * sizeof(float)) &&
-                    h_same_bytes(q, q_ref, m * ldy),
-                "gemm_s8", v[i]->variant, what);
-    }
-    free(x), free(shifted), free(w), free(zero), free(sums), free(sx), free(sw), free(bias);
-    free(y_ref), free(y), free(q_ref), free(q);
+    compare_variants(v, nv, x, w, m, n, k, zero, sums, shifted, what);
+    free(x), free(shifted), free(w), free(zero), free(sums);
 }
 
 static void bad_arguments(const er_variant *const *v, size_t nv) {
