@@ -29,7 +29,7 @@ er_status er_codebook_f32__scalar(const uint8_t *packed, unsigned bits,
 er_status er_codebook_s8__scalar(const uint8_t *nibbles, const int8_t *table,
                                  const int8_t *x, size_t m, size_t n, size_t k,
                                  const er_epilogue *ep) {
-    if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
+    if (!nibbles || !table || !x || !er_epilogue_zero_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
     const size_t stride = er_nibble32_row_bytes(k);
     for (size_t j = 0; j < n; j++)

@@ -167,6 +167,7 @@ static inline __attribute__((always_inline)) er_status er_codebook_s8_by_gemm(
         er_epilogue slice = *ep;
         if (slice.col_scale) slice.col_scale += j;
         if (slice.bias) slice.bias += j;
+        if (slice.col_sum) slice.col_sum += j;
         if (slice.y_f32) slice.y_f32 += j;
         if (slice.y_s8) slice.y_s8 += j;
         er_status status = gemm(x, w, m, rows, k, &slice);

@@ -403,7 +403,7 @@ static void s8_decode_row(const uint8_t *row, const int8_t *table8, size_t k, in
 er_status er_codebook_s8__avx2(const uint8_t *nibbles, const int8_t *table,
                                const int8_t *x, size_t m, size_t n, size_t k,
                                const er_epilogue *ep) {
-    if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
+    if (!nibbles || !table || !x || !er_epilogue_zero_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
     if (er_codebook_s8_decode_first(m, k))
         return er_codebook_s8_by_gemm(nibbles, table, x, m, n, k, ep, s8_decode_row, er_gemm_s8__avx2);

@@ -70,7 +70,7 @@ er_gemm_s8_fn er_gemm_s8__dotprod;   /* csrc/gemm_s8_dotprod.c: the many-rows pa
 er_status er_codebook_s8__dotprod(const uint8_t *nibbles, const int8_t *table,
                                   const int8_t *x, size_t m, size_t n, size_t k,
                                   const er_epilogue *ep) {
-    if (!nibbles || !table || !x || !er_epilogue_ok(ep, n)) return ER_ERR_ARGUMENT;
+    if (!nibbles || !table || !x || !er_epilogue_zero_ok(ep, n)) return ER_ERR_ARGUMENT;
     if (k > ER_MAX_K_S8) return ER_ERR_K_TOO_LARGE;
     if (er_codebook_s8_decode_first(m, k))
         return er_codebook_s8_by_gemm(nibbles, table, x, m, n, k, ep, er_codebook_s8_decode_row_neon,

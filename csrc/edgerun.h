@@ -16,7 +16,7 @@
  *   then either y_f32[i*ldy + j] = v, or, requantizing for the next int8 layer,
  *       y_s8[i*ldy + j] = clamp(round_half_even(v * out_inv_scale), -127, 127).
  *   A NULL row_scale / col_scale / bias is skipped (not multiplied by 1).
- * - Asymmetric activations (gemm_s8 only; every other kernel refuses them):
+ * - Asymmetric activations (gemm_s8 and codebook_s8; the others refuse them):
  *   x holds q in [0, 127] with a zero point z per row (quantize_rows_u7), so
  *   the product wanted is sum_p (x[i][p] - z[i]) * w[j][p].  Then row_zero = z
  *   and col_sum[j] = sum_p w[j][p], and before the conversion to float

@@ -73,7 +73,8 @@ static inline int er_epilogue_ok(const er_epilogue *ep, size_t n) {
            !ep->col_sum;
 }
 
-/* For gemm_s8, which also takes an asymmetric x: row_zero and col_sum together. */
+/* For gemm_s8 and codebook_s8, which also take an asymmetric x: row_zero and
+ * col_sum together. */
 static inline int er_epilogue_zero_ok(const er_epilogue *ep, size_t n) {
     if (!ep || (ep->row_zero == NULL) != (ep->col_sum == NULL)) return 0;
     er_epilogue symmetric = *ep;

@@ -48,11 +48,12 @@ def codebook_f32(packed, bits, centroids, x, bias=None, relu=False, out=None, va
 
 
 def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_scale=None,
-                out=None, variant=None):
+                out=None, x_zero=None, w_sums=None, variant=None):
     """The int8 codebook path: w[j, p] = table[index(j, p)] with 4-bit indices in the
     nibble32 layout (packing.pack_nibble32); int32 sums of x * w, then the epilogue:
     y = acc * x_scale[i] * w_scale[j] + bias[j] (relu), float32, or int8 when
-    out_scale is given.  x int8 [m, k] in [-127, 127]; table int8 [16]."""
+    out_scale is given.  x int8 [m, k] in [-127, 127]; table int8 [16].  x_zero and
+    w_sums (the decoded rows' sums) take an asymmetric x, as in gemm_s8."""
     x = _matrix(x, np.int8, "x")
     cdef Py_ssize_t m = x.shape[0], k = x.shape[1]
     nibbles = _codebook_rows(nibbles, (k + 31) // 32 * 16, "nibbles",
@@ -67,6 +68,7 @@ def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_
     x_scale = _vector(x_scale, m, np.float32, "x_scale")
     w_scale = _vector(w_scale, n, np.float32, "w_scale")
     bias = _vector(bias, n, np.float32, "bias")
+    x_zero, w_sums = _zero_points(x_zero, w_sums, m, n, k)
     y = _output(out, m, n, np.float32 if out_scale is None else np.int8)
     if m == 0 or n == 0:
         return y
@@ -79,6 +81,7 @@ def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_
     cdef const int8_t[:, ::1] xv = x
     cdef er_epilogue ep
     _epilogue(&ep, x_scale, w_scale, bias, relu, y, out_scale)
+    _epilogue_zero_points(&ep, x_zero, w_sums)
     cdef er_status status
     with nogil:
         status = fn(&nv[0, 0], &tv[0], &xv[0, 0], m, n, k, &ep)

@@ -1,24 +1,5 @@
 # Included by _kernels.pyx: dense int8 GEMM, y = epilogue(x @ w^T).
 
-cdef int _check_zero_points(const int32_t[::1] x_zero, const int32_t[::1] w_sums,
-                            Py_ssize_t k) except -1:
-    """What gemm_s8 can afford to check of the asymmetric arguments (O(m + n), typed
-    loops: numpy calls would cost more than a small GEMM): zero points of
-    quantize_rows_u7, and sums a row of k int8 weights can have.  Wrong but in-range
-    sums give wrong outputs, never an unsafe access."""
-    cdef Py_ssize_t i
-    cdef long long bound = 127 * <long long>k
-    for i in range(x_zero.shape[0]):
-        if not 0 <= x_zero[i] <= 127:
-            raise ShapeError(f"x_zero[{i}] = {x_zero[i]}: zero points lie in [0, 127] "
-                             f"(quantize_rows_u7)")
-    for i in range(w_sums.shape[0]):
-        if not -bound <= w_sums[i] <= bound:
-            raise ShapeError(f"w_sums[{i}] = {w_sums[i]} cannot be the sum of a row of {k} "
-                             f"int8 weights (|sum| <= 127 * {k})")
-    return 0
-
-
 def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None,
             x_zero=None, w_sums=None, variant=None):
     """int8 x [m, k] times int8 w [n, k] (stored by output row), int32 accumulation,
@@ -34,22 +15,14 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     x_scale = _vector(x_scale, m, np.float32, "x_scale")
     w_scale = _vector(w_scale, n, np.float32, "w_scale")
     bias = _vector(bias, n, np.float32, "bias")
-    if (x_zero is None) != (w_sums is None):
-        raise ShapeError("x_zero and w_sums go together: give both or neither")
-    x_zero = _vector(x_zero, m, np.int32, "x_zero")
-    w_sums = _vector(w_sums, n, np.int32, "w_sums")
-    if x_zero is not None:
-        _check_zero_points(x_zero, w_sums, k)
+    x_zero, w_sums = _zero_points(x_zero, w_sums, m, n, k)
     y = _output(out, m, n, np.float32 if out_scale is None else np.int8)
     if m == 0 or n == 0:
         return y
     cdef er_gemm_s8_fn *fn = <er_gemm_s8_fn *>_kernel("gemm_s8", variant)
     cdef er_epilogue ep
     _epilogue(&ep, x_scale, w_scale, bias, relu, y, out_scale)
-    cdef const int32_t[::1] zv, sv
-    if x_zero is not None:
-        zv, sv = x_zero, w_sums
-        ep.row_zero, ep.col_sum = &zv[0], &sv[0]
+    _epilogue_zero_points(&ep, x_zero, w_sums)
     cdef const int8_t[:, ::1] xv = x
     cdef const int8_t[:, ::1] wv = w
     # k == 0 has no element to point at; the kernel reads nothing then.

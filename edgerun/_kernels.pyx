@@ -229,6 +229,47 @@ cdef int _epilogue(er_epilogue *ep, x_scale, w_scale, bias, bint relu, out, out_
     return 0
 
 
+cdef int _check_zero_points(const int32_t[::1] x_zero, const int32_t[::1] w_sums,
+                            Py_ssize_t k) except -1:
+    """What gemm_s8 can afford to check of the asymmetric arguments (O(m + n), typed
+    loops: numpy calls would cost more than a small GEMM): zero points of
+    quantize_rows_u7, and sums a row of k int8 weights can have.  Wrong but in-range
+    sums give wrong outputs, never an unsafe access."""
+    cdef Py_ssize_t i
+    cdef long long bound = 127 * <long long>k
+    for i in range(x_zero.shape[0]):
+        if not 0 <= x_zero[i] <= 127:
+            raise ShapeError(f"x_zero[{i}] = {x_zero[i]}: zero points lie in [0, 127] "
+                             f"(quantize_rows_u7)")
+    for i in range(w_sums.shape[0]):
+        if not -bound <= w_sums[i] <= bound:
+            raise ShapeError(f"w_sums[{i}] = {w_sums[i]} cannot be the sum of a row of {k} "
+                             f"int8 weights (|sum| <= 127 * {k})")
+    return 0
+
+
+def _zero_points(x_zero, w_sums, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """(x_zero int32 [m], w_sums int32 [n]) checked, or (None, None): the asymmetric
+    input of gemm_s8 and codebook_s8 (edgerun.h)."""
+    if (x_zero is None) != (w_sums is None):
+        raise ShapeError("x_zero and w_sums go together: give both or neither")
+    if x_zero is None:
+        return None, None
+    x_zero = _vector(x_zero, m, np.int32, "x_zero")
+    w_sums = _vector(w_sums, n, np.int32, "w_sums")
+    _check_zero_points(x_zero, w_sums, k)
+    return x_zero, w_sums
+
+
+cdef int _epilogue_zero_points(er_epilogue *ep, x_zero, w_sums) except -1:
+    """Point ep at the zero points (from _zero_points; the caller keeps them alive)."""
+    cdef const int32_t[::1] zv, sv
+    if x_zero is not None and x_zero.shape[0] and w_sums.shape[0]:
+        zv, sv = x_zero, w_sums
+        ep.row_zero, ep.col_sum = &zv[0], &sv[0]
+    return 0
+
+
 include "_quantize.pxi"
 include "_layer_norm.pxi"
 include "_gemm.pxi"

@@ -108,12 +108,18 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     if k > MAX_K_S8:
         raise ShapeError(f"gemm_s8: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
     acc = x.astype(np.int32) @ w.T.astype(np.int32)
+    return epilogue(_zero_shift(acc, x_zero, w_sums), x_scale, w_scale, bias, relu, out_scale, out)
+
+
+def _zero_shift(acc, x_zero, w_sums):
+    """acc - x_zero[i] * w_sums[j] for an asymmetric x, wrapped to int32 as the
+    kernels compute it (edgerun.h); acc itself without zero points."""
     if (x_zero is None) != (w_sums is None):
         raise ShapeError("x_zero and w_sums go together: give both or neither")
-    if x_zero is not None:
-        shift = np.asarray(x_zero, np.int64)[:, None] * np.asarray(w_sums, np.int64)[None, :]
-        acc = (acc.astype(np.int64) - shift).astype(np.uint32).astype(np.int32)
-    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
+    if x_zero is None:
+        return acc
+    shift = np.asarray(x_zero, np.int64)[:, None] * np.asarray(w_sums, np.int64)[None, :]
+    return (acc.astype(np.int64) - shift).astype(np.uint32).astype(np.int32)
 
 
 def codebook_f32(packed, bits, centroids, x, bias=None, relu=False, out=None):
@@ -128,9 +134,11 @@ def codebook_f32(packed, bits, centroids, x, bias=None, relu=False, out=None):
     return epilogue(acc, None, None, bias, relu, None, out)
 
 
-def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None):
+def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=None,
+                x_zero=None, w_sums=None):
     """The int8 codebook path: w[j, p] = table[index(j, p)] with 4-bit indices in
-    the nibble32 layout; int32 sums of x * w, then the epilogue."""
+    the nibble32 layout; int32 sums of x * w (less x_zero * w_sums for an
+    asymmetric x, as gemm_s8), then the epilogue."""
     from edgerun import packing
 
     x = np.asarray(x, dtype=np.int8)
@@ -138,7 +146,7 @@ def codebook_s8(nibbles, table, x, x_scale, w_scale, bias=None, relu=False, out_
     w = table[packing.unpack_nibble32(nibbles, x.shape[1]).astype(np.intp)]
     # int64 products summed exactly, then int32 as every kernel holds them
     acc = (x.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
-    return epilogue(acc, x_scale, w_scale, bias, relu, out_scale, out)
+    return epilogue(_zero_shift(acc, x_zero, w_sums), x_scale, w_scale, bias, relu, out_scale, out)
 
 
 def _csr_rows(indptr):

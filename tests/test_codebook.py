@@ -102,6 +102,28 @@ def test_s8_relu_and_int8_output(variant, m, n, k, rng):
 
 
 @pytest.mark.parametrize("variant", kernel_implementations("codebook_s8"))
+@pytest.mark.parametrize("m,n,k", [(1, 5, 33), (3, 17, 100), (9, 40, 1000), (12, 600, 32)],
+                         ids=["m1", "rows", "decoded-one-block", "decoded-blocks"])
+def test_s8_zero_points_match_reference(variant, m, n, k, rng):
+    """An asymmetric x as quantize_rows_u7 leaves it, with the decoded rows' sums:
+    the same bits as the reference, and as the symmetric path on x - zero."""
+    idx, nibbles, table, _ = nibble_case(rng, m, n, k)
+    q = rng.integers(0, 128, (m, k)).astype(np.int8)
+    zero = rng.integers(0, 128, m).astype(np.int32)
+    sums = table.astype(np.int32)[idx].sum(axis=1, dtype=np.int32)
+    x_scale = rng.uniform(0.001, 0.1, m).astype(np.float32)
+    w_scale = np.full(n, 0.02, np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    y = call("codebook_s8", variant, nibbles, table, q, x_scale, w_scale, bias, relu=True,
+             x_zero=zero, w_sums=sums)
+    assert_same_bits(y, reference.codebook_s8(nibbles, table, q, x_scale, w_scale, bias, relu=True,
+                                              x_zero=zero, w_sums=sums))
+    shifted = (q.astype(np.int32) - zero[:, None]).astype(np.int8)
+    assert_same_bits(y, reference.codebook_s8(nibbles, table, shifted, x_scale, w_scale, bias,
+                                              relu=True))
+
+
+@pytest.mark.parametrize("variant", kernel_implementations("codebook_s8"))
 def test_s8_zero_rows_and_empty_shapes(variant, rng):
     _, nibbles, table, x = nibble_case(rng, 3, 4, 40)
     x[1] = 0

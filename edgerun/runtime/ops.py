@@ -14,12 +14,12 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
     bcsr4 f32 / f16 values               spmm_bcsr4_f32 (f16 widened at load)
     bcsr4 i8 values + scale              quantize_rows_s8 -> spmm_bcsr4_s8
     codebook f32/f16 centroids           codebook_f32
-    codebook i8 centroids, bits <= 4     quantize_rows_s8 -> codebook_s8 (nibble32 table lookup)
+    codebook i8 centroids, bits <= 4     quantize_rows_u7 -> codebook_s8 (nibble32 table lookup)
     codebook i8 centroids, bits > 4      quantize_rows_u7 -> gemm_s8 (indices decoded at load)
 
-gemm_s8 takes its input asymmetric, 7 bits over each row's [min, max] with a zero
-point (quantize_rows_u7; a row without negatives quantizes exactly as the symmetric
-quantize_rows_s8 does).  On x86 without VNNI the int8 product is unsigned x signed
+gemm_s8 and codebook_s8 take their input asymmetric, 7 bits over each row's [min, max]
+with a zero point (quantize_rows_u7; a row without negatives quantizes exactly as the
+symmetric quantize_rows_s8 does).  On x86 without VNNI the int8 product is unsigned x signed
 (vpmaddubsw), and a signed x cost a sign step per product vector: BERT-style
 128x256x1024 took 830 us from signed input and 517 us from u7 (Zen 3).  The
 precision is the same where it matters: a 4-layer encoder's int8 error against
@@ -41,6 +41,8 @@ from edgerun.reference import MAX_K_S8
 from edgerun.runtime.layout import Im2col, windows_nhwc
 
 
+# The kinds whose kernels take an asymmetric input (quantize_rows_u7, zero points).
+ASYMMETRIC = ("gemm_s8", "codebook_s8")
 GEMM_K_STEP = 8    # the narrowest SIMD step of gemm_s8's K tails (AVX2 and NEON)
 
 
@@ -172,9 +174,11 @@ class LinearStep:
             self._int8_dense(dense["values"], dense["scale"])
             return
         self.kind = "codebook_s8"
-        self.nibbles = pack_nibble32(unpack_bits(a["codes"], weight.bits, self.in_features))
+        codes = unpack_bits(a["codes"], weight.bits, self.in_features)
+        self.nibbles = pack_nibble32(codes)
         self.table = np.zeros(16, dtype=np.int8)
         self.table[: len(centroids)] = centroids
+        self.w_sums = self.table.astype(np.int32)[codes].sum(axis=1, dtype=np.int32)
         self.scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
 
     # -- execution -----------------------------------------------------------------------
@@ -193,7 +197,7 @@ class LinearStep:
             return y
         operands = (x,)
         if self.kind.endswith("s8"):
-            quantize = self.kernels.quantize_rows_u7 if self.kind == "gemm_s8" else \
+            quantize = self.kernels.quantize_rows_u7 if self.kind in ASYMMETRIC else \
                 self.kernels.quantize_rows_s8
             try:
                 operands = quantize(x)
@@ -233,9 +237,9 @@ class LinearStep:
             k.codebook_f32(self.packed[begin:end], self.bits, self.centroids, operands[0],
                            bias, self.relu, out=out)
         elif self.kind == "codebook_s8":
-            xq, sx = operands
+            xq, sx, zero = operands
             k.codebook_s8(self.nibbles[begin:end], self.table, xq, sx, self.scale[begin:end],
-                          bias, self.relu, out=out)
+                          bias, self.relu, out=out, x_zero=zero, w_sums=self.w_sums[begin:end])
 
 
 def _columns_hwc(matrix, channels, kh, kw):

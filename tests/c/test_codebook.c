@@ -42,10 +42,24 @@ static void s8_case(const er_variant *const *v, size_t nv, size_t m, size_t n, s
     er_epilogue ep_ref, ep;
     make_epilogue(&ep_ref, style, rs, cs, bias, yf_ref, yq_ref, n);
     make_epilogue(&ep, style, rs, cs, bias, yf, yq, n);
+    /* style & 16: an asymmetric x (quantize_rows_u7) with zero points and the
+     * decoded rows' sums, as the runtime passes them. */
+    int32_t *zero = h_alloc(m * sizeof(int32_t) + 4), *sums = h_alloc(n * sizeof(int32_t) + 4);
+    if (style & 16) {
+        for (size_t i = 0; i < m * k; i++) x[i] = (int8_t)(extreme ? (int)(h_rand() & 1) * 127 : h_randint(0, 127));
+        for (size_t i = 0; i < m; i++) zero[i] = extreme ? (int)(h_rand() & 1) * 127 : h_randint(0, 127);
+        for (size_t j = 0; j < n; j++)
+            for (size_t p = 0; p < k; p++) {
+                uint8_t byte = nib[j * ldn + p / 32 * 16 + p % 16];
+                sums[j] += table[p % 32 < 16 ? byte & 15 : byte >> 4];
+            }
+        ep_ref.row_zero = ep.row_zero = zero;
+        ep_ref.col_sum = ep.col_sum = sums;
+    }
     er_status st0 = ((er_codebook_s8_fn *)v[0]->fn)(nib, table, x, m, n, k, &ep_ref);
     h_check(st0 == ER_OK, "codebook_s8", v[0]->variant, "status");
     /* The scalar variant against a direct sum (the layout written out again). */
-    if (!(style & 9)) {
+    if (!(style & 25)) {
         int ok = 1;
         for (size_t j = 0; j < n; j++)
             for (size_t i = 0; i < m; i++) {
@@ -69,6 +83,7 @@ static void s8_case(const er_variant *const *v, size_t nv, size_t m, size_t n, s
         h_check(st == ER_OK && same, "codebook_s8", v[a]->variant, what);
     }
     free(nib), free(x), free(rs), free(cs), free(bias), free(yf_ref), free(yf), free(yq_ref), free(yq);
+    free(zero), free(sums);
 }
 
 static void f32_case(const er_variant *const *v, size_t nv, size_t m, size_t n, size_t k,
@@ -134,9 +149,9 @@ void test_codebook(void) {
     for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
             for (size_t c = 0; c < sizeof ms / sizeof ms[0]; c++) {
-                style = (style + 1) & 15;
+                style = (style + 1) & 31;
                 s8_case(s8, ns8, ms[c], ns[b], ks[a], (a + b + c) % 3 == 0, style);
-                f32_case(f32, nf32, ms[c], ns[b], ks[a], 1 + (unsigned)((a + b + c) % 8), style);
+                f32_case(f32, nf32, ms[c], ns[b], ks[a], 1 + (unsigned)((a + b + c) % 8), style & 15);
             }
     /* Batch 1 rearranges x in chunks of 4096: one chunk, several, odd blocks. */
     static const size_t long_ks[] = {4096, 4133, 8192 + 64 + 33, 3 * 4096 + 31};
@@ -151,5 +166,7 @@ void test_codebook(void) {
     s8_case(s8, ns8, 12, 600, 32, 1, 5);
     s8_case(s8, ns8, 16, 20, 4096, 1, 7);
     s8_case(s8, ns8, 8, 7, 4097, 0, 9);
+    s8_case(s8, ns8, 12, 600, 32, 1, 16 + 5);     /* zero points through the gemm path */
+    s8_case(s8, ns8, 9, 40, 1000, 0, 16 + 11);
     errors(s8, ns8, f32, nf32);
 }
