@@ -125,10 +125,11 @@ class OnnxRuntime:
         return lambda x: session.run(None, {"x": x})[0]
 
 
-def int8_linear(x, w_s8, w_scale):
-    """What a Session does per int8 layer: quantize the activations, then gemm_s8."""
-    xq, sx = K.quantize_rows_s8(x)
-    return K.gemm_s8(xq, w_s8, sx, w_scale)
+def int8_linear(x, w_s8, w_scale, w_sums):
+    """What a Session does per int8 layer: quantize the activations asymmetric
+    (quantize_rows_u7), then gemm_s8 with the zero points and the weights' row sums."""
+    xq, sx, zero = K.quantize_rows_u7(x)
+    return K.gemm_s8(xq, w_s8, sx, w_scale, x_zero=zero, w_sums=w_sums)
 
 
 def prune_rows(w, sparsity, rng):
@@ -171,6 +172,7 @@ def run(quick=False, out=print):
             w_t = np.ascontiguousarray(w.T)
             w_s8 = rng.integers(-127, 128, (n, k)).astype(np.int8)
             w_scale = np.full(n, 0.01, np.float32)
+            w_sums = w_s8.sum(axis=1, dtype=np.int32)
             w_t_s8 = np.ascontiguousarray(w_s8.T)
             ort_mmi = ort.matmul_integer(w_t_s8) if ort else None
             ort_dyn = ort.dynamic_int8(w_t) if ort else None
@@ -189,13 +191,17 @@ def run(quick=False, out=print):
                 w_sp = None
             for m in batches:
                 x = rng.standard_normal((m, k)).astype(np.float32)
-                xq, sx = K.quantize_rows_s8(x)
+                xq, sx = K.quantize_rows_s8(x)            # what the sparse kernels take
+                xu, su, zero = K.quantize_rows_u7(x)      # what gemm_s8 / codebook_s8 take
+                codebook_sums = table.astype(np.int32)[codes].sum(axis=1, dtype=np.int32)
                 row = {"shape": f"{m}x{k}x{n}", "m": m, "k": k, "n": n}
                 row["numpy_fp32"] = timeit(lambda: x @ w_t, budget)
-                row["er_int8"] = timeit(lambda: int8_linear(x, w_s8, w_scale), budget)
-                row["er_gemm_s8"] = timeit(lambda: K.gemm_s8(xq, w_s8, sx, w_scale), budget)
+                row["er_int8"] = timeit(lambda: int8_linear(x, w_s8, w_scale, w_sums), budget)
+                row["er_gemm_s8"] = timeit(lambda: K.gemm_s8(xu, w_s8, su, w_scale, x_zero=zero,
+                                                             w_sums=w_sums), budget)
                 row["er_codebook4"] = timeit(
-                    lambda: K.codebook_s8(nibbles, table, xq, sx, w_scale), budget)
+                    lambda: K.codebook_s8(nibbles, table, xu, su, w_scale, x_zero=zero,
+                                          w_sums=codebook_sums), budget)
                 row["er_csr90_s8"] = timeit(
                     lambda: K.spmm_csr_s8(*csr_s8, xq, sx, w_scale), budget)
                 row["er_csr90_f32"] = timeit(lambda: K.spmm_csr_f32(*csr, x), budget)

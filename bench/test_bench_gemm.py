@@ -26,18 +26,25 @@ def operands(m, k, n):
         rng.standard_normal(n).astype(np.float32)
 
 
-@pytest.mark.parametrize("activations", ["signed", "relu"])
+@pytest.mark.parametrize("activations", ["signed", "relu", "u7"])
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
 def test_edgerun_gemm_s8(benchmark, shape, activations):
-    """relu: x >= 0, as after a ReLU, where the AVX2 kernel skips its sign step."""
+    """relu: x >= 0, as after a ReLU, where the AVX2 kernel skips its sign step;
+    u7: what the runtime passes (quantize_rows_u7: x in [0, 127] with zero points)."""
     if _backend.name != "c":
         pytest.skip(f"C extension not built ({_backend.reason})")
     x, w, x_scale, w_scale, bias = operands(*shape)
+    zero_points = {}
     if activations == "relu":
         x = np.abs(x)
+    elif activations == "u7":
+        x = (x.astype(np.int16) + 127) // 2
+        x = x.astype(np.int8)
+        zero_points = {"x_zero": np.full(shape[0], 64, np.int32),
+                       "w_sums": w.sum(axis=1, dtype=np.int32)}
     out = np.empty((shape[0], shape[2]), np.float32)
     benchmark.extra_info["variant"] = _backend.kernels.selected()["gemm_s8"]
-    benchmark(_backend.kernels.gemm_s8, x, w, x_scale, w_scale, bias, out=out)
+    benchmark(_backend.kernels.gemm_s8, x, w, x_scale, w_scale, bias, out=out, **zero_points)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
