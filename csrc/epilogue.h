@@ -51,8 +51,13 @@ static inline void er_store4_s32(const er_epilogue *ep, size_t i, size_t j, cons
         for (int c = 0; c < 4; c++) er_store_s32(ep, i, j + (size_t)c, acc[c]);
         return;
     }
+    int32_t shifted[4];
+    if (ep->row_zero) {     /* tested once, so the conversions below stay one loop */
+        for (int c = 0; c < 4; c++) shifted[c] = er_zero_shift(ep, i, j + (size_t)c, acc[c]);
+        acc = shifted;
+    }
     float v[4];
-    for (int c = 0; c < 4; c++) v[c] = (float)er_zero_shift(ep, i, j + (size_t)c, acc[c]);
+    for (int c = 0; c < 4; c++) v[c] = (float)acc[c];
     if (ep->row_scale) {
         const float r = ep->row_scale[i];
         for (int c = 0; c < 4; c++) v[c] *= r;

@@ -129,6 +129,8 @@ er_status er_gemm_s8__i8mm(const int8_t *x, const int8_t *w, size_t m, size_t n,
                            const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    const er_epilogue local = *ep;  /* see gemm_s8.c: no reloads of *ep per output */
+    ep = &local;
     if (er_gemm_s8_use_panels(m, k)) {     /* SDOT panels: SMMLA needs row pairs interleaved */
         er_gemm_s8_panels_sdot(x, w, m, n, k, ep);
         return ER_OK;

@@ -128,6 +128,8 @@ er_status er_gemm_s8__neon(const int8_t *x, const int8_t *w, size_t m, size_t n,
                            const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    const er_epilogue local = *ep;  /* see gemm_s8.c: no reloads of *ep per output */
+    ep = &local;
     /* Without SDOT a panel step does ~3 products per instruction, a 4x4 row
      * tile ~5 (qemu instruction counts, docs/ARM.md): panels pay only while
      * the row tiles' per-output reductions dominate, K <= 64. */

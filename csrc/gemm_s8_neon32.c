@@ -101,6 +101,8 @@ er_status er_gemm_s8__neon32(const int8_t *x, const int8_t *w, size_t m, size_t 
                              size_t k, const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
+    const er_epilogue local = *ep;  /* see gemm_s8.c: no reloads of *ep per output */
+    ep = &local;
     /* Short K: panels, as on aarch64 NEON (gemm_s8_panel_neon.h), one row at a time. */
     if (k <= 64 && er_gemm_s8_use_panels(m, k)) {
         er_gemm_s8_panels_neon(x, w, m, n, k, ep);

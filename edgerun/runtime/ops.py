@@ -178,7 +178,7 @@ class LinearStep:
         self.nibbles = pack_nibble32(codes)
         self.table = np.zeros(16, dtype=np.int8)
         self.table[: len(centroids)] = centroids
-        self.w_sums = self.table.astype(np.int32)[codes].sum(axis=1, dtype=np.int32)
+        self.w_sums = self.table[codes].sum(axis=1, dtype=np.int32)
         self.scale = np.full(self.out_features, a["scale"][0], dtype=np.float32)
 
     # -- execution -----------------------------------------------------------------------
