@@ -36,15 +36,30 @@ static void row_range(const float *row, size_t k, float *lo, float *hi, int *fin
     *lo = a, *hi = b, *finite = all_ok;
 }
 
-/* round_half_even(x * inv) + zero, clamped to [0, 127]: cvtps rounds to nearest
- * even (MXCSR default); the signed packs saturate 128 to 127, the max lifts -1. */
+/* round_half_even(x * inv) + zero for 8 floats at p (cvtps rounds to nearest even,
+ * the MXCSR default). */
+static inline __m256i scaled8(const float *row, size_t p, __m256 vinv, __m256i vzero) {
+    return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + p), vinv)), vzero);
+}
+
+/* 32 values per step, clamped to [0, 127]: the signed packs saturate 128 to 127
+ * (and keep -1), the max lifts -1 to 0.  Packing 32 at a time stores one vector
+ * where 8 at a time needed an extract, two packs and a max per 8 bytes. */
 static size_t body(const float *row, int8_t *q, size_t k, float inv, int32_t zero) {
     const __m256 vinv = _mm256_set1_ps(inv);
     const __m256i vzero = _mm256_set1_epi32(zero);
+    /* packs work within 128-bit lanes: this puts the 8-byte groups back in order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     size_t p = 0;
+    for (; p + 32 <= k; p += 32) {
+        __m256i a = scaled8(row, p, vinv, vzero), b = scaled8(row, p + 8, vinv, vzero);
+        __m256i c = scaled8(row, p + 16, vinv, vzero), d = scaled8(row, p + 24, vinv, vzero);
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        bytes = _mm256_max_epi8(_mm256_permutevar8x32_epi32(bytes, order), _mm256_setzero_si256());
+        _mm256_storeu_si256((__m256i *)(q + p), bytes);
+    }
     for (; p + 8 <= k; p += 8) {
-        __m256i n = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + p), vinv)),
-                                     vzero);
+        __m256i n = scaled8(row, p, vinv, vzero);
         __m128i n16 = _mm_packs_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
         __m128i n8 = _mm_max_epi8(_mm_packs_epi16(n16, n16), _mm_setzero_si128());
         _mm_storel_epi64((__m128i *)(q + p), n8);
