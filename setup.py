@@ -8,6 +8,7 @@ import os
 import platform
 import struct
 
+import numpy
 from setuptools import Extension, setup
 
 try:
@@ -35,7 +36,9 @@ if cythonize is None:
 extension = Extension(
     "edgerun._kernels",
     sources=[pyx] + sources,
-    include_dirs=["csrc"],
+    # numpy's headers for one thing: installing the Session's workspace as numpy's
+    # data allocator (PyDataMem_SetHandler, numpy >= 1.22; edgerun/_workspace.pxi)
+    include_dirs=["csrc", numpy.get_include()],
     depends=glob.glob("csrc/*.h") + glob.glob("csrc/*.inc") + glob.glob("edgerun/*.pxi"),
     extra_compile_args=compile_args,
     libraries=["m"],

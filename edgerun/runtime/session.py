@@ -19,6 +19,10 @@ it, and either copy serves.  With num_threads > 1 a layer's output columns are
 split across a thread pool; the kernels release the GIL.  (docs/SECURITY.md,
 "Threads".)
 
+Memory for the arrays of a run comes from the Session's workspace (csrc/workspace.h):
+numpy's data allocator while `run` executes, a thread-safe cache of the large blocks
+earlier runs freed, so a run does not fault its activations in again (docs/DESIGN.md).
+
 Memory: a batch of more than `max_batch_rows` rows runs in chunks of that many
 rows when every op treats rows independently, so intermediates stay bounded
 by max_batch_rows x the widest layer whatever the batch; only the output is
@@ -78,6 +82,10 @@ def _row_wise(graph):
     return True
 
 
+def _call(function, *args):
+    return function(*args)
+
+
 class Session:
     def __init__(self, graph: Graph, num_threads=1, kernels=None, max_batch_rows=MAX_BATCH_ROWS):
         """kernels: the kernel module (default: the active backend; tests pass
@@ -104,6 +112,11 @@ class Session:
         self._steps = [self._plan(node) for node in graph.nodes if node.name not in fused_adds]
         self._bound = None          # (the _steps it was made for, _bindings()), made lazily
         self._chunkable = _row_wise(graph)
+        # Memory for the runs' arrays, reused run after run (csrc/workspace.h: without
+        # it every run faulted its activations in again, a third of a BERT run's time)
+        workspace = getattr(self._kernels, "Workspace", None)
+        self._workspace = workspace() if workspace is not None else None
+        self._in_workspace = self._workspace.run if self._workspace is not None else _call
         # created last: a plan that fails leaves no pool threads behind
         self._pool = ThreadPoolExecutor(num_threads) if num_threads > 1 else None
 
@@ -185,9 +198,9 @@ class Session:
         rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
         n = rows.pop() if len(rows) == 1 else 0
         if n > self.max_batch_rows:
-            values = self._run_chunks(feeds, n)
+            values = self._in_workspace(self._run_chunks, feeds, n)
         else:
-            values = self._run(feeds)
+            values = self._in_workspace(self._run, feeds)
         if isinstance(x, dict):
             return {v.name: values[v.name] for v in self.outputs}
         return values[self.outputs[0].name]
@@ -298,9 +311,13 @@ class Session:
         return values
 
     def close(self):
+        """Stop the worker threads and free the cached run memory.  The Session still
+        runs afterwards, on one thread."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._workspace is not None:
+            self._workspace.trim()
 
     def __enter__(self):
         return self
