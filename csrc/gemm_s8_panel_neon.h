@@ -160,35 +160,72 @@ ER_PANEL_INLINE int8x16_t er_panel_x16(const int8_t *xrow, size_t k, size_t s) {
     return vld1q_s8(bytes);
 }
 
-#define ER_PANEL_SDOT_GROUP(g)                                                         \
+/* One row's four accumulators (16 columns) += the panel group's four vectors
+ * times byte group g of that row's x vector. */
+#define ER_PANEL_SDOT_ROW(c0, c1, c2, c3, xv, g)                                       \
     do {                                                                               \
-        const int8_t *grp_ = panel + (4 * s + (g)) * ER_GEMM_S8_PANEL * 4;             \
-        int8x16_t p0_ = vld1q_s8(grp_), p1_ = vld1q_s8(grp_ + 16);                     \
-        int8x16_t p2_ = vld1q_s8(grp_ + 32), p3_ = vld1q_s8(grp_ + 48);                \
-        for (int r = 0; r < rows; r++) {                                               \
-            acc[r][0] = vdotq_laneq_s32(acc[r][0], p0_, xv[r], g);                     \
-            acc[r][1] = vdotq_laneq_s32(acc[r][1], p1_, xv[r], g);                     \
-            acc[r][2] = vdotq_laneq_s32(acc[r][2], p2_, xv[r], g);                     \
-            acc[r][3] = vdotq_laneq_s32(acc[r][3], p3_, xv[r], g);                     \
-        }                                                                              \
+        c0 = vdotq_laneq_s32(c0, p0_, xv, g);                                          \
+        c1 = vdotq_laneq_s32(c1, p1_, xv, g);                                          \
+        c2 = vdotq_laneq_s32(c2, p2_, xv, g);                                          \
+        c3 = vdotq_laneq_s32(c3, p3_, xv, g);                                          \
     } while (0)
 
-/* Rows i .. i+rows-1 (rows <= 4) against a panel of `groups` (a multiple of 4). */
+#define ER_PANEL_SDOT_GROUP(g)                                                         \
+    do {                                                                               \
+        /* the group's 64 bytes in one LD1 of four registers */                     \
+        const int8x16x4_t p_ = vld1q_s8_x4(panel + (4 * s + (g)) * ER_GEMM_S8_PANEL * 4); \
+        const int8x16_t p0_ = p_.val[0], p1_ = p_.val[1], p2_ = p_.val[2], p3_ = p_.val[3]; \
+        ER_PANEL_SDOT_ROW(a0, a1, a2, a3, xa, g);                                      \
+        if (rows > 1) ER_PANEL_SDOT_ROW(b0, b1, b2, b3, xb, g);                        \
+        if (rows > 2) ER_PANEL_SDOT_ROW(c0, c1, c2, c3, xc, g);                        \
+        if (rows > 3) ER_PANEL_SDOT_ROW(d0, d1, d2, d3, xd, g);                        \
+    } while (0)
+
+/* One step of 16 k (four byte groups) for every row, x read by load(row). */
+#define ER_PANEL_SDOT_STEP(load)                                                       \
+    do {                                                                               \
+        const int8x16_t xa = load(x0);                                                 \
+        const int8x16_t xb = rows > 1 ? load(x1) : xa, xc = rows > 2 ? load(x2) : xa;  \
+        const int8x16_t xd = rows > 3 ? load(x3) : xa;                                 \
+        ER_PANEL_SDOT_GROUP(0);                                                        \
+        ER_PANEL_SDOT_GROUP(1);                                                        \
+        ER_PANEL_SDOT_GROUP(2);                                                        \
+        ER_PANEL_SDOT_GROUP(3);                                                        \
+    } while (0)
+
+/* Rows i .. i+rows-1 (rows <= 4, a compile-time constant per instance) against a
+ * panel of `groups` (a multiple of 4) groups.  The 16 accumulators are written
+ * out, and the steps wholly inside x run in a loop with no branch on k: an
+ * array of accumulators, indexed in loops over rows, was kept on the stack and
+ * stored back every step (1.18M instructions at 128 x 256 x 256). */
 ER_PANEL_INLINE void er_panel_rows_sdot(const int8_t *x, size_t k, const int8_t *panel,
                                         size_t groups, size_t i, size_t j, size_t cols,
                                         const er_epilogue *ep, const int rows) {
-    int32x4_t acc[4][4];
-    for (int r = 0; r < rows; r++)
-        for (int v = 0; v < 4; v++) acc[r][v] = vdupq_n_s32(0);
-    for (size_t s = 0; s < groups / 4; s++) {
-        int8x16_t xv[4];
-        for (int r = 0; r < rows; r++) xv[r] = er_panel_x16(x + (i + (size_t)r) * k, k, s);
-        ER_PANEL_SDOT_GROUP(0);
-        ER_PANEL_SDOT_GROUP(1);
-        ER_PANEL_SDOT_GROUP(2);
-        ER_PANEL_SDOT_GROUP(3);
+    const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int32x4_t c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+    const size_t steps = groups / 4, whole = k / 16 < steps ? k / 16 : steps;
+    size_t s = 0;
+#define ER_WHOLE(xrow) vld1q_s8((xrow) + 16 * s)
+#define ER_PARTIAL(xrow) er_panel_x16(xrow, k, s)
+    for (; s < whole; s++) ER_PANEL_SDOT_STEP(ER_WHOLE);
+    for (; s < steps; s++) ER_PANEL_SDOT_STEP(ER_PARTIAL);
+#undef ER_WHOLE
+#undef ER_PARTIAL
+    const int32x4_t ca[4] = {a0, a1, a2, a3};
+    er_panel_store_row(ep, i, j, cols, ca);
+    if (rows > 1) {
+        const int32x4_t cb[4] = {b0, b1, b2, b3};
+        er_panel_store_row(ep, i + 1, j, cols, cb);
     }
-    for (int r = 0; r < rows; r++) er_panel_store_row(ep, i + (size_t)r, j, cols, acc[r]);
+    if (rows > 2) {
+        const int32x4_t cc[4] = {c0, c1, c2, c3};
+        er_panel_store_row(ep, i + 2, j, cols, cc);
+    }
+    if (rows > 3) {
+        const int32x4_t cd[4] = {d0, d1, d2, d3};
+        er_panel_store_row(ep, i + 3, j, cols, cd);
+    }
 }
 
 static inline void er_gemm_s8_panels_sdot(const int8_t *x, const int8_t *w, size_t m, size_t n,
