@@ -149,14 +149,14 @@ step "cythonizing edgerun/_kernels.pyx"
 (cd "$src" && python3 -m cython -3 -X boundscheck=False -X wraparound=False \
     -I csrc edgerun/_kernels.pyx -o edgerun/_kernels.c)
 
-# The flags of setup.py (-std=c11 -ffp-contract=off -fno-strict-aliasing, numpy's
+# The flags of setup.py (-O3 -std=c11 -ffp-contract=off -fno-strict-aliasing, numpy's
 # headers: Debian's, the numpy 1.24 the extension will run with) plus
 # those Python's sysconfig adds for every extension (-DNDEBUG -fwrapv).
 # pyconfig.h in include/python3.11 includes <aarch64-linux-gnu/python3.11/pyconfig.h>,
 # hence -idirafter usr/include (after the cross compiler's own libc headers).
 so=edgerun/_kernels.cpython-311-aarch64-linux-gnu.so
 step "cross-compiling $so"
-(cd "$src" && aarch64-linux-gnu-gcc -shared -fPIC -O2 -std=c11 -ffp-contract=off \
+(cd "$src" && aarch64-linux-gnu-gcc -shared -fPIC -O3 -std=c11 -ffp-contract=off \
     -fno-strict-aliasing -DNDEBUG -fwrapv \
     -I csrc -I "$rootfs/usr/include/python3.11" -idirafter "$rootfs/usr/include" \
     -I "$rootfs/usr/lib/python3/dist-packages/numpy/core/include" \
