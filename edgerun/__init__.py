@@ -16,16 +16,41 @@ def cpu_info():
     """Which backend and which kernel variant per op are active, and what this CPU can run.
 
     {"backend": "c" | "numpy", "reason": why numpy (or None),
-     "selected": {op: variant}, "variants": [(op, variant, isa, runnable)], "isa_cap": ...}
-    """
+     "selected": {op: variant}, "variants": [(op, variant, isa, runnable)], "isa_cap": ...,
+     "blas": the BLAS library numpy runs float matmuls on (a path; None where unknown)}
+
+    "blas" matters on Debian-based boards: Debian's numpy runs on whatever provides
+    libblas.so.3, by default the unoptimised reference BLAS (.../blas/libblas.so.3),
+    which made a BERT-style encoder's float attention matmuls ~12x costlier than
+    OpenBLAS (qemu instruction counts, docs/ARM.md).  `apt install libopenblas0`
+    switches it."""
     import os
 
     info = {"backend": _backend.name, "reason": _backend.reason,
-            "isa_cap": os.environ.get("EDGERUN_ISA", "auto"), "selected": {}, "variants": []}
+            "isa_cap": os.environ.get("EDGERUN_ISA", "auto"), "selected": {}, "variants": [],
+            "blas": _blas_library()}
     if _backend.name == "c":
         info["selected"] = _backend.kernels.selected()
         info["variants"] = _backend.kernels.variants()
     return info
+
+
+def _blas_library():
+    """The path of the BLAS library loaded into this process (numpy's), from
+    /proc/self/maps; None where that cannot be read or none is loaded."""
+    import os
+
+    try:
+        with open("/proc/self/maps") as maps:
+            fields = [line.split(maxsplit=5) for line in maps]
+        paths = [f[5].strip() for f in fields if len(f) == 6]
+    except OSError:
+        return None
+    tags = ("openblas", "libblas", "blis", "mkl_rt", "flexiblas", "atlas")
+    for path in paths:      # in load order: numpy's own comes first
+        if path.startswith("/") and any(tag in os.path.basename(path).lower() for tag in tags):
+            return path
+    return None
 
 
 def __getattr__(name):

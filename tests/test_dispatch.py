@@ -79,3 +79,16 @@ def test_unknown_isa_name_is_reported():
     info, stderr = _cpu_info_in_subprocess(EDGERUN_ISA="avx9000")
     assert "EDGERUN_ISA='avx9000'" in stderr
     assert info["selected"] == edgerun.cpu_info()["selected"]
+
+
+def test_cpu_info_names_the_blas_library_numpy_runs_on():
+    """The path a user reads to tell OpenBLAS from Debian's reference BLAS."""
+    import numpy as np
+
+    np.ones((64, 64)) @ np.ones((64, 64))       # numpy's BLAS is loaded by now
+    path = edgerun.cpu_info()["blas"]
+    if not os.path.exists("/proc/self/maps"):
+        assert path is None
+        return
+    assert path is not None and os.path.exists(path), path
+    assert any(tag in os.path.basename(path).lower() for tag in ("blas", "blis", "mkl", "atlas"))
