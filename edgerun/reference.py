@@ -111,6 +111,57 @@ def gemm_s8(x, w, x_scale, w_scale, bias=None, relu=False, out_scale=None, out=N
     return epilogue(_zero_shift(acc, x_zero, w_sums), x_scale, w_scale, bias, relu, out_scale, out)
 
 
+class LinearS8:
+    """A Linear layer on gemm_s8 with its weights checked once (the twin of the C
+    extension's LinearS8): calling it quantizes float32 x [m, features] per row
+    (quantize_rows_u7, zero-padded to the weights' k) and runs gemm_s8 with the
+    zero points -> float32 [m, n].  quantize() and columns() split the two for
+    threads that share the quantized input and own a range of output columns."""
+
+    def __init__(self, values, scale, bias, relu, features, name="linear"):
+        values = np.ascontiguousarray(values)
+        if values.dtype != np.int8 or values.ndim != 2:
+            raise ShapeError(f"values must be int8 [n, k], got {values.dtype} {list(values.shape)}")
+        self.n, self.k = values.shape
+        if not 0 <= features <= self.k:
+            raise ShapeError(f"{name}: features must be in [0, {self.k}], got {features}")
+        if self.k > MAX_K_S8:
+            raise ShapeError(f"{name}: inner dimension exceeds {MAX_K_S8}, the int32 accumulator limit")
+        if self.k > features and values[:, features:].any():
+            raise ShapeError(f"{name}: the padding columns past {features} must be zero")
+        self.values, self.features, self.name, self.relu = values, features, name, bool(relu)
+        self.scale = np.ascontiguousarray(scale, dtype=np.float32)
+        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        if self.scale.shape != (self.n,) or self.bias is not None and self.bias.shape != (self.n,):
+            raise ShapeError(f"{name}: scale and bias must have shape ({self.n},)")
+        self.w_sums = values.sum(axis=1, dtype=np.int32)
+
+    def quantize(self, x):
+        x = np.asarray(x)
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != self.features:
+            raise ShapeError(f"layer {self.name!r} expects float32 [m, {self.features}] inputs, "
+                             f"got {x.dtype} {list(x.shape)}")
+        try:
+            q, scale, zero = quantize_rows_u7(x)
+        except NonFiniteError:
+            raise NonFiniteError(
+                f"layer {self.name!r} (gemm_s8): its input contains NaN or Inf; int8 layers "
+                f"quantize their input per row and need finite values") from None
+        padded = np.zeros((x.shape[0], self.k), dtype=np.int8)
+        padded[:, :self.features] = q
+        return padded, scale, zero
+
+    def columns(self, q, scale, zero, out, begin, end):
+        bias = None if self.bias is None else self.bias[begin:end]
+        gemm_s8(q, self.values[begin:end], scale, self.scale[begin:end], bias, self.relu,
+                out=out[:, begin:end], x_zero=zero, w_sums=self.w_sums[begin:end])
+        return out
+
+    def __call__(self, x):
+        q, scale, zero = self.quantize(x)
+        return self.columns(q, scale, zero, np.empty((q.shape[0], self.n), np.float32), 0, self.n)
+
+
 def _zero_shift(acc, x_zero, w_sums):
     """acc - x_zero[i] * w_sums[j] for an asymmetric x, wrapped to int32 as the
     kernels compute it (edgerun.h); acc itself without zero points."""

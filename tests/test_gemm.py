@@ -248,3 +248,56 @@ def test_simd_variant_runs_where_the_cpu_has_it():
             assert "avx2" in names
             if os.environ.get("EDGERUN_ISA", "auto") in ("", "auto"):
                 assert edgerun.cpu_info()["selected"]["gemm_s8"] == "avx2"
+
+
+# ---- LinearS8: quantize_rows_u7 + gemm_s8 with the weights checked once ----------
+
+def linear_s8_layer(rng, n, k, features, bias=True, relu=False):
+    values = np.zeros((n, k), dtype=np.int8)
+    values[:, :features] = random_s8(rng, (n, features))
+    scale = (rng.random(n) * 0.01).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32) if bias else None
+    return values, scale, b, relu
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,n,k,features", [(1, 8, 8, 8), (3, 17, 40, 37), (128, 33, 256, 256),
+                                            (5, 16, 1024, 1000), (0, 4, 8, 8), (2, 3, 8, 0)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_linear_s8_matches_the_kernels_it_stands_for(variant, m, n, k, features, relu, rng):
+    """The bits of quantize_rows_u7 -> zero-padded -> gemm_s8 (the reference twin), whole
+    and split into column ranges the way threads run it."""
+    layer = linear_s8_layer(rng, n, k, features, relu=relu)
+    fast = edgerun._backend.kernels.LinearS8(*layer, features, "fc", variant=variant)
+    twin = reference.LinearS8(*layer, features, "fc")
+    x = (rng.standard_normal((m, features)) * 3).astype(np.float32)
+    x[:, ::3] = np.abs(x[:, ::3])
+    expected = twin(x)
+    assert_same_bits(fast(x), expected)
+    q, s, z = fast.quantize(x)
+    y = np.full((m, n), np.nan, dtype=np.float32)
+    for begin, end in [(0, n // 3), (n // 3, n)]:
+        fast.columns(q, s, z, y, begin, end)
+    assert_same_bits(y, expected)
+    assert np.array_equal(fast.w_sums, twin.w_sums)
+
+
+@pytest.mark.parametrize("impl", ["c", "reference"])
+def test_linear_s8_refuses_bad_arguments_by_name(impl, rng):
+    module = edgerun._backend.kernels if impl == "c" else reference
+    values, scale, bias, relu = linear_s8_layer(rng, 4, 16, 12)
+    layer = module.LinearS8(values, scale, bias, relu, 12, "encoder.fc1")
+    with pytest.raises(edgerun.ShapeError, match=r"'encoder.fc1' expects float32 \[m, 12\]"):
+        layer(np.zeros((2, 16), np.float32))
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        layer(np.zeros((2, 12), np.float64))
+    x = np.zeros((2, 12), np.float32)
+    x[1, 5] = np.nan
+    with pytest.raises(edgerun.NonFiniteError, match="encoder.fc1"):
+        layer(x)
+    padded = values.copy()
+    padded[0, 13] = 1
+    with pytest.raises(edgerun.ShapeError, match="padding"):
+        module.LinearS8(padded, scale, bias, relu, 12, "encoder.fc1")
+    with pytest.raises(edgerun.ShapeError):
+        module.LinearS8(values, scale[:3], bias, relu, 12)

@@ -135,8 +135,11 @@ class LinearStep:
         if padded != k and padded <= MAX_K_S8:
             self.values = np.zeros((rows, padded), dtype=np.int8)
             self.values[:, :k] = values
-        # sum_p w[j][p]: the zero point of an asymmetric input costs zero * w_sums[j]
-        self.w_sums = self.values.sum(axis=1, dtype=np.int32)
+        # quantize_rows_u7 -> gemm_s8 with the weights checked once (LinearS8): from
+        # Python, the two kernel calls re-checked every weight argument on every call
+        self.prepared = self.kernels.LinearS8(self.values, self.scale, self.bias, self.relu,
+                                              self.in_features, self.name)
+        self.w_sums = self.prepared.w_sums
 
     def _csr(self, weight, op="spmm_csr"):
         """CSR, or 1x4 block-sparse with op="spmm_bcsr4" (same arrays, no codes)."""
@@ -192,6 +195,14 @@ class LinearStep:
             if self.relu:
                 np.maximum(y, 0, out=y)
             return y
+        if self.kind == "gemm_s8":
+            if pool is None:
+                return self.prepared(x)
+            operands = self.prepared.quantize(x)
+            y = np.empty((m, self.out_features), dtype=np.float32)
+            ranges = _split(self.out_features, pool._max_workers)
+            list(pool.map(lambda r: self.prepared.columns(*operands, y, *r), ranges))
+            return y
         y = np.empty((m, self.out_features), dtype=np.float32)
         if m == 0:
             return y
@@ -205,11 +216,6 @@ class LinearStep:
                 raise NonFiniteError(
                     f"layer {self.name!r} ({self.kind}): its input contains NaN or Inf; int8 layers "
                     f"quantize their input per row and need finite values") from None
-        if self.kind == "gemm_s8" and operands[0].shape[1] != self.values.shape[1]:
-            xq, sx, zero = operands
-            padded = np.zeros((m, self.values.shape[1]), dtype=np.int8)
-            padded[:, :xq.shape[1]] = xq
-            operands = (padded, sx, zero)
         if pool is None:
             self._columns(operands, y, 0, self.out_features)
         else:
@@ -222,11 +228,7 @@ class LinearStep:
         k = self.kernels
         bias = None if self.bias is None else self.bias[begin:end]
         out = y[:, begin:end]
-        if self.kind == "gemm_s8":
-            xq, sx, zero = operands
-            k.gemm_s8(xq, self.values[begin:end], sx, self.scale[begin:end], bias, self.relu, out=out,
-                      x_zero=zero, w_sums=self.w_sums[begin:end])
-        elif self.kind in ("spmm_csr_f32", "spmm_bcsr4_f32"):
+        if self.kind in ("spmm_csr_f32", "spmm_bcsr4_f32"):
             getattr(k, self.kind)(self.indptr[begin:end + 1], self.indices, self.values,
                                   operands[0], bias, self.relu, out=out)
         elif self.kind in ("spmm_csr_s8", "spmm_bcsr4_s8"):
