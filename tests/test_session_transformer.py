@@ -330,3 +330,69 @@ def test_torch_exported_bert_fuses_every_layer_and_matches_the_unfused_run(mask_
                     nodes=graph.nodes, tensors=graph.tensors)
     want = edgerun.Session(unfused).run(dict(feeds))["y"]
     np.testing.assert_array_equal(session.run(dict(feeds))["y"], want)
+
+
+# ---------------------------------------------------------------- sibling Linears
+
+def _siblings(rng, widths=(8, 8, 12), k=13, bias=(True, True, True), relu=(False, False, False),
+              int8=(True, True, True), outputs=None):
+    """Linear layers of one input x [N, S, k] (a transformer's Q, K, V projections)."""
+    nodes, tensors = [], []
+    for i, (n, has_bias, act, quantized) in enumerate(zip(widths, bias, relu, int8)):
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        if quantized:
+            scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+            weight = Tensor(f"w{i}", (n, k), "dense",
+                            {"values": np.round(w / scale[:, None]).astype(np.int8), "scale": scale})
+        else:
+            weight = Tensor.dense(f"w{i}", w)
+        tensors.append(weight)
+        inputs = ["x", f"w{i}"]
+        if has_bias:
+            tensors.append(Tensor.dense(f"b{i}", rng.standard_normal(n).astype(np.float32)))
+            inputs.append(f"b{i}")
+        nodes.append(Node("Linear", f"fc{i}", inputs, [f"y{i}"], {"activation": "relu"} if act else {}))
+    return _graph(nodes, [("x", (None, None, k))], outputs or [f"y{i}" for i in range(len(widths))],
+                  tensors)
+
+
+def _one_by_one(graph, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(edgerun.Session, "_fuse_siblings", False)
+        return edgerun.Session(graph)
+
+
+@pytest.mark.parametrize("batch, seq", [(1, 1), (2, 9), (3, 40)])
+def test_int8_linears_of_one_input_run_as_one_gemm_with_the_same_bits(batch, seq, monkeypatch):
+    rng = np.random.default_rng(seq)
+    graph = _siblings(rng)
+    session = edgerun.Session(graph)
+    assert [node.op for node, _, _ in session._steps] == ["Linear"]
+    assert session.layers == [("fc0", "gemm_s8"), ("fc1", "gemm_s8"), ("fc2", "gemm_s8")]
+    x = {"x": rng.standard_normal((batch, seq, 13)).astype(np.float32)}
+    got = session.run(dict(x))
+    want = _one_by_one(graph, monkeypatch).run(dict(x))
+    for name in ("y0", "y1", "y2"):
+        assert got[name].shape == (batch, seq, graph.tensors[f"w{name[1]}"].shape[0])
+        np.testing.assert_array_equal(got[name].view(np.uint32), want[name].view(np.uint32))
+
+
+def test_sibling_linears_split_columns_across_threads_with_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(1)
+    graph = _siblings(rng, widths=(40, 24, 56), k=64)
+    x = {"x": rng.standard_normal((2, 17, 64)).astype(np.float32)}
+    want = _one_by_one(graph, monkeypatch).run(dict(x))
+    with edgerun.Session(graph, num_threads=3) as threaded:
+        got = threaded.run(dict(x))
+    for name in want:
+        np.testing.assert_array_equal(got[name].view(np.uint32), want[name].view(np.uint32))
+
+
+@pytest.mark.parametrize("case", ["bias", "relu", "float"])
+def test_linears_that_differ_are_not_joined(case):
+    rng = np.random.default_rng(2)
+    options = {"bias": dict(bias=(True, False, True)), "relu": dict(relu=(False, True, False)),
+               "float": dict(int8=(True, False, True))}[case]
+    session = edgerun.Session(_siblings(rng, **options))
+    steps = [len(node.outputs) for node, _, _ in session._steps]
+    assert sorted(steps) == [1, 2]          # the two alike joined, the odd one alone

@@ -17,6 +17,10 @@ transposing float weights for BLAS.  A step is then one or two kernel calls.
     codebook i8 centroids, bits <= 4     quantize_rows_u7 -> codebook_s8 (nibble32 table lookup)
     codebook i8 centroids, bits > 4      quantize_rows_u7 -> gemm_s8 (indices decoded at load)
 
+Int8 dense Linear layers that read the same value (attention's Q, K and V projections)
+run as one SiblingLinears step: one quantization of the shared input, one gemm_s8 over the
+concatenated weights, the layers' outputs as column views of the result -- same bits.
+
 gemm_s8 and codebook_s8 take their input asymmetric, 7 bits over each row's [min, max]
 with a zero point (quantize_rows_u7; a row without negatives quantizes exactly as the
 symmetric quantize_rows_s8 does).  On x86 without VNNI the int8 product is unsigned x signed
@@ -434,3 +438,56 @@ class Conv2dStep:
                                      self.strides, self.pads, self.dilations, self.activation,
                                      out=y[i:i + 1])
         return y
+
+
+class SiblingLinears(LinearStep):
+    """Int8 Linear layers that read the same input (a transformer's Q, K and V
+    projections) as one gemm_s8 over their concatenated weights: the input is
+    quantized once instead of once per layer, and one call replaces several.  The
+    outputs are column slices of the one result (views, split()).  Per output the
+    int32 sums and the epilogue are those of the layer alone, so the bits are too.
+    `members`: [(layer name, out_features)] in weight order."""
+
+    def __init__(self, node, steps, kernels=None):
+        self.members = [(step.name, step.out_features) for step in steps]
+        values = np.concatenate([step.values for step in steps])
+        scale = np.concatenate([step.scale for step in steps])
+        arrays = {"values": values, "scale": scale}
+        bias = None
+        if steps[0].bias is not None:
+            bias = Tensor.dense(node.name + ".bias", np.concatenate([step.bias for step in steps]))
+        # the members' values are padded to whole 8-byte K steps already
+        weight = Tensor(node.name, (values.shape[0], steps[0].in_features), "dense", arrays)
+        super().__init__(node, weight, bias, kernels)
+
+    def split(self, y, lead_shape):
+        """The members' outputs from the joint result y [m, sum of out_features]."""
+        parts, begin = [], 0
+        for _, width in self.members:
+            parts.append(y[:, begin:begin + width].reshape(lead_shape + (width,)))
+            begin += width
+        return parts
+
+
+def fuse_sibling_linears(steps):
+    """steps [(node, step, extra)] with every group of two or more gemm_s8 Linear
+    steps that read the same value (same width, activation and bias presence) replaced,
+    at the place of the group's first step, by one SiblingLinears step.  The group's
+    input exists there already, and its weights are constants, so the order holds."""
+    groups = {}
+    for index, (node, step, _) in enumerate(steps):
+        if type(step) is LinearStep and step.kind == "gemm_s8":
+            key = (node.inputs[0], step.values.shape[1], step.relu, step.bias is None)
+            groups.setdefault(key, []).append(index)
+    replaced, dropped = {}, set()
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        members = [steps[i] for i in indices]
+        first = members[0][0]
+        node = Node("Linear", first.name, [first.inputs[0]],
+                    [out for member, _, _ in members for out in member.outputs], dict(first.attrs))
+        fused = SiblingLinears(node, [step for _, step, _ in members], members[0][1].kernels)
+        replaced[indices[0]] = (node, fused, members[0][2])
+        dropped.update(indices[1:])
+    return [replaced.get(i, s) for i, s in enumerate(steps) if i not in dropped]

@@ -39,7 +39,7 @@ from edgerun.graph import Graph
 from edgerun.runtime import layout as layouts
 from edgerun.runtime import transformer
 from edgerun.runtime.embedding import EmbeddingStep
-from edgerun.runtime.ops import Conv2dStep, LinearStep
+from edgerun.runtime.ops import Conv2dStep, LinearStep, SiblingLinears, fuse_sibling_linears
 
 
 MAX_BATCH_ROWS = 1024  # rows per chunk: 1024 x a 4096-wide layer is 16 MB of float32
@@ -87,6 +87,10 @@ def _call(function, *args):
 
 
 class Session:
+    # int8 Linear layers reading one input run as one GEMM (ops.SiblingLinears); tests
+    # turn it off to compare the bits with the layers run one by one
+    _fuse_siblings = True
+
     def __init__(self, graph: Graph, num_threads=1, kernels=None, max_batch_rows=MAX_BATCH_ROWS):
         """kernels: the kernel module (default: the active backend; tests pass
         edgerun.reference to compare the C path with its numpy twin).
@@ -110,6 +114,8 @@ class Session:
             graph, lambda name: self._layout.node_layout.get(name) != layouts.NHWC)
         fused_adds = {add.name for add in self._residual_adds.values()} | self._attention.fused
         self._steps = [self._plan(node) for node in graph.nodes if node.name not in fused_adds]
+        if self._fuse_siblings:
+            self._steps = fuse_sibling_linears(self._steps)
         self._bound = None          # (the _steps it was made for, _bindings()), made lazily
         self._chunkable = _row_wise(graph)
         # Memory for the runs' arrays, reused run after run (csrc/workspace.h: without
@@ -158,8 +164,13 @@ class Session:
     @property
     def layers(self):
         """[(layer name, kernel path)] in execution order, e.g. ("fc1", "spmm_csr_s8")."""
-        return [(node.name, step.kind) for node, step, _ in self._steps
-                if isinstance(step, (LinearStep, Conv2dStep))]
+        layers = []
+        for node, step, _ in self._steps:
+            if isinstance(step, SiblingLinears):
+                layers += [(name, step.kind) for name, _ in step.members]
+            elif isinstance(step, (LinearStep, Conv2dStep)):
+                layers.append((node.name, step.kind))
+        return layers
 
     def _feeds(self, x):
         if isinstance(x, dict):
@@ -301,7 +312,10 @@ class Session:
                 # [batch, seq, features] (a transformer's tokens) runs as one matrix of rows
                 rows = activation.reshape(-1, step.in_features)
                 result = step(np.ascontiguousarray(rows, dtype=np.float32), self._pool)
-                result = result.reshape(activation.shape[:-1] + (step.out_features,))
+                if len(node.outputs) > 1:       # SiblingLinears: one output per layer
+                    result = step.split(result, activation.shape[:-1])
+                else:
+                    result = result.reshape(activation.shape[:-1] + (step.out_features,))
             if len(node.outputs) > 1:      # Split: one array per output
                 values.update(zip(node.outputs, result))
             else:
