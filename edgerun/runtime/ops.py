@@ -102,6 +102,12 @@ class LinearStep:
         else:
             raise EdgerunError(f"layer {self.name!r}: unknown weight encoding {weight.encoding!r}")
         self._check_accumulator()
+        if self.kind == "gemm_s8":
+            # quantize_rows_u7 -> gemm_s8 with the weights checked once (LinearS8): from
+            # Python, the two kernel calls re-checked every weight argument on every call
+            self.prepared = self.kernels.LinearS8(self.values, self.scale, self.bias, self.relu,
+                                                  self.in_features, self.name)
+            self.w_sums = self.prepared.w_sums
 
     def _check_accumulator(self):
         """Refuse at plan time what the int8 kernels would refuse on every call:
@@ -139,11 +145,6 @@ class LinearStep:
         if padded != k and padded <= MAX_K_S8:
             self.values = np.zeros((rows, padded), dtype=np.int8)
             self.values[:, :k] = values
-        # quantize_rows_u7 -> gemm_s8 with the weights checked once (LinearS8): from
-        # Python, the two kernel calls re-checked every weight argument on every call
-        self.prepared = self.kernels.LinearS8(self.values, self.scale, self.bias, self.relu,
-                                              self.in_features, self.name)
-        self.w_sums = self.prepared.w_sums
 
     def _csr(self, weight, op="spmm_csr"):
         """CSR, or 1x4 block-sparse with op="spmm_bcsr4" (same arrays, no codes)."""
