@@ -2,6 +2,7 @@
 
     python bench/models.py                  # print the table
     python bench/models.py --quick          # the small test sizes, for a smoke run
+    python bench/models.py --interleaved bert   # 12 alternating rounds, the ratio's median
 
 The models are the PyTorch definitions the importer tests verify
 (tests/torch_cnn.py, tests/torch_bert.py) at their "bench" sizes, exported with
@@ -220,12 +221,44 @@ def table(rows, ort_version):
     return "\n".join(lines)
 
 
+def interleaved(name, rounds=12, seconds=0.5):
+    """onnxruntime dynamic int8 against edgerun int8 on one model, alternating every
+    `seconds` for `rounds` rounds in this process: the VM's speed drifts by up to 1.7x
+    between minutes, so a ratio taken within each round is steadier than two tables'.
+    Prints each round and the median of (ort ms / edgerun ms)."""
+    factory, example = model_zoo("bench")[name]
+    ort = Ort()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, f"{name}.onnx")
+        feeds = export(factory, example, src)
+        ort_int8 = ort.dynamic_int8(src, os.path.join(tmp, f"{name}.int8.onnx"))
+        path = os.path.join(tmp, f"{name}.int8.edgerun")
+        edgerun.compress(edgerun.import_onnx(src), quantize="int8").save(path)
+        with edgerun.load(path) as session:
+            argument = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+            ratios = []
+            for r in range(rounds):
+                a = timeit(lambda: ort_int8(feeds), seconds)
+                b = timeit(lambda: session.run(argument), seconds)
+                ratios.append(a / b)
+                print(f"  round {r + 1}: ort dyn-int8 {a * 1e3:.2f} ms, edgerun int8 {b * 1e3:.2f} ms, "
+                      f"ratio {a / b:.3f}", flush=True)
+    ratios = sorted(ratios)
+    print(f"{name}: ort dyn-int8 / edgerun int8, median of {rounds} rounds {np.median(ratios):.3f} "
+          f"(range {ratios[0]:.3f} - {ratios[-1]:.3f})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", help="also put the tables into this Markdown file, "
                                         "under '## End to end'")
+    parser.add_argument("--interleaved", metavar="MODEL",
+                        help="only alternate onnxruntime dyn-int8 and edgerun int8 on MODEL")
     args = parser.parse_args()
+    if args.interleaved:
+        interleaved(args.interleaved)
+        return
     rows, version = run(quick=args.quick)
     text = table(rows, version)
     print(text)
