@@ -45,8 +45,6 @@ from edgerun.reference import MAX_K_S8
 from edgerun.runtime.layout import Im2col, windows_nhwc
 
 
-# The kinds whose kernels take an asymmetric input (quantize_rows_u7, zero points).
-ASYMMETRIC = ("gemm_s8", "codebook_s8")
 GEMM_K_STEP = 8    # the narrowest SIMD step of gemm_s8's K tails (AVX2 and NEON)
 
 
@@ -107,7 +105,6 @@ class LinearStep:
             # Python, the two kernel calls re-checked every weight argument on every call
             self.prepared = self.kernels.LinearS8(self.values, self.scale, self.bias, self.relu,
                                                   self.in_features, self.name)
-            self.w_sums = self.prepared.w_sums
 
     def _check_accumulator(self):
         """Refuse at plan time what the int8 kernels would refuse on every call:
@@ -200,20 +197,16 @@ class LinearStep:
             if self.relu:
                 np.maximum(y, 0, out=y)
             return y
-        if self.kind == "gemm_s8":
-            if pool is None:
-                return self.prepared(x)
-            operands = self.prepared.quantize(x)
-            y = np.empty((m, self.out_features), dtype=np.float32)
-            ranges = _split(self.out_features, pool._max_workers)
-            list(pool.map(lambda r: self.prepared.columns(*operands, y, *r), ranges))
-            return y
+        if self.kind == "gemm_s8" and pool is None:
+            return self.prepared(x)         # quantize and gemm_s8 in one call
         y = np.empty((m, self.out_features), dtype=np.float32)
         if m == 0:
             return y
         operands = (x,)
-        if self.kind.endswith("s8"):
-            quantize = self.kernels.quantize_rows_u7 if self.kind in ASYMMETRIC else \
+        if self.kind == "gemm_s8":
+            operands = self.prepared.quantize(x)
+        elif self.kind.endswith("s8"):
+            quantize = self.kernels.quantize_rows_u7 if self.kind == "codebook_s8" else \
                 self.kernels.quantize_rows_s8
             try:
                 operands = quantize(x)
@@ -233,7 +226,9 @@ class LinearStep:
         k = self.kernels
         bias = None if self.bias is None else self.bias[begin:end]
         out = y[:, begin:end]
-        if self.kind in ("spmm_csr_f32", "spmm_bcsr4_f32"):
+        if self.kind == "gemm_s8":
+            self.prepared.columns(*operands, y, begin, end)
+        elif self.kind in ("spmm_csr_f32", "spmm_bcsr4_f32"):
             getattr(k, self.kind)(self.indptr[begin:end + 1], self.indices, self.values,
                                   operands[0], bias, self.relu, out=out)
         elif self.kind in ("spmm_csr_s8", "spmm_bcsr4_s8"):
