@@ -156,7 +156,7 @@ def export_models(names, workdir):
     return files
 
 
-def table(results, cpus):
+def table(results):
     lines = ["Instructions per batch-1 run (millions), the whole process under qemu-aarch64, "
              "one thread; \"int8 vs ort\" > 1 means edgerun int8 executes fewer instructions "
              "than onnxruntime's dynamic int8.", "",
@@ -186,7 +186,7 @@ def main():
                 results[name, cpu] = row
                 print(f"  {name} on {cpu}: " + ", ".join(f"{r} {v / 1e6:.1f}M" for r, v in row.items()),
                       flush=True)
-    text = table(results, args.cpus)
+    text = table(results)
     print(text)
     if args.write:
         from compare import write_section

@@ -212,6 +212,8 @@ ER_PANEL_INLINE void er_panel_rows_sdot(const int8_t *x, size_t k, const int8_t 
     for (; s < steps; s++) ER_PANEL_SDOT_STEP(ER_PARTIAL);
 #undef ER_WHOLE
 #undef ER_PARTIAL
+    /* Row by row, each from its own four registers: a [4][4] array of them here went
+     * through the stack (1024 x 96 x 32: 0.99M -> 1.04M instructions). */
     const int32x4_t ca[4] = {a0, a1, a2, a3};
     er_panel_store_row(ep, i, j, cols, ca);
     if (rows > 1) {
