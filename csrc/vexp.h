@@ -80,6 +80,29 @@ static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
     return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
 }
 
+/* exp(hi + lo) for hi + lo <= 0 (or barely above: GELU's erfc exponent is at most
+ * 3e-8): er_vexp_sum_avx2 without the two upper clamps, which such arguments never
+ * reach -- two of about 25 operations in a loop bound by the FP ports. */
+static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
+    const __m256 floor = _mm256_set1_ps(ER_EXP_LO);
+    __m256 t = _mm256_max_ps(floor, _mm256_add_ps(hi, lo));   /* NaN goes on (see above) */
+    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
+    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), _mm256_max_ps(floor, hi));
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
+}
+
+/* exp(x) for x <= 0 or NaN (softmax's x - max): er_vexp_avx2 without the upper clamp. */
+static inline __m256 er_vexp_nonpos_avx2(__m256 x) {
+    __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x);
+    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
+    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), t);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    return er_vexp_finish_avx2(r, z);
+}
+
 static inline __m256 er_vexp_avx2(__m256 x) {
     __m256 t = _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI),
                              _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x));
@@ -159,6 +182,72 @@ static inline float32x4_t er_vdiv_neon(float32x4_t a, float32x4_t b) {
     return vmulq_f32(a, inv);
 #endif
 }
+#if defined(__aarch64__)
+/* exp(hi + lo) for hi + lo <= 0 (softmax's x - max; GELU's erfc exponent, at
+ * most 3e-8), for aarch64 loops that keep every constant in a register.  With each constant a
+ * register of its own (er_vexp_sum_neon and the code around it), GCC ran out of
+ * the 32 and reloaded about ten of them from memory on every step: 31 of the 88
+ * instructions of a GELU step.  Here the four that only ever multiply sit in the
+ * lanes of one register (FMLA by element); the upper clamp is gone, as the
+ * argument cannot overflow; n comes from FRINTN / FCVTZS instead of the MAGIC
+ * addend; and the exponent bias is 1.0f's bits, a register the caller has anyway.
+ * The results are er_vexp_sum_neon's to within its accuracy (the tests hold both
+ * to the same bounds), not bit for bit: n is rounded from a rounded product. */
+typedef struct {
+    float32x4_t lanes;              /* LOG2E, LN2_HI, LN2_LO, C6 */
+    float32x4_t c5, c4, c3, c2, one, lo;
+} er_vexp_a64_consts;
+
+/* v, with its value hidden from the compiler: GCC sees through vld1q_f32 of a
+ * constant table, turns each FMLA by element back into a full-vector constant,
+ * and is back to one register (or one reload) per constant. */
+static inline float32x4_t er_opaque_a64(float32x4_t v) {
+    __asm__("" : "+w"(v));
+    return v;
+}
+
+static inline er_vexp_a64_consts er_vexp_a64_load(void) {
+    static const float lanes[4] = {ER_EXP_LOG2E, ER_EXP_LN2_HI, ER_EXP_LN2_LO, ER_EXP_C6};
+    er_vexp_a64_consts k = {er_opaque_a64(vld1q_f32(lanes)), vdupq_n_f32(ER_EXP_C5), vdupq_n_f32(ER_EXP_C4),
+                            vdupq_n_f32(ER_EXP_C3), vdupq_n_f32(ER_EXP_C2), vdupq_n_f32(1.0f),
+                            vdupq_n_f32(ER_EXP_LO)};
+    return k;
+}
+
+/* p(r) 2^n for r = x - n ln 2 (n integral, >= -150 after the clamp): as
+ * er_vexp_finish_neon, 2^n applied as two factors. */
+static inline float32x4_t er_vexp_a64_finish(float32x4_t r, float32x4_t n,
+                                             const er_vexp_a64_consts k) {
+    float32x4_t p = vfmaq_laneq_f32(k.c5, r, k.lanes, 3);
+    p = vfmaq_f32(k.c4, p, r);
+    p = vfmaq_f32(k.c3, p, r);
+    p = vfmaq_f32(k.c2, p, r);
+    p = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), k.one);
+    /* FCVTZS makes a NaN n 0; the NaN goes on through r. */
+    int32x4_t n_int = vcvtq_s32_f32(n);
+    int32x4_t n1 = vshrq_n_s32(n_int, 1);
+    int32x4_t bias = vreinterpretq_s32_f32(k.one);
+    float32x4_t s1 = vreinterpretq_f32_s32(vaddq_s32(vshlq_n_s32(n1, 23), bias));
+    float32x4_t s2 = vreinterpretq_f32_s32(vaddq_s32(vshlq_n_s32(vsubq_s32(n_int, n1), 23), bias));
+    return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+/* exp(x), x <= 0 or NaN (FMAX returns NaN when either operand is NaN). */
+static inline float32x4_t er_vexp_nonpos_a64(float32x4_t x, const er_vexp_a64_consts k) {
+    float32x4_t t = vmaxq_f32(k.lo, x);
+    float32x4_t n = vrndnq_f32(vmulq_laneq_f32(t, k.lanes, 0));
+    float32x4_t r = vfmsq_laneq_f32(t, n, k.lanes, 1);
+    return er_vexp_a64_finish(vfmsq_laneq_f32(r, n, k.lanes, 2), n, k);
+}
+
+/* exp(hi + lo), hi + lo <= 0 (or barely above: no overflow), without rounding the sum (er_vexp_sum_neon). */
+static inline float32x4_t er_vexp_nonpos_sum_a64(float32x4_t hi, float32x4_t lo,
+                                                 const er_vexp_a64_consts k) {
+    float32x4_t n = vrndnq_f32(vmulq_laneq_f32(vmaxq_f32(k.lo, vaddq_f32(hi, lo)), k.lanes, 0));
+    float32x4_t r = vfmsq_laneq_f32(vmaxq_f32(k.lo, hi), n, k.lanes, 1);
+    return er_vexp_a64_finish(vaddq_f32(vfmsq_laneq_f32(r, n, k.lanes, 2), lo), n, k);
+}
+#endif /* aarch64 */
 #endif /* NEON */
 
 #endif

@@ -72,7 +72,14 @@ static void vexp_array_avx2(const float *x, const float *lo, float *y, size_t n)
         _mm256_storeu_ps(y + i, lo ? er_vexp_sum_avx2(_mm256_loadu_ps(x + i), _mm256_loadu_ps(lo + i))
                                    : er_vexp_avx2(_mm256_loadu_ps(x + i)));
 }
+/* The non-positive-argument exp of the softmax and GELU loops. */
+static void vexp_array_nonpos_avx2(const float *x, const float *lo, float *y, size_t n) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, lo ? er_vexp_nonpos_sum_avx2(_mm256_loadu_ps(x + i), _mm256_loadu_ps(lo + i))
+                                   : er_vexp_nonpos_avx2(_mm256_loadu_ps(x + i)));
+}
 #pragma GCC pop_options
+#define VEXP_NONPOS_FN vexp_array_nonpos_avx2
 #define VEXP_ISA ER_ISA_AVX2
 #define VEXP_FN vexp_array_avx2
 #elif defined(__ARM_NEON)
@@ -84,6 +91,16 @@ static void vexp_array_neon(const float *x, const float *lo, float *y, size_t n)
 }
 #define VEXP_ISA ER_ISA_NEON
 #define VEXP_FN vexp_array_neon
+#if defined(__aarch64__)
+/* The non-positive-argument exp of the aarch64 softmax and GELU loops. */
+#define VEXP_NONPOS_FN vexp_array_nonpos_a64
+static void vexp_array_nonpos_a64(const float *x, const float *lo, float *y, size_t n) {
+    const er_vexp_a64_consts k = er_vexp_a64_load();
+    for (size_t i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, lo ? er_vexp_nonpos_sum_a64(vld1q_f32(x + i), vld1q_f32(lo + i), k)
+                            : er_vexp_nonpos_a64(vld1q_f32(x + i), k));
+}
+#endif
 #endif
 
 #ifdef VEXP_FN
@@ -95,13 +112,15 @@ static double ulp_error(float y, double exact) {
     return fabs((double)y - exact) / ulp;
 }
 
-static void test_vexp(void) {
+/* fn over a dense sweep of [-104, x_max] (results from 0 through the subnormals
+ * up to overflow when x_max is 89), then the exp(hi + lo) form, then the values
+ * masks and overflow give; x_max 0 is an exp for non-positive arguments only. */
+static void test_vexp(vexp_array_fn *fn, const char *name, float x_max) {
     if (!er_cpu_has(VEXP_ISA)) return;
     size_t n = 1u << 20;
     float *x = h_alloc(n * sizeof *x), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
-    /* Dense sweep of [-104, 89]: results from 0 through subnormals to overflow. */
-    for (size_t i = 0; i < n; i++) x[i] = -104.0f + 193.0f * (float)((double)i / (double)n);
-    VEXP_FN(x, NULL, y, n);
+    for (size_t i = 0; i < n; i++) x[i] = -104.0f + (x_max + 104.0f) * (float)((double)i / (double)n);
+    fn(x, NULL, y, n);
     double worst = 0, worst_x = 0;
 #if defined(__arm__)
     const double min_exact = 1.1754943508222875e-38; /* armv7 NEON flushes subnormals */
@@ -114,15 +133,15 @@ static void test_vexp(void) {
         double e = ulp_error(y[i], exact);
         if (e > worst) worst = e, worst_x = x[i];
     }
-    printf("vexp: max error %.3f ulp (at x = %.7g) over [-104, 89]\n", worst, worst_x);
-    h_check(worst <= 2.0, "vexp", er_isa_name(VEXP_ISA), "max error <= 2 ulp");
+    printf("%s: max error %.3f ulp (at x = %.7g) over [-104, %g]\n", name, worst, worst_x, x_max);
+    h_check(worst <= 2.0, name, er_isa_name(VEXP_ISA), "max error <= 2 ulp");
     /* exp(hi + lo) with hi = -x^2/2 as GELU's erfc uses it: no rounding of the sum. */
     for (size_t i = 0; i < n; i++) {
         float a = 14.0f * (float)((double)i / (double)n);
         x[i] = -0.5f * (a * a);
         lo[i] = (float)(-0.5 * ((double)a * a - (double)(a * a))) - 1.0f + (float)(i % 7) * 0.1f;
     }
-    VEXP_FN(x, lo, y, n);
+    fn(x, lo, y, n);
     worst = 0;
     for (size_t i = 0; i < n; i++) {
         double exact = exp((double)x[i] + (double)lo[i]);
@@ -130,24 +149,30 @@ static void test_vexp(void) {
         double e = ulp_error(y[i], exact);
         if (e > worst) worst = e, worst_x = (double)x[i] + lo[i];
     }
-    printf("vexp_sum: max error %.3f ulp (at hi + lo = %.7g)\n", worst, worst_x);
-    h_check(worst <= 2.5, "vexp_sum", er_isa_name(VEXP_ISA), "max error <= 2.5 ulp");
-    /* Masks and overflow: exactly 0 / inf; NaN stays NaN. */
-    const float special[8] = {-1e9f, -3.4e38f, -INFINITY, -104.5f, INFINITY, 89.0f, 1e9f, NAN};
+    printf("%s sum: max error %.3f ulp (at hi + lo = %.7g)\n", name, worst, worst_x);
+    h_check(worst <= 2.5, name, er_isa_name(VEXP_ISA), "exp(hi + lo): max error <= 2.5 ulp");
+    /* Masks and overflow: exactly 0 / inf; NaN stays NaN; exp(0) = 1. */
+    const float special[8] = {-1e9f, -3.4e38f, -INFINITY, -104.5f, NAN, 0.0f, -0.0f, 0.0f};
     float out[8];
-    VEXP_FN(special, NULL, out, 8);
-    int ok = 1;
+    fn(special, NULL, out, 8);
+    int ok = isnan(out[4]) && out[5] == 1.0f && out[6] == 1.0f;
     for (int i = 0; i < 4; i++) ok &= out[i] == 0.0f && !signbit(out[i]);
-    for (int i = 4; i < 7; i++) ok &= out[i] == INFINITY;
-    ok &= isnan(out[7]);
-    h_check(ok, "vexp", er_isa_name(VEXP_ISA), "0 below -104, inf above 88.73, NaN kept");
+    if (x_max > 88.73f) {
+        const float overflow[8] = {INFINITY, 89.0f, 1e9f, 88.8f, 3.4e38f, 100.0f, 88.75f, 1e30f};
+        fn(overflow, NULL, out, 8);     /* 8: a whole AVX2 vector */
+        for (int i = 0; i < 8; i++) ok &= out[i] == INFINITY;
+    }
+    h_check(ok, name, er_isa_name(VEXP_ISA), "0 below -104, exp(0) = 1, NaN kept, inf past 88.73");
     free(x), free(lo), free(y);
 }
 #endif
 
 void test_softmax_f32(void) {
 #ifdef VEXP_FN
-    test_vexp();
+    test_vexp(VEXP_FN, "vexp", 89.0f);
+#endif
+#ifdef VEXP_NONPOS_FN
+    test_vexp(VEXP_NONPOS_FN, "vexp_nonpos", 0.0f);
 #endif
     const er_variant *v[8];
     size_t nv = h_variants("softmax_f32", v, 8);
