@@ -14,9 +14,10 @@ static inline __m256 gelu_erf(__m256 x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     /* MINPS returns its second operand for NaN: NaN goes on to the output. */
     __m256 ax = _mm256_min_ps(_mm256_set1_ps(ER_GELU_ABS_MAX), _mm256_andnot_ps(sign, x));
-    __m256 z = _mm256_mul_ps(ax, _mm256_set1_ps(0.70710678f));
+    /* t = 1 / (1 + z/2), 1 + z/2 = 1 + |x| / (2 sqrt 2) in one FMA (z has no other use) */
     __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
-                             _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+                             _mm256_fmadd_ps(ax, _mm256_set1_ps((float)(0.70710678118654752 / 2)),
+                                             _mm256_set1_ps(1.0f)));
     /* ER_ERFC_0 + t (ER_ERFC_1 + ... + t^8 ER_ERFC_9) by Estrin's scheme: 5 dependent
      * steps instead of Horner's 9, which with the divide and the exp made the
      * loop latency-bound (the reorder buffer holds only a few iterations). */
@@ -36,7 +37,7 @@ static inline __m256 gelu_erf(__m256 x) {
     __m256 sq_err = _mm256_fmsub_ps(ax, ax, sq);
     const __m256 minus_half = _mm256_set1_ps(-0.5f);
     __m256 tail = _mm256_mul_ps(
-        t, er_vexp_sum_avx2(_mm256_mul_ps(sq, minus_half), _mm256_fmadd_ps(sq_err, minus_half, p)));
+        t, er_vexp_nonpos_sum_avx2(_mm256_mul_ps(sq, minus_half), _mm256_fmadd_ps(sq_err, minus_half, p)));
     __m256 nonneg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
     __m256 phi2 = _mm256_blendv_ps(tail, _mm256_sub_ps(_mm256_set1_ps(2.0f), tail), nonneg);
     /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7

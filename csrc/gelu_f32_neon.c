@@ -56,6 +56,52 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
     return vmulq_f32(vmulq_f32(x, vdupq_n_f32(0.5f)), phi2);
 }
 
+#if defined(__aarch64__)
+/* gelu_erf with every constant held in a register across the loop (see
+ * er_vexp_a64_consts in vexp.h for why): the nine that only multiply sit in the
+ * lanes of three registers, used by FMLA / FMUL by element.  1 + z/2 is taken
+ * from |x| directly (z = |x| / sqrt 2 had no other use), and 2 - tail uses FMLS
+ * with the 1.0 the exp already holds. */
+typedef struct {
+    er_vexp_a64_consts exp;
+    float32x4_t lanes0, lanes1;   /* 1 / (2 sqrt 2), ERFC_2, ERFC_4, ERFC_6; ERFC_8, ERFC_9, -0.5, 0.5 */
+    float32x4_t abs_max, two, erfc0, erfc1, erfc3, erfc5, erfc7;
+} gelu_consts;
+
+static inline gelu_consts gelu_consts_load(void) {
+    static const float lanes[8] = {(float)(0.70710678118654752 / 2), ER_ERFC_2, ER_ERFC_4,
+                                   ER_ERFC_6, ER_ERFC_8, ER_ERFC_9, -0.5f, 0.5f};
+    gelu_consts k = {er_vexp_a64_load(), er_opaque_a64(vld1q_f32(lanes)),
+                     er_opaque_a64(vld1q_f32(lanes + 4)),
+                     vdupq_n_f32(ER_GELU_ABS_MAX), vdupq_n_f32(2.0f), vdupq_n_f32(ER_ERFC_0),
+                     vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_5),
+                     vdupq_n_f32(ER_ERFC_7)};
+    return k;
+}
+
+static inline float32x4_t gelu_erf_a64(float32x4_t x, const gelu_consts k) {
+    const float32x4_t one = k.exp.one;
+    float32x4_t ax = vminq_f32(k.abs_max, vabsq_f32(x));
+    float32x4_t t = vdivq_f32(one, vfmaq_laneq_f32(one, ax, k.lanes0, 0));
+    float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
+    float32x4_t q0 = vfmaq_laneq_f32(k.erfc1, t, k.lanes0, 1);
+    float32x4_t q1 = vfmaq_laneq_f32(k.erfc3, t, k.lanes0, 2);
+    float32x4_t q2 = vfmaq_laneq_f32(k.erfc5, t, k.lanes0, 3);
+    float32x4_t q3 = vfmaq_laneq_f32(k.erfc7, t, k.lanes1, 0);
+    float32x4_t r0 = vfmaq_f32(q0, q1, t2);
+    float32x4_t r1 = vfmaq_laneq_f32(vfmaq_f32(q2, q3, t2), t4, k.lanes1, 1);
+    float32x4_t p = vfmaq_f32(k.erfc0, vfmaq_f32(r0, r1, t4), t);
+    float32x4_t sq = vmulq_f32(ax, ax);
+    float32x4_t sq_err_neg = vfmsq_f32(sq, ax, ax);
+    float32x4_t tail = vmulq_f32(
+        t, er_vexp_nonpos_sum_a64(vmulq_laneq_f32(sq, k.lanes1, 2),
+                                  vfmaq_laneq_f32(p, sq_err_neg, k.lanes1, 3), k.exp));
+    uint32x4_t nonneg = vcgezq_s32(vreinterpretq_s32_f32(x));
+    float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(k.two, tail), tail);
+    return vmulq_f32(vmulq_laneq_f32(x, k.lanes1, 3), phi2);
+}
+#endif
+
 /* x * sigmoid(2u) with e = exp(-2|u|), as gelu_f32_avx2.c's gelu_tanh. */
 static inline float32x4_t gelu_tanh(float32x4_t x) {
     const float32x4_t a = vdupq_n_f32((float)(-2.0 * ER_GELU_TANH_K));
@@ -84,10 +130,18 @@ er_status er_gelu_f32__neon32(const float *x, float *y, size_t count, int approx
             vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
         }
     } else {
+#if defined(__aarch64__)
+        const gelu_consts k = gelu_consts_load();
+        for (; i + 8 <= count; i += 8) {
+            float32x4_t a = gelu_erf_a64(vld1q_f32(x + i), k), b = gelu_erf_a64(vld1q_f32(x + i + 4), k);
+            vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
+        }
+#else
         for (; i + 8 <= count; i += 8) {
             float32x4_t a = gelu_erf(vld1q_f32(x + i)), b = gelu_erf(vld1q_f32(x + i + 4));
             vst1q_f32(y + i, a), vst1q_f32(y + i + 4, b);
         }
+#endif
     }
     er_gelu_f32_tail(x, y, i, count, approximate_tanh);
     return ER_OK;

@@ -44,24 +44,32 @@ er_status er_softmax_f32__neon32(const float *x, float *y, size_t rows, size_t n
         max = er_softmax_max_tail(xr, i, n, max);
         if (er_softmax_nan_row(yr, n, max)) continue;
         const float32x4_t vm = vdupq_n_f32(max);
+#if defined(__aarch64__)
+        /* x - max <= 0: the exp without the upper clamp, constants in registers */
+        const er_vexp_a64_consts k = er_vexp_a64_load();
+#define exp_of_nonpos(v) er_vexp_nonpos_a64(v, k)
+#else
+#define exp_of_nonpos(v) er_vexp_neon(v)
+#endif
         /* Four partial sums: the exps overlap, and each lane adds n / 16 terms
          * (a long float sum drifts from numpy's pairwise one). */
         float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
         for (i = 0; i + 16 <= n; i += 16) {
-            float32x4_t e0 = er_vexp_neon(vsubq_f32(vld1q_f32(xr + i), vm));
-            float32x4_t e1 = er_vexp_neon(vsubq_f32(vld1q_f32(xr + i + 4), vm));
-            float32x4_t e2 = er_vexp_neon(vsubq_f32(vld1q_f32(xr + i + 8), vm));
-            float32x4_t e3 = er_vexp_neon(vsubq_f32(vld1q_f32(xr + i + 12), vm));
+            float32x4_t e0 = exp_of_nonpos(vsubq_f32(vld1q_f32(xr + i), vm));
+            float32x4_t e1 = exp_of_nonpos(vsubq_f32(vld1q_f32(xr + i + 4), vm));
+            float32x4_t e2 = exp_of_nonpos(vsubq_f32(vld1q_f32(xr + i + 8), vm));
+            float32x4_t e3 = exp_of_nonpos(vsubq_f32(vld1q_f32(xr + i + 12), vm));
             vst1q_f32(yr + i, e0), vst1q_f32(yr + i + 4, e1);
             vst1q_f32(yr + i + 8, e2), vst1q_f32(yr + i + 12, e3);
             s0 = vaddq_f32(s0, e0), s1 = vaddq_f32(s1, e1);
             s2 = vaddq_f32(s2, e2), s3 = vaddq_f32(s3, e3);
         }
         for (; i + 4 <= n; i += 4) {
-            float32x4_t e = er_vexp_neon(vsubq_f32(vld1q_f32(xr + i), vm));
+            float32x4_t e = exp_of_nonpos(vsubq_f32(vld1q_f32(xr + i), vm));
             vst1q_f32(yr + i, e);
             s0 = vaddq_f32(s0, e);
         }
+#undef exp_of_nonpos
         double sum = er_softmax_exp_tail(xr, yr, i, n, max);
         float lanes[4];
         vst1q_f32(lanes, vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
