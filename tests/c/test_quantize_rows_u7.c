@@ -1,3 +1,4 @@
+#include <math.h>
 #include "harness.h"
 
 /* Every variant against scalar, byte for byte; rows of mixed sign, without
@@ -36,10 +37,19 @@ static void one_case(const er_variant *const *v, size_t nv, size_t m, size_t k, 
                     h_same_bytes(z, z_ref, m * sizeof(int32_t)),
                 "quantize_rows_u7", v[i]->variant, what);
     }
-    x[m * k - 1] = 0.0f / 0.0f;
-    for (size_t i = 0; i < nv; i++)
-        h_check(((er_quantize_rows_u7_fn *)v[i]->fn)(x, m, k, q, s, z) == ER_ERR_NONFINITE,
-                "quantize_rows_u7", v[i]->variant, "NaN must be refused");
+    /* NaN and both infinities, in the SIMD part of a row (first element) and in
+     * the scalar tail (last) */
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int b = 0; b < 3; b++)
+        for (int at = 0; at < 2; at++) {
+            size_t where = at ? m * k - 1 : (m - 1) * k;
+            float kept = x[where];
+            x[where] = bad[b];
+            for (size_t i = 0; i < nv; i++)
+                h_check(((er_quantize_rows_u7_fn *)v[i]->fn)(x, m, k, q, s, z) == ER_ERR_NONFINITE,
+                        "quantize_rows_u7", v[i]->variant, "NaN and infinities must be refused");
+            x[where] = kept;
+        }
     free(x), free(q_ref), free(q), free(q8), free(s_ref), free(s), free(s8), free(z_ref), free(z);
 }
 
