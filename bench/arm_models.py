@@ -107,7 +107,10 @@ def prepare_tools():
 def count(plugin, cpu, runtime, path, feeds, reps):
     """Instructions of the emulated process: load and 1 + reps runs."""
     env = {"PATH": os.environ["PATH"], "PYTHONHOME": "/usr", "PYTHONNOUSERSITE": "1",
-           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+           # string hashes, and with them dict and set layouts, change with the seed:
+           # without a fixed one edgerun's count moved by up to 0.2M between processes
+           "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
            "LD_LIBRARY_PATH": OPENBLAS,
            "PYTHONPATH": f"{CACHE}/site:{SRC}:{HERE}"}
     command = (f"mount --bind {CACHE}/cpuinfo-{cpu} /proc/cpuinfo && exec qemu-aarch64 -cpu {cpu} "

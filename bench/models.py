@@ -3,6 +3,7 @@
     python bench/models.py                  # print the table
     python bench/models.py --quick          # the small test sizes, for a smoke run
     python bench/models.py --interleaved bert   # 12 alternating rounds, the ratio's median
+    python bench/models.py --layers         # the memory-bound layers alone: int8, sparse, codebook
 
 The models are the PyTorch definitions the importer tests verify
 (tests/torch_cnn.py, tests/torch_bert.py) at their "bench" sizes, exported with
@@ -221,6 +222,124 @@ def table(rows, ort_version):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- memory-bound layers
+# At batch 1 a classifier head after global pooling reads one row: each weight is
+# used once per inference, so the layer's time is the weights' trip from wherever
+# they are.  Those layers alone, in the three states a board sees them in.
+LAYER_MIN_WEIGHTS = 1 << 18     # 256 Ki weights: int8 no longer fits half a 512 KiB L2
+
+
+def one_row_layers(name, graph):
+    """(node, weight) of the layers that read one row at batch 1: every Linear of the
+    CNNs (all of them follow global pooling); the encoder's read a row per token."""
+    if name == "bert":
+        return []
+    return [(node, weight) for node, weight in graph.weights() if weight.size >= LAYER_MIN_WEIGHTS]
+
+
+def layer_time(call, between, budget):
+    """Median seconds of call() with between() run before each call (not timed)."""
+    import time
+
+    times = []
+    end = time.perf_counter() + budget
+    while len(times) < 7 or time.perf_counter() < end:
+        between()
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def layer_rows(budget=1.0):
+    """One row per memory-bound layer of the bench CNNs: weight bytes and batch-1
+    seconds of fp32 (BLAS), int8, 90 % 1x4-sparse and 4-bit codebook, each hot (called
+    again and again), in the model (after a whole int8 run of its model, which
+    pushes it out of L1/L2) and cold (cycling through copies of the layer, each its
+    own file, that together hold twice the last-level cache: the weights come from
+    DRAM, as on a board whose caches are smaller than the model, while the code and
+    the interpreter stay warm)."""
+    import shutil
+
+    from compare import last_level_cache_bytes
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (factory, example) in model_zoo("bench").items():
+            if name == "bert":
+                continue
+            src = os.path.join(tmp, f"{name}.onnx")
+            feeds = export(factory, example, src)
+            graph = edgerun.import_onnx(src)
+            layers = one_row_layers(name, graph)
+            if not layers:
+                continue
+            model = edgerun.Session(edgerun.compress(graph, quantize="int8").graph)
+            image = next(iter(feeds.values()))
+            for node, weight in layers:
+                out_features, in_features = weight.shape
+                builder = edgerun.GraphBuilder("x", features=in_features)
+                bias = graph.tensors[node.inputs[2]].to_dense() if len(node.inputs) > 2 else None
+                builder.linear(weight.to_dense(), bias, name=node.name)
+                layer = builder.build()
+                x = np.random.default_rng(0).standard_normal((1, in_features)).astype(np.float32)
+                row = {"model": name, "layer": node.name, "shape": (in_features, out_features)}
+                for variant, options in [("fp32", None)] + [(v, VARIANTS[v]) for v in
+                                                            ("int8", "sparse", "codebook")]:
+                    path = os.path.join(tmp, f"layer.{variant}.edgerun")
+                    (edgerun.compress(layer, **options) if options else edgerun.compress(layer)).save(path)
+                    row[f"{variant}_bytes"] = os.path.getsize(path)
+                    with edgerun.load(path) as session:
+                        call = lambda: session.run(x)  # noqa: E731
+                        row[f"{variant}_hot"] = layer_time(call, lambda: None, budget / 3)
+                        row[f"{variant}_model"] = layer_time(call, lambda: model.run(image), budget / 3)
+                    copies = []
+                    for c in range(2 * last_level_cache_bytes() // row[f"{variant}_bytes"] + 1):
+                        shutil.copyfile(path, f"{path}.{c}")
+                        copies.append(edgerun.load(f"{path}.{c}"))
+                    cycle = iter(range(1 << 62))
+                    row[f"{variant}_cold"] = layer_time(
+                        lambda: copies[next(cycle) % len(copies)].run(x), lambda: None, budget / 3)
+                    for copy in copies:
+                        copy.close()
+                    for c in range(len(copies)):
+                        os.remove(f"{path}.{c}")
+                rows.append(row)
+                print(f"  measured {name} {node.name}", flush=True)
+    tiny = edgerun.GraphBuilder("x", features=8)
+    tiny.linear(np.ones((8, 8), np.float32))
+    with edgerun.Session(edgerun.compress(tiny.build(), quantize="int8").graph) as session:
+        x = np.ones((1, 8), np.float32)
+        overhead = layer_time(lambda: session.run(x), lambda: None, 0.2)
+    return rows, overhead
+
+
+def layer_table(rows, overhead):
+    us = lambda seconds: f"{seconds * 1e6:.0f}"  # noqa: E731
+    lines = ["Memory-bound layers: the batch-1 classifier Linears of the bench CNNs with at least "
+             f"{LAYER_MIN_WEIGHTS // 1024} Ki weights (one row in, each weight read once per image), "
+             "alone, one thread.  Microseconds per call (median): **hot** called again and again; "
+             "**in model** right after a whole int8 run of its model; **cold** cycling through "
+             "copies of the layer that together hold twice the last-level cache (weights from "
+             "DRAM, code warm).  Every number includes Session.run's own overhead, "
+             f"{overhead * 1e6:.0f} us here (an 8 x 8 int8 layer).  Weights: the layer's "
+             ".edgerun file.", "",
+             "| model | layer | in x out | state | fp32 | int8 | sparse 90 | codebook4 "
+             "| sparse vs int8 | codebook vs int8 |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        shape = "x".join(map(str, row["shape"]))
+        lines.append(f"| {row['model']} | {row['layer']} | {shape} | weights (KiB) | "
+                     + " | ".join(kb(row[f"{v}_bytes"]) for v in ("fp32", "int8", "sparse", "codebook"))
+                     + f" | {row['int8_bytes'] / row['sparse_bytes']:.1f}x smaller "
+                       f"| {row['int8_bytes'] / row['codebook_bytes']:.1f}x smaller |")
+        for state, label in (("hot", "hot"), ("model", "in model"), ("cold", "cold")):
+            times = [row[f"{v}_{state}"] for v in ("fp32", "int8", "sparse", "codebook")]
+            lines.append(f"| | | | {label} | " + " | ".join(us(t) for t in times)
+                         + f" | {times[1] / times[2]:.2f}x | {times[1] / times[3]:.2f}x |")
+    return "\n".join(lines)
+
+
 def interleaved(name, rounds=12, seconds=0.5):
     """onnxruntime dynamic int8 against edgerun int8 on one model, alternating every
     `seconds` for `rounds` rounds in this process: the VM's speed drifts by up to 1.7x
@@ -255,9 +374,18 @@ def main():
                                         "under '## End to end'")
     parser.add_argument("--interleaved", metavar="MODEL",
                         help="only alternate onnxruntime dyn-int8 and edgerun int8 on MODEL")
+    parser.add_argument("--layers", action="store_true",
+                        help="only the memory-bound layers (with --write: under '## Memory-bound layers')")
     args = parser.parse_args()
     if args.interleaved:
         interleaved(args.interleaved)
+        return
+    if args.layers:
+        text = layer_table(*layer_rows())
+        print(text)
+        if args.write:
+            write_section(args.write, "## Memory-bound layers", text,
+                          f"python bench/models.py --layers --write {args.write}")
         return
     rows, version = run(quick=args.quick)
     text = table(rows, version)
