@@ -81,6 +81,21 @@ def pool_loops(x, k, strides, pads, reduce, count_include_pad=0):
     return y
 
 
+@pytest.mark.parametrize("k,strides,pads", [((1, 1), (2, 2), (0, 0, 0, 0)), ((1, 3), (1, 2), (0, 1, 0, 1)),
+                                            ((3, 1), (2, 1), (1, 0, 1, 0)), ((3, 3), (2, 2), (1, 1, 1, 1)),
+                                            ((2, 3), (3, 2), (0, 1, 1, 0))])
+def test_max_pool_exact_in_either_layout(k, strides, pads, rng):
+    """MaxPool folds rows, then columns: exactly the loops' maximum, NCHW or NHWC, in a
+    fresh C-order array even for a 1x1 window."""
+    x = rng.normal(size=(2, 3, 7, 6)).astype(np.float32)
+    expected = pool_loops(x, k, strides, pads, "max").astype(np.float32)
+    np.testing.assert_array_equal(max_pool(x, k, strides, pads), expected)
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = max_pool(nhwc, k, strides, pads, axes=(1, 2))
+    np.testing.assert_array_equal(y, expected.transpose(0, 2, 3, 1))
+    assert y.flags.c_contiguous and not np.shares_memory(y, nhwc)
+
+
 @pytest.mark.parametrize("k,strides,pads", [((2, 2), (2, 2), (0, 0, 0, 0)),
                                             ((3, 3), (2, 1), (1, 1, 1, 1)),
                                             ((3, 2), (1, 2), (0, 1, 1, 0))])
