@@ -8,7 +8,8 @@
 The models are the PyTorch definitions the importer tests verify
 (tests/torch_cnn.py, tests/torch_bert.py) at their "bench" sizes, exported with
 torch's TorchScript exporter (opset 17).  For each one, in this process, one
-thread, one after the other:
+thread, timed round-robin (five rounds through every column, so that the VM's
+drift between minutes falls on all of them alike):
 
     ort fp32       onnxruntime on the exported model
     ort dyn-int8   onnxruntime.quantization.quantize_dynamic (int8 weights, activations
@@ -108,18 +109,21 @@ def relative_error(y, reference):
     return float(np.linalg.norm(y - reference) / max(np.linalg.norm(reference), 1e-30))
 
 
-def measure(name, factory, example, tmp, ort, budget):
+def measure(name, factory, example, tmp, ort, budget, rounds=5):
+    """One model's row: every runtime and variant made first, then timed round-robin,
+    `rounds` times each for budget / rounds seconds, so that the VM's drift (up to 1.7x
+    between minutes) falls on all columns alike; each column is the median of its
+    rounds' medians."""
     src = os.path.join(tmp, f"{name}.onnx")
     feeds = export(factory, example, src)
     row = {"model": name, "onnx_bytes": os.path.getsize(src)}
     ort_fp32 = ort.session(src)
     reference = ort_fp32(feeds)
-    row["ort_fp32"] = timeit(lambda: ort_fp32(feeds), budget)
     dst = os.path.join(tmp, f"{name}.int8.onnx")
     ort_int8 = ort.dynamic_int8(src, dst)
     row["ort_int8_bytes"] = os.path.getsize(dst)
-    row["ort_int8"] = timeit(lambda: ort_int8(feeds), budget)
     row["ort_int8_error"] = relative_error(ort_int8(feeds), reference)
+    calls = {"ort_fp32": lambda: ort_fp32(feeds), "ort_int8": lambda: ort_int8(feeds)}
 
     graph = edgerun.import_onnx(src)
     row["params"] = sum(t.size for t in graph.tensors.values())
@@ -132,9 +136,9 @@ def measure(name, factory, example, tmp, ort, budget):
         first = graph.outputs[0].name
         return lambda: session.run(feeds)[first]
 
-    run_fp32 = first_output(edgerun.Session(graph))
-    row["er_fp32"] = timeit(run_fp32, budget)
-    row["er_fp32_error"] = relative_error(run_fp32(), reference)
+    sessions = [edgerun.Session(graph)]
+    calls["er_fp32"] = first_output(sessions[0])
+    row["er_fp32_error"] = relative_error(calls["er_fp32"](), reference)
     for variant, options in VARIANTS.items():
         path = os.path.join(tmp, f"{name}.{variant}.edgerun")
         try:
@@ -144,11 +148,17 @@ def measure(name, factory, example, tmp, ort, budget):
             print(f"  {name} {variant}: {error}", file=sys.stderr)
             continue
         row[f"er_{variant}_bytes"] = os.path.getsize(path)
-        with edgerun.load(path) as loaded:
-            run_variant = first_output(loaded)
-            row[f"er_{variant}"] = timeit(run_variant, budget)
-            row[f"er_{variant}_error"] = relative_error(run_variant(), reference)
-            row[f"er_{variant}_kernels"] = sorted({kind for _, kind in loaded.layers})
+        sessions.append(edgerun.load(path))
+        calls[f"er_{variant}"] = first_output(sessions[-1])
+        row[f"er_{variant}_error"] = relative_error(calls[f"er_{variant}"](), reference)
+        row[f"er_{variant}_kernels"] = sorted({kind for _, kind in sessions[-1].layers})
+    medians = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            medians[key].append(timeit(call, budget / rounds, min_runs=3))
+    row.update({key: float(np.median(values)) for key, values in medians.items()})
+    for session in sessions:
+        session.close()
     return row
 
 
@@ -158,7 +168,7 @@ def run(quick=False, out=print):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (factory, example) in zoo.items():
-            rows.append(measure(name, factory, example, tmp, ort, 0.2 if quick else 1.0))
+            rows.append(measure(name, factory, example, tmp, ort, 0.2 if quick else 2.0))
             out(f"  measured {name}: " + ", ".join(
                 f"{key} {value * 1e3:.2f} ms" for key, value in rows[-1].items()
                 if key in ("ort_fp32", "ort_int8") or key.startswith("er_") and key.count("_") == 1
