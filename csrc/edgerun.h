@@ -69,7 +69,8 @@ typedef struct {
 
 /* ---- quantize_rows_s8 -------------------------------------------------------
  * x [m, k] float32 -> q [m, k] int8, scale [m] float32, per row:
- *     amax = max |x[i, :]|;   if amax == 0: scale = 0, q = 0
+ *     amax = max |x[i, :]|;   if 127.0f / amax is Inf: scale = 0, q = 0
+ *       (amax == 0, or amax < 127 / FLT_MAX ~ 3.7e-37: inv would overflow)
  *     inv = 127.0f / amax;    q = clamp(round_half_even(x * inv), -127, 127)
  *     scale = amax / 127.0f
  * Returns ER_ERR_NONFINITE if any element is NaN or Inf.  Cost: 2 passes over x. */
@@ -80,8 +81,9 @@ typedef er_status er_quantize_rows_s8_fn(const float *x, size_t m, size_t k,
  * x [m, k] float32 -> q [m, k] int8 in [0, 127], scale [m] float32, zero [m]
  * int32, per row, asymmetric over the row's range including 0:
  *     lo = min(min x[i, :], 0);   hi = max(max x[i, :], 0)
- *     if hi == lo: scale = 0, zero = 0, q = 0
- *     range = hi - lo;   inv = 127.0f / range;   scale = range / 127.0f
+ *     range = hi - lo;   if 127.0f / range is Inf: scale = 0, zero = 0, q = 0
+ *       (hi == lo, or range < 127 / FLT_MAX ~ 3.7e-37: inv would overflow)
+ *     inv = 127.0f / range;   scale = range / 127.0f
  *       (if range overflows to Inf: r = 0.5f * hi - 0.5f * lo,
  *        inv = 63.5f / r, scale = r / 63.5f)
  *     zero = min(round_half_even(-lo * inv), 127)

@@ -17,6 +17,7 @@ er_status er_quantize_rows_s8__scalar(const float *x, size_t m, size_t k,
             amax = a > amax ? a : amax;
         }
         if (!finite) return ER_ERR_NONFINITE;
+        amax = er_quantize_amax(amax);
         er_quantize_row_tail(row, q + i * k, 0, k, amax);
         scale[i] = amax / 127.0f;
     }

@@ -6,7 +6,15 @@
 #include <math.h>
 #include "edgerun.h"
 
-/* q[p] for p in [begin, end) of a row whose max |x| is amax (finite). */
+/* The amax a row is quantized with: 0 (all q = 0, scale 0) where 127 / amax
+ * overflows -- amax == 0, or below 127 / FLT_MAX ~ 3.7e-37, where inv = Inf would
+ * make x * inv Inf or NaN (0 * Inf) and the conversion to int undefined. */
+static inline float er_quantize_amax(float amax) {
+    return 127.0f / amax <= 3.40282347e38f ? amax : 0.0f;
+}
+
+/* q[p] for p in [begin, end) of a row whose max |x| is amax (finite, and 0 or
+ * large enough for 127 / amax: er_quantize_amax). */
 static inline void er_quantize_row_tail(const float *row, int8_t *q, size_t begin,
                                         size_t end, float amax) {
     if (amax == 0.0f) {

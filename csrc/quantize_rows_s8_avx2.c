@@ -41,6 +41,7 @@ er_status er_quantize_rows_s8__avx2(const float *x, size_t m, size_t k,
         int finite;
         float amax = row_amax(row, k, &finite);
         if (!finite) return ER_ERR_NONFINITE;
+        amax = er_quantize_amax(amax);
         size_t p = 0;
         if (amax != 0.0f) {
             const __m256 inv = _mm256_set1_ps(127.0f / amax);

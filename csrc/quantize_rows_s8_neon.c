@@ -29,6 +29,7 @@ er_status er_quantize_rows_s8__neon(const float *x, size_t m, size_t k,
         }
         /* vmaxq_f32 propagates NaN, and the compare above catches it too. */
         if (!finite || amax != amax) return ER_ERR_NONFINITE;
+        amax = er_quantize_amax(amax);
         p = 0;
         if (amax != 0.0f) {
             const float32x4_t inv = vdupq_n_f32(127.0f / amax);

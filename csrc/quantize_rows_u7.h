@@ -37,7 +37,9 @@ static inline void er_quantize_row_u7_tail(const float *row, int8_t *q, size_t b
 typedef size_t er_u7_body_fn(const float *row, int8_t *q, size_t k, float inv, int32_t zero);
 
 /* One row spanning [lo, hi] (lo <= 0 <= hi): its parameters, then `body` (NULL:
- * none), then the scalar tail.  An all-zero row gets q = 0, scale 0, zero 0.
+ * none), then the scalar tail.  A row whose range is 0, or so small that
+ * 127 / range overflows (below ~3.7e-37: inv = Inf would make x * inv Inf or NaN
+ * and the conversion to int undefined), gets q = 0, scale 0, zero 0.
  * Always inlined, so a constant body is a direct call. */
 static inline __attribute__((always_inline)) void er_quantize_row_u7(
         const float *row, int8_t *q, size_t k, float lo, float hi, float *scale, int32_t *zero,
@@ -45,7 +47,7 @@ static inline __attribute__((always_inline)) void er_quantize_row_u7(
     float inv = 0.0f;
     *scale = 0.0f;
     *zero = 0;
-    if (hi == lo) {
+    if (!(127.0f / (hi - lo) <= ER_FLOAT_MAX)) {     /* an Inf hi - lo gives 0: kept */
         for (size_t p = 0; p < k; p++) q[p] = 0;
         return;
     }

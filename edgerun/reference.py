@@ -54,6 +54,10 @@ def quantize_rows_s8(x, out=None):
         raise NonFiniteError("quantize_rows_s8: input contains NaN or Inf")
     amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
     amax = amax.astype(np.float32)
+    with np.errstate(divide="ignore", over="ignore"):
+        # 127 / amax overflows for amax == 0 and below ~3.7e-37: such a row is all 0
+        amax = np.where(np.float32(127) / amax <= np.finfo(np.float32).max, amax,
+                        np.float32(0)).astype(np.float32)
     safe = np.where(amax == 0, np.float32(1), amax)
     inv = (np.float32(127) / safe).astype(np.float32)
     r = np.clip(x * inv[:, None], -127, 127)
@@ -77,9 +81,10 @@ def quantize_rows_u7(x, out=None):
     zero_f = np.float32(0)
     lo = np.minimum(x.min(axis=1), zero_f) if k else np.zeros(m, np.float32)
     hi = np.maximum(x.max(axis=1), zero_f) if k else np.zeros(m, np.float32)
-    empty = hi == lo
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         width = (hi - lo).astype(np.float32)
+        # 127 / width overflows for hi == lo and below ~3.7e-37: such a row is all 0
+        empty = ~(np.float32(127) / width <= np.finfo(np.float32).max)
         half = (np.float32(0.5) * hi - np.float32(0.5) * lo).astype(np.float32)
         finite = width <= np.finfo(np.float32).max
         inv = np.where(finite, np.float32(127) / width, np.float32(63.5) / half).astype(np.float32)

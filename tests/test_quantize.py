@@ -98,6 +98,33 @@ def test_u7_without_negatives_is_the_symmetric_quantization(variant, rng):
     assert np.array_equal(scale.view(np.uint32), scale8.view(np.uint32))
 
 
+def tiny_rows():
+    """Rows whose range is too small for 127 / range in float32 (below ~3.7e-37,
+    subnormals too), then one just above."""
+    x = np.zeros((3, 37), dtype=np.float32)
+    x[0, ::2] = -1e-37
+    x[0, 1::2] = 5e-38
+    x[1, :5] = np.float32(1e-45) * np.arange(5)
+    x[2, :2] = [4e-37, -2e-37]
+    return x
+
+
+@pytest.mark.parametrize("op", [OP, U7])
+def test_reference_quantizes_rows_too_small_for_127_over_their_range_to_zero(op):
+    """The overflowed inv had made x * inv Inf or NaN (and a u7 zero point INT32_MIN)."""
+    q, scale, *zero = getattr(reference, op)(tiny_rows())
+    assert not q[:2].any() and not scale[:2].any() and not np.asarray(zero)[..., :2].any()
+    assert q[2].any() and scale[2] > 0
+
+
+@pytest.mark.parametrize("op,variant", [pytest.param(op, v, id=f"{op}-{v}") for op in (OP, U7)
+                                        for v in runnable_variants(op)])
+def test_rows_too_small_for_127_over_their_range_match_the_reference(op, variant):
+    x = tiny_rows()
+    for got, want in zip(call(op, variant, x), getattr(reference, op)(x)):
+        assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("variant", kernel_implementations(U7))
 def test_u7_zero_rows_ties_and_huge_ranges(variant):
     x = np.zeros((4, 20), dtype=np.float32)

@@ -59,4 +59,27 @@ void test_quantize_rows_u7(void) {
     static const size_t ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 64, 100, 1024};
     for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
         for (size_t m = 1; m <= 6; m++) one_case(v, nv, m, ks[a], m == 6 ? 1e-30f : 10.0f);
+    /* Rows whose range is too small for 127 / range (below ~3.7e-37, subnormals
+     * included; one all >= 0) quantize to 0 with scale 0 and zero 0 in every
+     * variant, where inv = Inf had given zero points of INT32_MIN. */
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++) {
+        size_t k = ks[a];
+        float *x = h_alloc(2 * k * sizeof *x);
+        int8_t *q = h_alloc(2 * k);
+        float s[2];
+        int32_t z[2];
+        for (size_t p = 0; p < k; p++) {
+            x[p] = (p % 2 ? -1e-37f : 5e-38f);
+            x[k + p] = 1e-45f * (float)(p % 7);
+        }
+        for (size_t i = 0; i < nv; i++) {
+            memset(q, 55, 2 * k);
+            er_status st = ((er_quantize_rows_u7_fn *)v[i]->fn)(x, 2, k, q, s, z);
+            int zeros = 1;
+            for (size_t p = 0; p < 2 * k; p++) zeros &= q[p] == 0;
+            h_check(st == ER_OK && zeros && s[0] == 0.0f && s[1] == 0.0f && z[0] == 0 && z[1] == 0,
+                    "quantize_rows_u7", v[i]->variant, "ranges below 127 / FLT_MAX quantize to 0");
+        }
+        free(x), free(q);
+    }
 }
