@@ -47,13 +47,17 @@ def last_level_cache_bytes():
     best = 0
     base = "/sys/devices/system/cpu/cpu0/cache"
     try:
-        for entry in os.listdir(base):
+        entries = os.listdir(base)
+    except OSError:
+        entries = []
+    for entry in entries:       # index0, index1, ...; "uevent" and others have no size
+        try:
             with open(os.path.join(base, entry, "size")) as f:
                 text = f.read().strip()
-            scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1], 1)
-            best = max(best, int(text.rstrip("KM")) * scale)
-    except OSError:
-        pass
+        except OSError:
+            continue
+        scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1], 1)
+        best = max(best, int(text.rstrip("KM")) * scale)
     return best or 32 * 1024 ** 2
 
 

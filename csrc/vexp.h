@@ -81,7 +81,7 @@ static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
 }
 
 /* exp(hi + lo) for hi + lo <= 0 (or barely above: GELU's erfc exponent is at most
- * 3e-8): er_vexp_sum_avx2 without the two upper clamps, which such arguments never
+ * 1.2e-7): er_vexp_sum_avx2 without the two upper clamps, which such arguments never
  * reach -- two of about 25 operations in a loop bound by the FP ports. */
 static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
     const __m256 floor = _mm256_set1_ps(ER_EXP_LO);
@@ -184,7 +184,7 @@ static inline float32x4_t er_vdiv_neon(float32x4_t a, float32x4_t b) {
 }
 #if defined(__aarch64__)
 /* exp(hi + lo) for hi + lo <= 0 (softmax's x - max; GELU's erfc exponent, at
- * most 3e-8), for aarch64 loops that keep every constant in a register.  With each constant a
+ * most 1.2e-7), for aarch64 loops short of registers for their constants.  With each constant a
  * register of its own (er_vexp_sum_neon and the code around it), GCC ran out of
  * the 32 and reloaded about ten of them from memory on every step: 31 of the 88
  * instructions of a GELU step.  Here the four that only ever multiply sit in the

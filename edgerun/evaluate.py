@@ -193,8 +193,10 @@ class Pool:
     slice whole padded rows (W and C together in NHWC, long inner loops), then over
     its kw columns of that result -- kh + kw - 2 np.maximum calls where tap by tap
     took kh * kw - 1 (a 3x3 stride-2 pool on 32x32x32: 54 -> 38 us, and fewer than a
-    quarter of numpy's inner loops, which is what an ARM core pays for).  A maximum
-    is exact in any order; a reduction over a window view was 2-3x slower still.
+    quarter of numpy's inner loops, which is what an ARM core pays for).  The maximum
+    is the same value in any order; only the sign of a zero maximum can depend on it
+    (np.maximum keeps its second operand on ties, and a window holding both -0 and
+    +0 gives either).  A reduction over a window view was 2-3x slower still.
     AveragePool sums over the window view with numpy's own reduction, so its rounding
     (the order of the sum) is numpy's whatever the layout."""
 
