@@ -65,18 +65,28 @@ static inline __m256 er_vexp_finish_avx2(__m256 r, __m256 z) {
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-/* exp(hi + lo), lo small against hi's rounding (see above). */
-static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
-    /* MAXPS/MINPS return the second operand when either is NaN: NaN survives. */
-    __m256 t = _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI),
-                             _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), _mm256_add_ps(hi, lo)));
-    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
-    /* hi clamped like t, so a huge or infinite hi cannot leave r infinite: past
-     * the clamp, n alone makes the result 0 or inf. */
-    __m256 h = _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI), _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), hi));
+/* The Cody-Waite step from t (the clamped argument, which gives n) and h (what
+ * n ln 2 is taken from: t itself, or the clamped hi of an exp(hi + lo)): returns
+ * r = h - n ln 2 and sets *z, whose low mantissa bits hold n. */
+static inline __m256 er_vexp_reduce_avx2(__m256 t, __m256 h, __m256 *z) {
+    *z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
+    __m256 n = _mm256_sub_ps(*z, _mm256_set1_ps(ER_EXP_MAGIC));
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), h);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    return _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+}
+
+/* min(ER_EXP_HI, max(ER_EXP_LO, x)); MAXPS/MINPS return the second operand when
+ * either is NaN: NaN survives. */
+static inline __m256 er_vexp_clamp_avx2(__m256 x) {
+    return _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI), _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x));
+}
+
+/* exp(hi + lo), lo small against hi's rounding (see above).  hi is clamped like
+ * the sum, so a huge or infinite hi cannot leave r infinite: past the clamp, n
+ * alone makes the result 0 or inf. */
+static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
+    __m256 z, r = er_vexp_reduce_avx2(er_vexp_clamp_avx2(_mm256_add_ps(hi, lo)),
+                                      er_vexp_clamp_avx2(hi), &z);
     return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
 }
 
@@ -84,32 +94,22 @@ static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
  * 1.2e-7): er_vexp_sum_avx2 without the two upper clamps, which such arguments never
  * reach -- two of about 25 operations in a loop bound by the FP ports. */
 static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
-    const __m256 floor = _mm256_set1_ps(ER_EXP_LO);
-    __m256 t = _mm256_max_ps(floor, _mm256_add_ps(hi, lo));   /* NaN goes on (see above) */
-    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), _mm256_max_ps(floor, hi));
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    const __m256 floor = _mm256_set1_ps(ER_EXP_LO);     /* MAXPS keeps NaN, as above */
+    __m256 t = _mm256_max_ps(floor, _mm256_add_ps(hi, lo)), z;
+    __m256 r = er_vexp_reduce_avx2(t, _mm256_max_ps(floor, hi), &z);
     return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
 }
 
 /* exp(x) for x <= 0 or NaN (softmax's x - max): er_vexp_avx2 without the upper clamp. */
 static inline __m256 er_vexp_nonpos_avx2(__m256 x) {
-    __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x);
-    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), t);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x), z;
+    __m256 r = er_vexp_reduce_avx2(t, t, &z);
     return er_vexp_finish_avx2(r, z);
 }
 
 static inline __m256 er_vexp_avx2(__m256 x) {
-    __m256 t = _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI),
-                             _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x));
-    __m256 z = _mm256_fmadd_ps(t, _mm256_set1_ps(ER_EXP_LOG2E), _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 n = _mm256_sub_ps(z, _mm256_set1_ps(ER_EXP_MAGIC));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_HI), t);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ER_EXP_LN2_LO), r);
+    __m256 t = er_vexp_clamp_avx2(x), z;
+    __m256 r = er_vexp_reduce_avx2(t, t, &z);
     return er_vexp_finish_avx2(r, z);
 }
 #endif /* AVX2 */
