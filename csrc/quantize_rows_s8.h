@@ -6,11 +6,13 @@
 #include <math.h>
 #include "edgerun.h"
 
+#define ER_FLOAT_MAX 3.40282347e38f
+
 /* The amax a row is quantized with: 0 (all q = 0, scale 0) where 127 / amax
  * overflows -- amax == 0, or below 127 / FLT_MAX ~ 3.7e-37, where inv = Inf would
  * make x * inv Inf or NaN (0 * Inf) and the conversion to int undefined. */
 static inline float er_quantize_amax(float amax) {
-    return 127.0f / amax <= 3.40282347e38f ? amax : 0.0f;
+    return 127.0f / amax <= ER_FLOAT_MAX ? amax : 0.0f;
 }
 
 /* q[p] for p in [begin, end) of a row whose max |x| is amax (finite, and 0 or

@@ -6,8 +6,7 @@
 
 #include <math.h>
 #include "edgerun.h"
-
-#define ER_FLOAT_MAX 3.40282347e38f
+#include "quantize_rows_s8.h"   /* ER_FLOAT_MAX, er_quantize_amax */
 
 /* inv, scale and zero point of a row spanning [lo, hi], lo <= 0 <= hi, lo < hi. */
 static inline void er_u7_row_params(float lo, float hi, float *inv, float *scale, int32_t *zero) {
@@ -47,7 +46,7 @@ static inline __attribute__((always_inline)) void er_quantize_row_u7(
     float inv = 0.0f;
     *scale = 0.0f;
     *zero = 0;
-    if (!(127.0f / (hi - lo) <= ER_FLOAT_MAX)) {     /* an Inf hi - lo gives 0: kept */
+    if (er_quantize_amax(hi - lo) == 0.0f) {     /* an Inf hi - lo is kept: 127 / Inf = 0 */
         for (size_t p = 0; p < k; p++) q[p] = 0;
         return;
     }

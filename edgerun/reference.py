@@ -45,6 +45,13 @@ def epilogue(acc, x_scale=None, w_scale=None, bias=None, relu=False, out_scale=N
     return y
 
 
+def _too_small_for_127_over(extent):
+    """Rows whose max |x| (s8) or range (u7) leaves 127 / extent no float32: 0, or
+    below ~3.7e-37.  They quantize to all 0 with scale 0 (edgerun.h)."""
+    with np.errstate(divide="ignore", over="ignore"):
+        return ~(np.float32(127) / extent <= np.finfo(np.float32).max)
+
+
 def quantize_rows_s8(x, out=None):
     """Symmetric per-row int8: scale = max|x| / 127, q = rint(x * (127 / max|x|))."""
     x = np.asarray(x, dtype=np.float32)
@@ -54,10 +61,7 @@ def quantize_rows_s8(x, out=None):
         raise NonFiniteError("quantize_rows_s8: input contains NaN or Inf")
     amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
     amax = amax.astype(np.float32)
-    with np.errstate(divide="ignore", over="ignore"):
-        # 127 / amax overflows for amax == 0 and below ~3.7e-37: such a row is all 0
-        amax = np.where(np.float32(127) / amax <= np.finfo(np.float32).max, amax,
-                        np.float32(0)).astype(np.float32)
+    amax = np.where(_too_small_for_127_over(amax), np.float32(0), amax).astype(np.float32)
     safe = np.where(amax == 0, np.float32(1), amax)
     inv = (np.float32(127) / safe).astype(np.float32)
     r = np.clip(x * inv[:, None], -127, 127)
@@ -83,8 +87,7 @@ def quantize_rows_u7(x, out=None):
     hi = np.maximum(x.max(axis=1), zero_f) if k else np.zeros(m, np.float32)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         width = (hi - lo).astype(np.float32)
-        # 127 / width overflows for hi == lo and below ~3.7e-37: such a row is all 0
-        empty = ~(np.float32(127) / width <= np.finfo(np.float32).max)
+        empty = _too_small_for_127_over(width)
         half = (np.float32(0.5) * hi - np.float32(0.5) * lo).astype(np.float32)
         finite = width <= np.finfo(np.float32).max
         inv = np.where(finite, np.float32(127) / width, np.float32(63.5) / half).astype(np.float32)
