@@ -31,12 +31,15 @@ SHAPES = [(1024, 1024), (4096, 1024), (4096, 4096)]  # (K, N)
 BATCHES = [1, 8, 64]
 
 
-def timeit(function, budget=0.25, min_runs=5):
-    """Median seconds per call over at least min_runs calls and `budget` seconds."""
+def timeit(function, budget=0.25, min_runs=5, before=None):
+    """Median seconds per call over at least min_runs calls and `budget` seconds;
+    before(), when given, runs ahead of each call, untimed."""
     function()
     times = []
     end = time.perf_counter() + budget
     while len(times) < min_runs or time.perf_counter() < end:
+        if before is not None:
+            before()
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)

@@ -241,28 +241,6 @@ def table(rows, ort_version):
 LAYER_MIN_WEIGHTS = 1 << 18     # 256 Ki weights: int8 no longer fits half a 512 KiB L2
 
 
-def one_row_layers(name, graph):
-    """(node, weight) of the layers that read one row at batch 1: every Linear of the
-    CNNs (all of them follow global pooling); the encoder's read a row per token."""
-    if name == "bert":
-        return []
-    return [(node, weight) for node, weight in graph.weights() if weight.size >= LAYER_MIN_WEIGHTS]
-
-
-def layer_time(call, between, budget):
-    """Median seconds of call() with between() run before each call (not timed)."""
-    import time
-
-    times = []
-    end = time.perf_counter() + budget
-    while len(times) < 7 or time.perf_counter() < end:
-        between()
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def layer_rows(budget=1.0):
     """One row per memory-bound layer of the bench CNNs: weight bytes and batch-1
     seconds of fp32 (BLAS), int8, 90 % 1x4-sparse and 4-bit codebook, each hot (called
@@ -271,6 +249,7 @@ def layer_rows(budget=1.0):
     own file, that together hold twice the last-level cache: the weights come from
     DRAM, as on a board whose caches are smaller than the model, while the code and
     the interpreter stay warm)."""
+    import itertools
     import shutil
 
     from compare import last_level_cache_bytes
@@ -278,12 +257,14 @@ def layer_rows(budget=1.0):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (factory, example) in model_zoo("bench").items():
-            if name == "bert":
+            if name == "bert":      # its Linears read a row per token, not one
                 continue
             src = os.path.join(tmp, f"{name}.onnx")
             feeds = export(factory, example, src)
             graph = edgerun.import_onnx(src)
-            layers = one_row_layers(name, graph)
+            # every Linear of the CNNs follows global pooling: one row at batch 1
+            layers = [(node, weight) for node, weight in graph.weights()
+                      if weight.size >= LAYER_MIN_WEIGHTS]
             if not layers:
                 continue
             model = edgerun.Session(edgerun.compress(graph, quantize="int8").graph)
@@ -296,28 +277,30 @@ def layer_rows(budget=1.0):
                 layer = builder.build()
                 x = np.random.default_rng(0).standard_normal((1, in_features)).astype(np.float32)
                 row = {"model": name, "layer": node.name, "shape": (in_features, out_features)}
-                for variant, options in [("fp32", None)] + [(v, VARIANTS[v]) for v in
-                                                            ("int8", "sparse", "codebook")]:
+                for variant, options in [("fp32", {})] + [(v, VARIANTS[v]) for v in
+                                                          ("int8", "sparse", "codebook")]:
                     path = os.path.join(tmp, f"layer.{variant}.edgerun")
-                    (edgerun.compress(layer, **options) if options else edgerun.compress(layer)).save(path)
+                    edgerun.compress(layer, **options).save(path)
                     row[f"{variant}_bytes"] = os.path.getsize(path)
                     with edgerun.load(path) as session:
                         call = lambda: session.run(x)  # noqa: E731
-                        row[f"{variant}_hot"] = layer_time(call, lambda: None, budget / 3)
-                        row[f"{variant}_model"] = layer_time(call, lambda: model.run(image), budget / 3)
+                        row[f"{variant}_hot"] = timeit(call, budget / 3, min_runs=7)
+                        row[f"{variant}_model"] = timeit(call, budget / 3, min_runs=7,
+                                                         before=lambda: model.run(image))
+                    copy_paths = [f"{path}.{c}" for c in
+                                  range(2 * last_level_cache_bytes() // row[f"{variant}_bytes"] + 1)]
                     copies = []
-                    for c in range(2 * last_level_cache_bytes() // row[f"{variant}_bytes"] + 1):
-                        shutil.copyfile(path, f"{path}.{c}")
-                        copies.append(edgerun.load(f"{path}.{c}"))
+                    for copy_path in copy_paths:
+                        shutil.copyfile(path, copy_path)
+                        copies.append(edgerun.load(copy_path))
                         copies[-1].run(x)   # page-in, bindings, workspace: not what is timed
-                    cycle = iter(range(1 << 62))
-                    row[f"{variant}_cold"] = layer_time(
-                        lambda: copies[next(cycle) % len(copies)].run(x), lambda: None, budget / 3)
+                    cycle = itertools.cycle(copies)
+                    row[f"{variant}_cold"] = timeit(lambda: next(cycle).run(x), budget / 3, min_runs=7)
                     for copy in copies:
                         copy.close()
-                    del copies
-                    for c in range(2 * last_level_cache_bytes() // row[f"{variant}_bytes"] + 1):
-                        os.remove(f"{path}.{c}")
+                    del copies, cycle
+                    for copy_path in copy_paths:
+                        os.remove(copy_path)
                 rows.append(row)
                 print(f"  measured {name} {node.name}", flush=True)
             model.close()
@@ -325,7 +308,7 @@ def layer_rows(budget=1.0):
     tiny.linear(np.ones((8, 8), np.float32))
     with edgerun.Session(edgerun.compress(tiny.build(), quantize="int8").graph) as session:
         x = np.ones((1, 8), np.float32)
-        overhead = layer_time(lambda: session.run(x), lambda: None, 0.2)
+        overhead = timeit(lambda: session.run(x), 0.2, min_runs=7)
     return rows, overhead
 
 
