@@ -54,6 +54,11 @@ cdef class LinearS8:
     cdef bint relu
     cdef er_gemm_s8_fn *gemm
     cdef er_quantize_rows_u7_fn *quantize_rows
+    # into values, scale, bias (NULL for None) and w_sums, which this object keeps alive
+    cdef const int8_t *w_data
+    cdef const float *scale_data
+    cdef const float *bias_data
+    cdef const int32_t *sums_data
 
     def __init__(self, values, scale, bias, bint relu, Py_ssize_t features, str name="linear",
                  variant=None):
@@ -77,6 +82,52 @@ cdef class LinearS8:
         self.name = name
         self.gemm = <er_gemm_s8_fn *>_kernel("gemm_s8", variant)
         self.quantize_rows = <er_quantize_rows_u7_fn *>_kernel("quantize_rows_u7", variant)
+        self.w_data = <const int8_t *>PyArray_DATA(<PyArrayObject *>self.values)
+        self.scale_data = <const float *>PyArray_DATA(<PyArrayObject *>self.scale)
+        self.bias_data = NULL
+        if self.bias is not None:
+            self.bias_data = <const float *>PyArray_DATA(<PyArrayObject *>self.bias)
+        self.sums_data = <const int32_t *>PyArray_DATA(<PyArrayObject *>self.w_sums)
+
+    cdef er_status _quantize(self, const float *x, Py_ssize_t m, int8_t *q, float *scale,
+                             int32_t *zero) noexcept nogil:
+        """Rows of `features` floats -> rows of k int8 (zero-padded past features)."""
+        cdef Py_ssize_t i, features = self.features, k = self.k
+        cdef er_status status = ER_OK
+        if features == k:
+            return self.quantize_rows(x, m, k, q, scale, zero) if k else ER_OK
+        for i in range(m):
+            memset(q + i * k, 0, k)
+            if features > 0 and status == ER_OK:
+                status = self.quantize_rows(x + i * features, 1, features, q + i * k,
+                                            scale + i, zero + i)
+        return status
+
+    cdef er_status _gemm(self, const int8_t *q, const float *scale, const int32_t *zero,
+                         Py_ssize_t m, float *y, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+        """Columns [begin, end) of y (float32 rows of n) from _quantize's operands."""
+        cdef er_epilogue ep
+        cdef int8_t empty = 0
+        ep.row_scale = scale
+        ep.col_scale = self.scale_data + begin
+        ep.bias = self.bias_data + begin if self.bias_data != NULL else NULL
+        ep.relu = self.relu
+        ep.y_f32 = y + begin
+        ep.y_s8 = NULL
+        ep.out_inv_scale = 0
+        ep.ldy = self.n
+        ep.row_zero = zero
+        ep.col_sum = self.sums_data + begin
+        # k == 0 has no element to point at; the kernel reads nothing then
+        return self.gemm(q if self.k else &empty, self.w_data + begin * self.k if self.k else &empty,
+                         m, end - begin, self.k, &ep)
+
+    cdef int _raise(self, er_status status, str op) except -1:
+        if status == ER_ERR_NONFINITE:
+            raise NonFiniteError(
+                f"layer {self.name!r} (gemm_s8): its input contains NaN or Inf; int8 layers "
+                f"quantize their input per row and need finite values")
+        return _check(status, op)
 
     def quantize(self, x):
         """float32 x [m, features] -> (q int8 [m, k] zero-padded, scale float32 [m],
@@ -86,30 +137,20 @@ cdef class LinearS8:
             raise ShapeError(f"layer {self.name!r} expects float32 [m, {self.features}] inputs, "
                              f"got {x.dtype} {list(x.shape)}")
         x = np.ascontiguousarray(x)
-        cdef Py_ssize_t m = x.shape[0], i, features = self.features, k = self.k
-        q = np.empty((m, k), dtype=np.int8)
+        cdef Py_ssize_t m = x.shape[0]
+        q = np.empty((m, self.k), dtype=np.int8)
         scale = np.zeros(m, dtype=np.float32)
         zero = np.zeros(m, dtype=np.int32)
         if m == 0:
             return q, scale, zero
-        cdef const float[:, ::1] xv = x
-        cdef int8_t[:, ::1] qv = q
-        cdef float[::1] sv = scale
-        cdef int32_t[::1] zv = zero
-        cdef er_status status = ER_OK
+        cdef er_status status
+        cdef const float *xp = <const float *>PyArray_DATA(<PyArrayObject *>x)
+        cdef int8_t *qp = <int8_t *>PyArray_DATA(<PyArrayObject *>q)
+        cdef float *sp = <float *>PyArray_DATA(<PyArrayObject *>scale)
+        cdef int32_t *zp = <int32_t *>PyArray_DATA(<PyArrayObject *>zero)
         with nogil:
-            if features == k and k > 0:
-                status = self.quantize_rows(&xv[0, 0], m, k, &qv[0, 0], &sv[0], &zv[0])
-            else:
-                for i in range(m):
-                    memset(&qv[i, 0], 0, k)
-                    if features > 0 and status == ER_OK:
-                        status = self.quantize_rows(&xv[i, 0], 1, features, &qv[i, 0], &sv[i], &zv[i])
-        if status == ER_ERR_NONFINITE:
-            raise NonFiniteError(
-                f"layer {self.name!r} (gemm_s8): its input contains NaN or Inf; int8 layers "
-                f"quantize their input per row and need finite values")
-        _check(status, "quantize_rows_u7")
+            status = self._quantize(xp, m, qp, sp, zp)
+        self._raise(status, "quantize_rows_u7")
         return q, scale, zero
 
     def columns(self, q, scale, zero, out, Py_ssize_t begin, Py_ssize_t end):
@@ -126,35 +167,35 @@ cdef class LinearS8:
                              f"[m, {self.n}] output, columns in [0, {self.n}]")
         if m == 0 or begin == end:
             return out
-        cdef const int8_t[:, ::1] wv = self.values
-        cdef const float[::1] ws = self.scale
-        cdef const int32_t[::1] sums = self.w_sums
-        cdef const float[::1] bv
-        cdef er_epilogue ep
-        ep.row_scale = &sv[0]
-        ep.col_scale = &ws[begin]
-        ep.bias = NULL
-        if self.bias is not None:
-            bv = self.bias
-            ep.bias = &bv[begin]
-        ep.relu = self.relu
-        ep.y_f32 = &yv[0, begin]
-        ep.y_s8 = NULL
-        ep.out_inv_scale = 0
-        ep.ldy = self.n
-        ep.row_zero = &zv[0]
-        ep.col_sum = &sums[begin]
-        cdef int8_t empty = 0
-        cdef const int8_t *xp = &qv[0, 0] if self.k else &empty
-        cdef const int8_t *wp = &wv[begin, 0] if self.k else &empty
         cdef er_status status
         with nogil:
-            status = self.gemm(xp, wp, m, end - begin, self.k, &ep)
+            status = self._gemm(&qv[0, 0] if self.k else NULL, &sv[0], &zv[0], m, &yv[0, 0],
+                                begin, end)
         _check(status, "gemm_s8")
         return out
 
     def __call__(self, x):
         """float32 x [m, features] -> float32 [m, n]."""
-        q, scale, zero = self.quantize(x)
-        y = np.empty((q.shape[0], self.n), dtype=np.float32)
-        return self.columns(q, scale, zero, y, 0, self.n)
+        cdef PyArrayObject *a = _c_array(x, NPY_FLOAT32, 2)
+        if a == NULL or PyArray_DIMS(a)[1] != self.features or PyArray_DIMS(a)[0] == 0:
+            operands = self.quantize(x)         # converts, or names what is wrong
+            y = np.empty((operands[0].shape[0], self.n), dtype=np.float32)
+            return self.columns(*operands, y, 0, self.n)
+        # One scratch array per call for the operands, [scale | zero | q]: from the
+        # workspace during a run, so a large one costs no page faults
+        cdef Py_ssize_t m = PyArray_DIMS(a)[0], k = self.k
+        operands = _empty_2d(m, 8 + k, NPY_INT8)
+        y = _empty_2d(m, self.n, NPY_FLOAT32)
+        cdef int8_t *base = <int8_t *>PyArray_DATA(<PyArrayObject *>operands)
+        cdef float *scale_p = <float *>base
+        cdef int32_t *zero_p = <int32_t *>(base + 4 * m)
+        cdef int8_t *q_p = base + 8 * m
+        cdef const float *xp = <const float *>PyArray_DATA(a)
+        cdef float *yp = <float *>PyArray_DATA(<PyArrayObject *>y)
+        cdef er_status status
+        with nogil:
+            status = self._quantize(xp, m, q_p, scale_p, zero_p)
+            if status == ER_OK:
+                status = self._gemm(q_p, scale_p, zero_p, m, yp, 0, self.n)
+        self._raise(status, "gemm_s8")
+        return y

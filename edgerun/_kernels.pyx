@@ -270,6 +270,7 @@ cdef int _epilogue_zero_points(er_epilogue *ep, x_zero, w_sums) except -1:
     return 0
 
 
+include "_arrays.pxi"
 include "_quantize.pxi"
 include "_layer_norm.pxi"
 include "_gemm.pxi"

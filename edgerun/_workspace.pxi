@@ -29,13 +29,6 @@ cdef extern from "workspace.h" nogil:
     void er_workspace_get_stats(er_workspace *ws, er_workspace_stats *out)
 
 cdef extern from *:
-    """
-    /* PyDataMem_SetHandler is numpy 1.22 API: ask numpy 2's headers for it (their
-       default target may be older); numpy 1.x headers define it anyway. */
-    #define NPY_TARGET_VERSION NPY_1_22_API_VERSION
-    #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
-    #include <numpy/arrayobject.h>
-    """
     ctypedef void *(*er_np_malloc)(void *ctx, size_t size) noexcept nogil
     ctypedef void *(*er_np_calloc)(void *ctx, size_t nelem, size_t elsize) noexcept nogil
     ctypedef void *(*er_np_realloc)(void *ctx, void *ptr, size_t new_size) noexcept nogil
@@ -51,10 +44,6 @@ cdef extern from *:
         uint8_t version
         PyDataMemAllocator allocator
     object PyDataMem_SetHandler(object handler)
-    int _import_array() except -1
-
-_import_array()
-
 
 cdef void *_workspace_malloc(void *ctx, size_t size) noexcept nogil:
     return er_workspace_alloc(<er_workspace *>ctx, size)

@@ -274,6 +274,11 @@ def test_linear_s8_matches_the_kernels_it_stands_for(variant, m, n, k, features,
     x[:, ::3] = np.abs(x[:, ::3])
     expected = twin(x)
     assert_same_bits(fast(x), expected)
+    # C-contiguous float32 takes the call's direct path; anything else is converted first
+    assert_same_bits(fast(np.asfortranarray(x)), expected)
+    wide = np.zeros((m, 2 * features), dtype=np.float32)
+    wide[:, ::2] = x
+    assert_same_bits(fast(wide[:, ::2]), expected)
     q, s, z = fast.quantize(x)
     y = np.full((m, n), np.nan, dtype=np.float32)
     for begin, end in [(0, n // 3), (n // 3, n)]:
@@ -295,6 +300,9 @@ def test_linear_s8_refuses_bad_arguments_by_name(impl, rng):
     x[1, 5] = np.nan
     with pytest.raises(edgerun.NonFiniteError, match="encoder.fc1"):
         layer(x)
+    unpadded = module.LinearS8(values[:, :8], scale, bias, relu, 8, "encoder.fc2")
+    with pytest.raises(edgerun.NonFiniteError, match="encoder.fc2"):
+        unpadded(x[:, :8].copy() + np.float32(np.inf))
     padded = values.copy()
     padded[0, 13] = 1
     with pytest.raises(edgerun.ShapeError, match="padding"):
