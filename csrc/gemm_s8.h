@@ -50,9 +50,16 @@ static inline int32_t er_gemm_s8_dot(const int8_t *x, const int8_t *w, size_t be
  * and 4x256x1024 48 vs 29 (m x k x n).  With x >= 0 (the runtime's
  * quantize_rows_u7) panels also win at long K: m=128 k=1024 n=256 397 vs 509 us,
  * m=256 785 vs 928; from signed x they tie (594 vs 583).  qemu counts at m=128
- * n=256 k=1024: dotprod 4.80M -> 4.28M, i8mm 4.42M -> 4.28M. */
-static inline int er_gemm_s8_use_panels(size_t m, size_t k) {
-    return k <= ER_GEMM_S8_PANEL_MAX_K && m >= 4 && 8 * m >= k;
+ * n=256 k=1024: dotprod 4.80M -> 4.28M, i8mm 4.42M -> 4.28M.
+ * With SDOT a panel step does 16 products per instruction where a 4x4 row tile
+ * spends as much again on its per-output reductions, so panels pay back sooner:
+ * counts at m x n x k 12x128x288 99k -> 62k, 8x256x256 126k -> 84k, 32x256x1024
+ * 1.18M -> 0.84M, and only at K/m > 64 do row tiles win (4x256x1024 150k
+ * against 182k).  `k_per_row`: the K/m up to which an ISA's panels win. */
+#define ER_GEMM_S8_PANEL_K_PER_ROW 8
+#define ER_GEMM_S8_PANEL_K_PER_ROW_SDOT 64
+static inline int er_gemm_s8_use_panels(size_t m, size_t k, size_t k_per_row) {
+    return k <= ER_GEMM_S8_PANEL_MAX_K && m >= 4 && k_per_row * m >= k;
 }
 
 /* Four int32 lanes (GCC vector extension): plain SSE2 or NEON, whichever the

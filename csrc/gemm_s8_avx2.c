@@ -338,7 +338,7 @@ er_status er_gemm_s8__avx2(const int8_t *x, const int8_t *w, size_t m, size_t n,
     /* Activations after a ReLU are >= 0: then the sign op, a third of the
      * multiply-port work, is not needed (~1.3x faster measured, same sums). */
     const int nonneg = all_nonnegative(x, m * k);
-    if (er_gemm_s8_use_panels(m, k)) {
+    if (er_gemm_s8_use_panels(m, k, ER_GEMM_S8_PANEL_K_PER_ROW)) {
         if (nonneg)
             er_gemm_s8_by_panels(x, w, m, n, k, ep, 1, 4, panel_rows_nonneg);
         else

@@ -59,7 +59,7 @@ er_status er_gemm_s8__dotprod(const int8_t *x, const int8_t *w, size_t m, size_t
                               size_t k, const er_epilogue *ep) {
     er_status status = er_gemm_s8_check(x, w, n, k, ep);
     if (status != ER_OK) return status;
-    if (er_gemm_s8_use_panels(m, k)) {
+    if (er_gemm_s8_use_panels(m, k, ER_GEMM_S8_PANEL_K_PER_ROW_SDOT)) {
         er_gemm_s8_panels_sdot(x, w, m, n, k, ep);
         return ER_OK;
     }

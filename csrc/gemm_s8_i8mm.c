@@ -131,7 +131,8 @@ er_status er_gemm_s8__i8mm(const int8_t *x, const int8_t *w, size_t m, size_t n,
     if (status != ER_OK) return status;
     const er_epilogue local = *ep;  /* see gemm_s8.c: no reloads of *ep per output */
     ep = &local;
-    if (er_gemm_s8_use_panels(m, k)) {     /* SDOT panels: SMMLA needs row pairs interleaved */
+    /* SDOT panels: SMMLA would need row pairs interleaved */
+    if (er_gemm_s8_use_panels(m, k, ER_GEMM_S8_PANEL_K_PER_ROW_SDOT)) {
         er_gemm_s8_panels_sdot(x, w, m, n, k, ep);
         return ER_OK;
     }

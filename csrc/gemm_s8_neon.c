@@ -133,7 +133,7 @@ er_status er_gemm_s8__neon(const int8_t *x, const int8_t *w, size_t m, size_t n,
     /* Without SDOT a panel step does ~3 products per instruction, a 4x4 row
      * tile ~5 (qemu instruction counts, docs/ARM.md): panels pay only while
      * the row tiles' per-output reductions dominate, K <= 64. */
-    if (k <= 64 && er_gemm_s8_use_panels(m, k)) {
+    if (k <= 64 && er_gemm_s8_use_panels(m, k, ER_GEMM_S8_PANEL_K_PER_ROW)) {
         er_gemm_s8_panels_neon(x, w, m, n, k, ep);
         return ER_OK;
     }

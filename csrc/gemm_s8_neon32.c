@@ -104,7 +104,7 @@ er_status er_gemm_s8__neon32(const int8_t *x, const int8_t *w, size_t m, size_t 
     const er_epilogue local = *ep;  /* see gemm_s8.c: no reloads of *ep per output */
     ep = &local;
     /* Short K: panels, as on aarch64 NEON (gemm_s8_panel_neon.h), one row at a time. */
-    if (k <= 64 && er_gemm_s8_use_panels(m, k)) {
+    if (k <= 64 && er_gemm_s8_use_panels(m, k, ER_GEMM_S8_PANEL_K_PER_ROW)) {
         er_gemm_s8_panels_neon(x, w, m, n, k, ep);
         return ER_OK;
     }

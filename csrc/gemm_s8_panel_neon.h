@@ -155,6 +155,9 @@ static inline void er_gemm_s8_panels_neon(const int8_t *x, const int8_t *w, size
 ER_PANEL_INLINE int8x16_t er_panel_x16(const int8_t *xrow, size_t k, size_t s) {
     const size_t p = 16 * s;
     if (p + 16 <= k) return vld1q_s8(xrow + p);
+    /* the runtime pads K to whole 8-byte steps: 8 left is the usual tail (a conv
+     * over 40 channels x 3 taps, K = 120), one load instead of a stack copy */
+    if (p + 8 == k) return vcombine_s8(vld1_s8(xrow + p), vdup_n_s8(0));
     int8_t bytes[16] = {0};
     if (p < k) memcpy(bytes, xrow + p, k - p);
     return vld1q_s8(bytes);

@@ -174,6 +174,11 @@ void test_gemm_s8(void) {
     one_case(v, nv, 128, 17, 1024, 1, 1);     /* the longest K on panels */
     one_case(v, nv, 130, 20, 999, 0, 0);
     one_case(v, nv, 130, 20, 24, 1, 0);
+    /* SDOT takes panels up to K = 64 m (gemm_s8.h): these are its 4x4 row tiles
+     * at panel-sized K, with K tails of 12, 13 and 8 past the 16-byte steps */
+    one_case(v, nv, 4, 17, 300, 1, 1);
+    one_case(v, nv, 5, 9, 333, 0, 0);
+    one_case(v, nv, 9, 33, 600, 0, 1);
     for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b += 2)
             for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c += 2)
@@ -182,6 +187,7 @@ void test_gemm_s8(void) {
     zero_points(v, nv, 32, 40, 256, 1);
     zero_points(v, nv, 129, 18, 1022, 1);
     zero_points(v, nv, 130, 20, 24, 0);
+    zero_points(v, nv, 4, 17, 300, 1);
     column_slices(v, nv, 7, 37, 70, 13);
     column_slices(v, nv, 1, 20, 64, 9);
     extreme_sum(v, nv, 5, 9, 5000);
