@@ -266,6 +266,20 @@ typedef struct {
 typedef er_status er_dwconv2d_s8_fn(const er_conv2d_params *p, const int8_t *x,
                                     const int8_t *w, const er_conv_quant *q);
 
+/* ---- im2col_f32 -----------------------------------------------------------------
+ * The rows a standard (group 1) convolution multiplies by its weight matrix: one
+ * row per output position (n, oy, ox), in that order, of kernel_h*kernel_w*C
+ * floats, the window's taps in (ky, kx, c) order, +0.0f where a tap falls in the
+ * padding:
+ *     rows[(n*out_h + oy)*out_w + ox][(ky*kernel_w + kx)*C + c] = x[n, iy, ix, c]
+ * with iy, ix as in the geometry above.  x float32 [batch, in_h, in_w, C] NHWC;
+ * p->activation must be ER_ACT_NONE; rows caller-allocated, not overlapping x.
+ * A copy, so one variant: the C library's memcpy is the SIMD.  ER_ERR_ARGUMENT
+ * also when the rows' size overflows size_t.
+ * Cost: batch*out_h*out_w*kernel_h*kernel_w*C floats moved, one memcpy per
+ * window row (dilation_w == 1) or per tap. */
+typedef er_status er_im2col_f32_fn(const er_conv2d_params *p, const float *x, float *rows);
+
 /* ---- gelu_f32 -------------------------------------------------------------------
  * y[i] = gelu(x[i]) for i < count, x and y float32 [count]; y may equal x (in
  * place) but must not otherwise overlap it.  ONNX Gelu (opset 20):

@@ -624,6 +624,54 @@ def _float32_input(x, what):
     return x
 
 
+class Im2colF32:
+    """The rows of a standard convolution for one NHWC input shape (the numpy twin of
+    the extension's Im2colF32, contract of im2col_f32 in csrc/edgerun.h): calling it
+    on float32 x [n, h, w, C] of that shape gives the contiguous float32 rows
+    [n*oh*ow, kh*kw*C], each an output position's window in (kh, kw, C) order, zero
+    where it reaches into the padding.  order="chw" gives the columns in (C, kh, kw)
+    order instead (1x4-block weights keep the weight's own column order); only this
+    twin has it.  `oh`, `ow`: the output size.  Pads are (top, left, bottom, right)."""
+
+    def __init__(self, shape, pads, kh, kw, strides=(1, 1), dilations=(1, 1), order="hwc"):
+        shape = tuple(int(d) for d in shape)
+        (self.oh, self.ow), strides, pads, dilations, _ = conv2d_geometry(
+            shape, (kh, kw, shape[-1] if shape else 0), strides, pads, dilations, None)
+        if order not in ("hwc", "chw"):
+            raise ShapeError(f"order must be 'hwc' or 'chw', got {order!r}")
+        n, h, w, c = self.shape = shape
+        top, left, bottom, right = pads
+        hp, wp = h + top + bottom, w + left + right
+        (sh, sw), (dh, dw) = strides, dilations
+        self.padded_shape = (n, hp, wp, c) if any(pads) else None
+        self.inside = (slice(None), slice(top, top + h), slice(left, left + w))
+        item = np.dtype(np.float32).itemsize
+        image, row, pixel = hp * wp * c * item, wp * c * item, c * item
+        oh, ow = self.oh, self.ow
+        if order == "hwc":
+            self.view_shape = (n, oh, ow, kh, kw, c)
+            self.view_strides = (image, sh * row, sw * pixel, dh * row, dw * pixel, item)
+        else:
+            self.view_shape = (n, oh, ow, c, kh, kw)
+            self.view_strides = (image, sh * row, sw * pixel, item, dh * row, dw * pixel)
+        self.rows_shape = (n * oh * ow, kh * kw * c)
+
+    def __call__(self, x):
+        x = np.asarray(x)
+        if x.dtype != np.float32 or x.shape != self.shape:
+            raise ShapeError(f"im2col expects float32 {list(self.shape)}, got {x.dtype} "
+                             f"{list(x.shape)}")
+        if self.padded_shape is not None:
+            padded = np.zeros(self.padded_shape, dtype=np.float32)
+            padded[self.inside] = x
+        else:
+            padded = np.ascontiguousarray(x)
+        # a strided view of the padded input (numpy checks it against the buffer's
+        # size); copying it is the im2col
+        view = np.ndarray(self.view_shape, np.float32, padded, 0, self.view_strides)
+        return np.ascontiguousarray(view).reshape(self.rows_shape)
+
+
 def gelu_f32(x, approximate="none", out=None):
     """ONNX Gelu (opset 20) over float32 of any shape, in float32 numpy.
     approximate="none": x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), with

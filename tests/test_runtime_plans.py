@@ -1,15 +1,15 @@
-"""What the runtime works out once per input shape (Conv2dStep's Im2col, evaluate.Pool's
+"""What the runtime works out once per input shape (Conv2dStep's Im2colF32, evaluate.Pool's
 geometry, Session's bindings) must give the bits of the per-call code it replaces, follow
 a change of input shape, and still refuse bad inputs with ShapeError."""
 import numpy as np
 import pytest
 
-from conftest import assert_same_bits
-from edgerun import reference
+from conftest import assert_same_bits, kernel_implementations
+from edgerun import _backend, reference
 from edgerun.errors import ShapeError
 from edgerun.evaluate import Pool, evaluate, flatten, global_average_pool, pad_spatial, windows
 from edgerun.graph import Graph, Node, Tensor, ValueInfo
-from edgerun.runtime.layout import NHWC_SPATIAL, Im2col, windows_nhwc
+from edgerun.runtime.layout import NHWC_SPATIAL, windows_nhwc
 from edgerun.runtime.ops import Conv2dStep
 from edgerun.runtime.session import Session
 
@@ -22,12 +22,25 @@ GEOMETRIES = [  # (kh, kw, strides, pads, dilations)
 ]
 
 
+IM2COLS = [pytest.param(("c", v, "hwc"), id=f"c-{v}") for v in
+           [p.values[0] for p in kernel_implementations("im2col_f32")]]
+IM2COLS += [pytest.param(("numpy", None, order), id=f"numpy-{order}") for order in ("hwc", "chw")]
+
+
+def make_im2col(impl, shape, pads, kh, kw, strides=(1, 1), dilations=(1, 1)):
+    backend, variant, order = impl
+    if backend == "c":
+        return _backend.kernels.Im2colF32(shape, pads, kh, kw, strides, dilations, variant=variant)
+    return reference.Im2colF32(shape, pads, kh, kw, strides, dilations, order=order)
+
+
 @pytest.mark.parametrize("kh,kw,strides,pads,dilations", GEOMETRIES)
-@pytest.mark.parametrize("order", ["hwc", "chw"])
+@pytest.mark.parametrize("impl", IM2COLS)
 @pytest.mark.parametrize("n", [0, 1, 3])
-def test_im2col_copies_the_window_view(kh, kw, strides, pads, dilations, order, n, rng):
+def test_im2col_copies_the_window_view(kh, kw, strides, pads, dilations, impl, n, rng):
+    order = impl[2]
     x = rng.normal(size=(n, 6, 7, 5)).astype(np.float32)
-    im2col = Im2col(x.shape, pads, kh, kw, strides, dilations, order)
+    im2col = make_im2col(impl, x.shape, pads, kh, kw, strides, dilations)
     view = windows_nhwc(x, pads, kh, kw, strides, dilations, order)
     expected = np.ascontiguousarray(view).reshape(-1, kh * kw * 5)
     for source in (x, x[:, ::-1][:, ::-1]):        # contiguous and not
@@ -37,9 +50,29 @@ def test_im2col_copies_the_window_view(kh, kw, strides, pads, dilations, order, 
     assert not np.shares_memory(rows, x)
 
 
-def test_im2col_refuses_a_window_that_does_not_fit():
-    with pytest.raises(ShapeError, match="does not fit the padded input of 3x4"):
-        Im2col((1, 2, 3, 4), (0, 1, 1, 0), 4, 2, (1, 1), (1, 1))
+@pytest.mark.parametrize("impl", IM2COLS)
+def test_im2col_fills_padding_with_zeros_and_copies_nan_and_inf(impl, rng):
+    """Windows wholly in the padding, -0.0, NaN and Inf: a copy moves every bit."""
+    x = rng.normal(size=(2, 2, 3, 4)).astype(np.float32)
+    x[0, 0, 0] = [np.nan, np.inf, -np.inf, -0.0]
+    im2col = make_im2col(impl, x.shape, (4, 3, 4, 5), 3, 3)
+    view = windows_nhwc(x, (4, 3, 4, 5), 3, 3, (1, 1), (1, 1), impl[2])
+    assert_same_bits(im2col(x), np.ascontiguousarray(view).reshape(-1, 36))
+
+
+@pytest.mark.parametrize("impl", IM2COLS)
+def test_im2col_refuses_bad_geometry_and_inputs_by_name(impl):
+    with pytest.raises(ShapeError, match="kernel height 4 exceeds the padded input height 3"):
+        make_im2col(impl, (1, 2, 3, 4), (0, 1, 1, 0), 4, 2)
+    with pytest.raises(ShapeError, match="4-D NHWC"):
+        make_im2col(impl, (2, 3, 4), (0, 0, 0, 0), 1, 1)
+    with pytest.raises(ShapeError, match="stride"):
+        make_im2col(impl, (1, 3, 3, 2), (0, 0, 0, 0), 1, 1, strides=(0, 1))
+    im2col = make_im2col(impl, (1, 3, 3, 2), (1, 1, 1, 1), 3, 3)
+    for bad in (np.zeros((1, 3, 4, 2), np.float32), np.zeros((1, 3, 3, 2), np.float64),
+                np.zeros((3, 3, 2), np.float32)):
+        with pytest.raises(ShapeError, match=r"im2col expects float32 \[1, 3, 3, 2\]"):
+            im2col(bad)
 
 
 def int8_conv_weight(rng, out, c, kh, kw):

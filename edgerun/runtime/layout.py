@@ -157,44 +157,6 @@ def windows_nhwc(x, pads, kh, kw, strides, dilations, order="hwc"):
     return view if order == "chw" else view.transpose(0, 1, 2, 4, 5, 3)
 
 
-class Im2col:
-    """The im2col of one conv for one input shape [N, H, W, C] (float32), its geometry
-    worked out once: __call__(x) -> contiguous rows [N*OH*OW, kh*kw*C], the windows of
-    windows_nhwc(x, ...) in the same column order, copied.
-
-    A small CNN's conv spends more on building the window view (list arithmetic,
-    as_strided) than on copying it; here a call is a zero-filled pad, one ndarray over
-    the padded buffer and one copy.  Conv2dStep keeps one per input shape it has seen."""
-
-    def __init__(self, shape, pads, kh, kw, strides, dilations, order="hwc"):
-        n, h, w, c = shape
-        top, left, bottom, right = pads
-        hp, wp = h + top + bottom, w + left + right
-        (sh, sw), (dh, dw) = strides, dilations
-        self.oh, self.ow = oh, ow = evaluate.window_positions(hp, wp, kh, kw, strides, dilations)
-        self.padded_shape = (n, hp, wp, c) if any(pads) else None
-        self.inside = (slice(None), slice(top, top + h), slice(left, left + w))
-        item = np.dtype(np.float32).itemsize
-        image, row, pixel = hp * wp * c * item, wp * c * item, c * item
-        if order == "hwc":
-            self.view_shape = (n, oh, ow, kh, kw, c)
-            self.view_strides = (image, sh * row, sw * pixel, dh * row, dw * pixel, item)
-        else:
-            self.view_shape = (n, oh, ow, c, kh, kw)
-            self.view_strides = (image, sh * row, sw * pixel, item, dh * row, dw * pixel)
-        self.rows_shape = (n * oh * ow, kh * kw * c)
-
-    def __call__(self, x):
-        if self.padded_shape is not None:
-            padded = np.zeros(self.padded_shape, dtype=np.float32)
-            padded[self.inside] = x
-        else:
-            padded = np.ascontiguousarray(x, dtype=np.float32)
-        # numpy checks the view against the buffer's size; the copy is the im2col
-        view = np.ndarray(self.view_shape, np.float32, padded, 0, self.view_strides)
-        return np.ascontiguousarray(view).reshape(self.rows_shape)
-
-
 def nhwc_function(node, constants):
     """(function, constants) running node on NHWC activations; constants as given
     ({name: array}) rewritten for NHWC where they broadcast against one."""

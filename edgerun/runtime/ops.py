@@ -36,13 +36,13 @@ through BLAS or any of the Linear kernels above.
 """
 import numpy as np
 
-from edgerun import _backend
+from edgerun import _backend, reference
 from edgerun.errors import EdgerunError, NonFiniteError, ShapeError
 from edgerun.evaluate import activate
 from edgerun.graph import Node, Tensor, conv_weight_shape
 from edgerun.packing import pack_bits, pack_nibble32, unpack_bits
 from edgerun.reference import MAX_K_S8
-from edgerun.runtime.layout import Im2col, windows_nhwc
+from edgerun.runtime.layout import windows_nhwc
 
 
 GEMM_K_STEP = 8    # the narrowest SIMD step of gemm_s8's K tails (AVX2 and NEON)
@@ -285,7 +285,7 @@ class Conv2dStep:
                       conv's rows are the activation itself ([N*H*W, C], strided convs
                       subsample first), a k x k one im2cols straight from NHWC in (kh, kw, C)
                       column order (the weight is permuted to match once, at load; the
-                      im2col geometry once per input shape, layout.Im2col)
+                      im2col geometry once per input shape: the kernels' Im2colF32)
       LinearStep's    any other encoding, group 1 ("gemm_s8", "spmm_csr_s8", "codebook_s8",
       kinds           ...): the same rows; the weight's columns permuted to (kh, kw, C) at
                       load (dense, CSR, codebook), except 1x4-block weights, whose blocks
@@ -392,7 +392,11 @@ class Conv2dStep:
         if len(shape) != 4 or shape[3] != self.in_channels:
             raise ShapeError(f"conv {self.name!r} expects NHWC inputs with {self.in_channels} "
                              f"channels, got shape {list(shape)}")
-        im2col = Im2col(shape, self.pads, self.kh, self.kw, self.strides, self.dilations, self.order)
+        geometry = (shape, self.pads, self.kh, self.kw, self.strides, self.dilations)
+        if self.order == "hwc":
+            im2col = self.kernels.Im2colF32(*geometry)
+        else:   # only the numpy one has the (C, kh, kw) column order of 1x4-block weights
+            im2col = reference.Im2colF32(*geometry, order="chw")
         if len(self._im2col) >= 8:
             self._im2col.clear()
         self._im2col[shape] = im2col
