@@ -15,14 +15,16 @@
 static void window_row(const er_conv2d_params *p, const float *x, size_t kx0, size_t kx1,
                        float *out) {
     const size_t c = p->channels;
-    memset(out, 0, kx0 * c * sizeof(float));
+    /* (no zero-length calls: at the 3 channels of an image stem a window row is 36
+     * bytes, and the calls around it cost more than its copy) */
+    if (kx0 > 0) memset(out, 0, kx0 * c * sizeof(float));
     if (p->dilation_w == 1) {
         memcpy(out + kx0 * c, x, (kx1 - kx0) * c * sizeof(float));
     } else {
         for (size_t kx = kx0; kx < kx1; kx++)
             memcpy(out + kx * c, x + (kx - kx0) * p->dilation_w * c, c * sizeof(float));
     }
-    memset(out + kx1 * c, 0, (p->kernel_w - kx1) * c * sizeof(float));
+    if (kx1 < p->kernel_w) memset(out + kx1 * c, 0, (p->kernel_w - kx1) * c * sizeof(float));
 }
 
 er_status er_im2col_f32__scalar(const er_conv2d_params *p, const float *x, float *rows) {

@@ -32,9 +32,9 @@ CFLAGS_COMMON="-std=c11 -O3 -ffp-contract=off -fno-strict-aliasing -I$ROOT/csrc 
 mkdir -p "$OUT"
 
 # kernel  m  n  k   (quantize_rows_s8 / _u7: m rows of k, n unused; dwconv2d_*: m x m
-# pixels, n channels, a k x k kernel; layer_norm_f32: m rows of n, k = 1 adds
-# a residual; gelu_f32: m rows of k, n = 1 the tanh form; softmax_f32: m rows
-# of k).  An odd n gives spmm uint32 indices.
+# pixels, n channels, a k x k kernel, and im2col_f32 their rows; layer_norm_f32: m
+# rows of n, k = 1 adds a residual; gelu_f32: m rows of k, n = 1 the tanh form;
+# softmax_f32: m rows of k).  An odd n gives spmm uint32 indices.
 # SHAPES="op m n k" (lines) measures only those.
 SHAPES=${SHAPES:-"gemm_s8 1 256 256
 gemm_s8 16 256 256
@@ -65,6 +65,7 @@ dwconv2d_f32 16 32 3
 dwconv2d_f32 15 20 3
 dwconv2d_s8 16 32 3
 dwconv2d_s8 15 20 3
+im2col_f32 16 16 3
 gelu_f32 16 0 1024
 gelu_f32 16 1 1024
 softmax_f32 16 0 128

@@ -11,6 +11,7 @@
  * of the aligned 1x4 blocks, both uint16 indices (uint32 when N is odd, so the
  * other index width is measured too).  dwconv2d_*: M x M pixels, N channels,
  * a K x K kernel, stride 1, padding K / 2, batch 1; the int8 one requantizes.
+ * im2col_f32: the same geometry's rows.
  * layer_norm_f32: M rows of N, with bias; K = 1 adds a residual, K = 0 not.
  * gelu_f32 / softmax_f32: M rows of K in place (gelu: N = 1 the tanh form). */
 #include <stdio.h>
@@ -161,6 +162,11 @@ int main(int argc, char **argv) {
             for (size_t r = 0; r < reps; r++)
                 status |= ((er_dwconv2d_f32_fn *)v->fn)(&p, x, w, bias, out);
         }
+    } else if (strcmp(op, "im2col_f32") == 0) {
+        er_conv2d_params p = {1, m, m, n, k, k, 1, 1, 1, 1, k / 2, k / 2, k / 2, k / 2,
+                              m + 2 * (k / 2) - k + 1, m + 2 * (k / 2) - k + 1, ER_ACT_NONE};
+        float *x = rand_f32(m * m * n), *rows = zalloc(p.out_h * p.out_w * k * k * n * 4);
+        for (size_t r = 0; r < reps; r++) status |= ((er_im2col_f32_fn *)v->fn)(&p, x, rows);
     } else if (strcmp(op, "layer_norm_f32") == 0) {
         float *x = rand_f32(m * n), *res = k ? rand_f32(m * n) : NULL;
         for (size_t r = 0; r < reps; r++)
