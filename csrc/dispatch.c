@@ -1,6 +1,6 @@
 /* CPU feature detection and the table of every compiled kernel variant.
- * Features are read once; the choice per op is made by the caller once (at
- * import) through er_select, so no kernel call pays for dispatch. */
+ * The choice per op is made by the caller once (the Python layer: on the op's
+ * first use) through er_select, so no kernel call pays for dispatch. */
 #include <stdlib.h>
 #include <string.h>
 

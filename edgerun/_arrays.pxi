@@ -19,27 +19,43 @@ cdef extern from *:
         NPY_INT8
         NPY_INT32
         NPY_FLOAT32
+        NPY_ARRAY_WRITEABLE
     bint PyArray_CheckExact(object op)
     int PyArray_TYPE(PyArrayObject *arr)
     int PyArray_NDIM(PyArrayObject *arr)
     npy_intp *PyArray_DIMS(PyArrayObject *arr)
     void *PyArray_DATA(PyArrayObject *arr)
     bint PyArray_IS_C_CONTIGUOUS(PyArrayObject *arr)
+    bint PyArray_CHKFLAGS(PyArrayObject *arr, int flags)
+    npy_intp PyArray_SIZE(PyArrayObject *arr)
+    bint PyArray_SAMESHAPE(PyArrayObject *a, PyArrayObject *b)
     object PyArray_EMPTY(int nd, npy_intp *dims, int typenum, int fortran)
+    object PyArray_ZEROS(int nd, npy_intp *dims, int typenum, int fortran)
     int _import_array() except -1
 
 _import_array()
 
 
 cdef inline PyArrayObject *_c_array(object x, int typenum, int ndim) noexcept:
-    """x's array struct if x is exactly an ndarray of typenum and ndim, C-contiguous;
-    else NULL (the caller takes its general path, which converts or raises)."""
+    """x's array struct if x is exactly an ndarray of typenum and ndim (any ndim for
+    -1), C-contiguous; else NULL (the caller takes its general path, which converts
+    or raises)."""
     if not PyArray_CheckExact(x):
         return NULL
     cdef PyArrayObject *a = <PyArrayObject *>x
-    if PyArray_TYPE(a) != typenum or PyArray_NDIM(a) != ndim or not PyArray_IS_C_CONTIGUOUS(a):
+    if (PyArray_TYPE(a) != typenum or (ndim >= 0 and PyArray_NDIM(a) != ndim)
+            or not PyArray_IS_C_CONTIGUOUS(a)):
         return NULL
     return a
+
+
+cdef inline bint _writeable(PyArrayObject *a) noexcept:
+    return PyArray_CHKFLAGS(a, NPY_ARRAY_WRITEABLE)
+
+
+cdef inline object _empty_like(PyArrayObject *a):
+    """np.empty(a.shape, a.dtype), C order, without the Python call."""
+    return PyArray_EMPTY(PyArray_NDIM(a), PyArray_DIMS(a), PyArray_TYPE(a), 0)
 
 
 cdef inline object _empty_2d(npy_intp rows, npy_intp cols, int typenum):

@@ -8,10 +8,13 @@ cdef extern from "edgerun.h" nogil:
 
 
 def _same_shape_output(x, out, str what):
-    """A new array like x, or `out` checked: float32, x's shape, C-contiguous,
-    writeable (out may be x itself: the kernels run in place)."""
+    """A new array like x (from _float32_array), or `out` checked: float32, x's shape,
+    C-contiguous, writeable (out may be x itself: the kernels run in place)."""
     if out is None:
-        return np.empty(x.shape, dtype=np.float32)
+        return _empty_like(<PyArrayObject *>x)
+    cdef PyArrayObject *o = _c_array(out, NPY_FLOAT32, -1)
+    if o != NULL and _writeable(o) and PyArray_SAMESHAPE(o, <PyArrayObject *>x):
+        return out
     if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != x.shape:
         raise ShapeError(f"{what}: out must be a float32 array of shape {x.shape}, got "
                          f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
@@ -23,6 +26,8 @@ def _same_shape_output(x, out, str what):
 def _float32_array(x, str what):
     """x as a C-contiguous float32 array of its own shape (no copy if it already is
     one; np.ascontiguousarray would turn a 0-d array into 1-d)."""
+    if _c_array(x, NPY_FLOAT32, -1) != NULL:
+        return x
     x = np.asarray(x)
     if x.dtype != np.float32:
         raise ShapeError(f"{what}: x must be float32, got {x.dtype}")
@@ -39,12 +44,13 @@ def gelu_f32(x, approximate="none", out=None, variant=None):
     if x.size == 0:
         return y
     cdef er_gelu_f32_fn *fn = <er_gelu_f32_fn *>_kernel("gelu_f32", variant)
-    cdef const float[::1] xv = x.reshape(-1)
-    cdef float[::1] yv = y.reshape(-1)
+    # both C-contiguous float32 ndarrays (the helpers above)
+    cdef const float *xp = <const float *>PyArray_DATA(<PyArrayObject *>x)
+    cdef float *yp = <float *>PyArray_DATA(<PyArrayObject *>y)
     cdef size_t count = x.size
     cdef int tanh_form = approximate == "tanh"
     cdef er_status status
     with nogil:
-        status = fn(&xv[0], &yv[0], count, tanh_form)
+        status = fn(xp, yp, count, tanh_form)
     _check(status, "gelu_f32")
     return y

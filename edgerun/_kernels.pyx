@@ -116,24 +116,32 @@ def variants():
 
 def selected():
     """{op: variant} as dispatch chose them (honouring EDGERUN_ISA)."""
-    chosen = {}
-    cdef const er_variant *v
-    for op, _, _, _ in variants():
-        v = er_select(op.encode())
-        chosen[op] = v.variant.decode()
-    return chosen
+    return {op: _selected(op).variant.decode() for op, _, _, _ in variants()}
+
+
+# op -> its dispatched variant (an er_variant address), chosen on first use, when
+# EDGERUN_ISA is read: er_select scans the environment and the variant table, which
+# cost more than a small kernel when every call did it.
+cdef dict _dispatched = {}
+
+
+cdef const er_variant *_selected(str op) except NULL:
+    address = _dispatched.get(op)
+    if address is not None:
+        return <const er_variant *><size_t>address
+    cdef const er_variant *v = er_select(op.encode())
+    if v == NULL:
+        raise EdgerunError(f"no kernel for {op!r}")
+    _dispatched[op] = <size_t>v
+    return v
 
 
 cdef void *_kernel(str op, variant) except NULL:
     """The function pointer of op: the dispatched variant, or the named one."""
     cdef size_t count = 0
     cdef const er_variant *table
-    cdef const er_variant *v
     if variant is None:
-        v = er_select(op.encode())
-        if v == NULL:
-            raise EdgerunError(f"no kernel for {op!r}")
-        return v.fn
+        return _selected(op).fn
     table = er_variants(&count)
     for i in range(count):
         if table[i].op.decode() == op and table[i].variant.decode() == variant:

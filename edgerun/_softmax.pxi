@@ -14,12 +14,13 @@ def softmax_f32(x, out=None, variant=None):
     if x.size == 0:
         return y
     cdef er_softmax_f32_fn *fn = <er_softmax_f32_fn *>_kernel("softmax_f32", variant)
-    cdef const float[::1] xv = x.reshape(-1)
-    cdef float[::1] yv = y.reshape(-1)
+    # both C-contiguous float32 ndarrays (_gelu.pxi's helpers)
+    cdef const float *xp = <const float *>PyArray_DATA(<PyArrayObject *>x)
+    cdef float *yp = <float *>PyArray_DATA(<PyArrayObject *>y)
     cdef size_t n = x.shape[x.ndim - 1]
     cdef size_t rows = x.size // n
     cdef er_status status
     with nogil:
-        status = fn(&xv[0], &yv[0], rows, n)
+        status = fn(xp, yp, rows, n)
     _check(status, "softmax_f32")
     return y

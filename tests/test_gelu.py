@@ -141,6 +141,10 @@ def test_errors(variant):
         call(OP, variant, np.zeros(4, np.float32), out=np.zeros(5, np.float32))
     with pytest.raises(edgerun.ShapeError, match="contiguous"):
         call(OP, variant, np.zeros(4, np.float32), out=np.zeros(8, np.float32)[::2])
+    frozen = np.zeros(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(edgerun.ShapeError, match="writeable"):
+        call(OP, variant, frozen, out=frozen)
     with pytest.raises(edgerun.OptionError):
         reference.gelu_f32(np.zeros(4, np.float32), approximate="fast")
     with pytest.raises(edgerun.ShapeError):

@@ -172,3 +172,9 @@ def test_bad_arguments_are_named(impl):
     for epsilon in (-1e-5, float("nan"), float("inf"), 1e39, "small", None):
         with pytest.raises(edgerun.OptionError, match="epsilon"):
             run(x, scale, epsilon=epsilon)
+    frozen = np.ones((3, 8), np.float32)
+    frozen.flags.writeable = False      # e.g. a view of a memory-mapped model file
+    with pytest.raises(edgerun.ShapeError, match="out must be"):
+        run(frozen, scale, out=frozen)
+    with pytest.raises(edgerun.ShapeError, match="out must be"):
+        run(x, scale, residual=frozen, out=frozen)

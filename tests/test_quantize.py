@@ -137,3 +137,24 @@ def test_u7_zero_rows_ties_and_huge_ranges(variant):
     assert zero[2] == 64 and q[2, 0] == 127 and q[2, 1] == 0 and np.isfinite(scale[2])
     for got, want in zip((q, scale, zero), reference.quantize_rows_u7(x)):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("op,variant", [pytest.param(op, v, id=f"{op}-{v}") for op in (OP, U7)
+                                        for v in runnable_variants(op)])
+def test_out_receives_the_bytes_and_bad_outputs_are_named(op, variant, rng):
+    """The direct path (C-contiguous float32, no out) and the checked one (an out,
+    a non-contiguous x) give the same bytes; an out of the wrong kind is refused."""
+    x = (rng.standard_normal((5, 40)) * 2).astype(np.float32)
+    direct = call(op, variant, x)
+    out = np.full((5, 40), 99, np.int8)
+    given = call(op, variant, np.asfortranarray(x), out=out)
+    assert given[0] is out
+    for a, b in zip(direct, given):
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    for bad in (np.zeros((5, 41), np.int8), np.zeros((5, 40), np.uint8)):
+        with pytest.raises(edgerun.ShapeError, match="out must be"):
+            call(op, variant, x, out=bad)
+    frozen = np.zeros((5, 40), np.int8)
+    frozen.flags.writeable = False
+    with pytest.raises(edgerun.ShapeError, match="writeable"):
+        call(op, variant, x, out=frozen)

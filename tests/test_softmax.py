@@ -126,5 +126,9 @@ def test_errors(variant):
         call(OP, variant, np.zeros((2, 4), np.float32), out=np.zeros((4, 2), np.float32))
     with pytest.raises(edgerun.ShapeError, match="contiguous"):
         call(OP, variant, np.zeros((2, 4), np.float32), out=np.zeros((2, 8), np.float32)[:, ::2])
+    frozen = np.zeros((2, 4), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(edgerun.ShapeError, match="writeable"):
+        call(OP, variant, frozen, out=frozen)
     with pytest.raises(edgerun.ShapeError):
         reference.softmax_f32(np.zeros(3, np.float16))
