@@ -48,9 +48,13 @@ def layer_norm_f32(x, scale, bias=None, epsilon=1e-5, residual=None, out=None, v
     # every array a C-contiguous float32 ndarray by now (checked or converted above)
     cdef const float *xp = <const float *>PyArray_DATA(<PyArrayObject *>x)
     cdef float *yp = <float *>PyArray_DATA(<PyArrayObject *>out)
-    cdef const float *r = NULL if residual is None else <const float *>PyArray_DATA(<PyArrayObject *>residual)
     cdef const float *s = <const float *>PyArray_DATA(<PyArrayObject *>scale)
-    cdef const float *b = NULL if bias is None else <const float *>PyArray_DATA(<PyArrayObject *>bias)
+    cdef const float *r = NULL
+    cdef const float *b = NULL
+    if residual is not None:
+        r = <const float *>PyArray_DATA(<PyArrayObject *>residual)
+    if bias is not None:
+        b = <const float *>PyArray_DATA(<PyArrayObject *>bias)
     cdef float e = epsilon
     cdef er_status status
     with nogil:
