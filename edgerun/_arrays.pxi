@@ -26,8 +26,11 @@ cdef extern from *:
     npy_intp *PyArray_DIMS(PyArrayObject *arr)
     void *PyArray_DATA(PyArrayObject *arr)
     bint PyArray_IS_C_CONTIGUOUS(PyArrayObject *arr)
+    bint PyArray_ISNOTSWAPPED(PyArrayObject *arr)
+    bint PyArray_ISALIGNED(PyArrayObject *arr)
     bint PyArray_CHKFLAGS(PyArrayObject *arr, int flags)
     npy_intp PyArray_SIZE(PyArrayObject *arr)
+    npy_intp PyArray_NBYTES(PyArrayObject *arr)
     bint PyArray_SAMESHAPE(PyArrayObject *a, PyArrayObject *b)
     object PyArray_EMPTY(int nd, npy_intp *dims, int typenum, int fortran)
     object PyArray_ZEROS(int nd, npy_intp *dims, int typenum, int fortran)
@@ -38,13 +41,15 @@ _import_array()
 
 cdef inline PyArrayObject *_c_array(object x, int typenum, int ndim) noexcept:
     """x's array struct if x is exactly an ndarray of typenum and ndim (any ndim for
-    -1), C-contiguous; else NULL (the caller takes its general path, which converts
-    or raises)."""
+    -1), C-contiguous, aligned and in native byte order (">f4" has float32's type
+    number too); else NULL (the caller takes its general path, which converts or
+    raises)."""
     if not PyArray_CheckExact(x):
         return NULL
     cdef PyArrayObject *a = <PyArrayObject *>x
     if (PyArray_TYPE(a) != typenum or (ndim >= 0 and PyArray_NDIM(a) != ndim)
-            or not PyArray_IS_C_CONTIGUOUS(a)):
+            or not PyArray_IS_C_CONTIGUOUS(a) or not PyArray_ISNOTSWAPPED(a)
+            or not PyArray_ISALIGNED(a)):
         return NULL
     return a
 

@@ -62,26 +62,29 @@ cdef class LinearS8:
 
     def __init__(self, values, scale, bias, bint relu, Py_ssize_t features, str name="linear",
                  variant=None):
+        # everything checked into locals first: the raw pointers below must never
+        # outlive the arrays they point into, even if a second __init__ fails halfway
         values = _matrix(values, np.int8, "values")
-        self.n, self.k = values.shape[0], values.shape[1]
-        if not 0 <= features <= self.k:
-            raise ShapeError(f"{name}: features must be in [0, {self.k}], got {features}")
-        if self.k > ER_MAX_K_S8:
+        cdef Py_ssize_t n = values.shape[0], k = values.shape[1]
+        if not 0 <= features <= k:
+            raise ShapeError(f"{name}: features must be in [0, {k}], got {features}")
+        if k > ER_MAX_K_S8:
             raise ShapeError(f"{name}: inner dimension exceeds {ER_MAX_K_S8}, the int32 "
                              f"accumulator limit")
-        if self.k > features and values[:, features:].any():
+        if k > features and values[:, features:].any():
             raise ShapeError(f"{name}: the padding columns past {features} must be zero")
-        self.features = features
-        self.values = values
-        self.scale = _vector(scale, self.n, np.float32, "scale")
-        if self.scale is None:
+        scale = _vector(scale, n, np.float32, "scale")
+        if scale is None:
             raise ShapeError(f"{name}: scale is required")
-        self.bias = _vector(bias, self.n, np.float32, "bias")
+        bias = _vector(bias, n, np.float32, "bias")
+        gemm = <er_gemm_s8_fn *>_kernel("gemm_s8", variant)
+        quantize_rows = <er_quantize_rows_u7_fn *>_kernel("quantize_rows_u7", variant)
+        self.values, self.scale, self.bias = values, scale, bias
         self.w_sums = values.sum(axis=1, dtype=np.int32)
+        self.n, self.k, self.features = n, k, features
         self.relu = relu
         self.name = name
-        self.gemm = <er_gemm_s8_fn *>_kernel("gemm_s8", variant)
-        self.quantize_rows = <er_quantize_rows_u7_fn *>_kernel("quantize_rows_u7", variant)
+        self.gemm, self.quantize_rows = gemm, quantize_rows
         self.w_data = <const int8_t *>PyArray_DATA(<PyArrayObject *>self.values)
         self.scale_data = <const float *>PyArray_DATA(<PyArrayObject *>self.scale)
         self.bias_data = NULL
@@ -94,6 +97,11 @@ cdef class LinearS8:
         """Rows of `features` floats -> rows of k int8 (zero-padded past features)."""
         cdef Py_ssize_t i, features = self.features, k = self.k
         cdef er_status status = ER_OK
+        if features == 0:       # no inputs: every row is all zero, as quantize_rows_u7 gives
+            memset(q, 0, m * k)
+            memset(scale, 0, m * sizeof(float))
+            memset(zero, 0, m * sizeof(int32_t))
+            return ER_OK
         if features == k:
             return self.quantize_rows(x, m, k, q, scale, zero) if k else ER_OK
         for i in range(m):
@@ -192,10 +200,11 @@ cdef class LinearS8:
         cdef int8_t *q_p = base + 8 * m
         cdef const float *xp = <const float *>PyArray_DATA(a)
         cdef float *yp = <float *>PyArray_DATA(<PyArrayObject *>y)
-        cdef er_status status
+        cdef er_status status, gemm_status = ER_OK
         with nogil:
             status = self._quantize(xp, m, q_p, scale_p, zero_p)
             if status == ER_OK:
-                status = self._gemm(q_p, scale_p, zero_p, m, yp, 0, self.n)
-        self._raise(status, "gemm_s8")
+                gemm_status = self._gemm(q_p, scale_p, zero_p, m, yp, 0, self.n)
+        self._raise(status, "quantize_rows_u7")
+        _check(gemm_status, "gemm_s8")
         return y

@@ -21,6 +21,8 @@ cdef bint _layer_norm_direct(x, scale, bias, epsilon, residual, out):
         if ba == NULL or PyArray_DIMS(ba)[0] != n:
             return False
     cdef PyArrayObject *ra
+    cdef char *x0
+    cdef char *r0
     if residual is not None:
         ra = _c_array(residual, NPY_FLOAT32, -1)
         if ra == NULL or not PyArray_SAMESHAPE(ra, xa):
@@ -28,6 +30,12 @@ cdef bint _layer_norm_direct(x, scale, bias, epsilon, residual, out):
     if out is not None and (not (out is x or out is residual)
                             or not _writeable(<PyArrayObject *>out)):
         return False
+    if out is not None and residual is not None:
+        # in place over one input while the other partly overlaps it: the checked
+        # path names the error (both C-contiguous: each is [data, data + nbytes))
+        x0, r0 = <char *>PyArray_DATA(xa), <char *>PyArray_DATA(ra)
+        if x0 != r0 and x0 < r0 + PyArray_NBYTES(ra) and r0 < x0 + PyArray_NBYTES(xa):
+            return False
     return type(epsilon) is float and 0 <= <double>epsilon <= 3.4028234663852886e38
 
 

@@ -7,10 +7,13 @@ cdef object _rows_f32(x):
 
 cdef int8_t *_q_data(q, out) except NULL:
     """Where q's data starts: q is new (a C-contiguous ndarray) or `out` as _output
-    checked it (any writeable int8 array with C-contiguous rows of k)."""
+    checked it, which must also be C-contiguous as a whole (the kernels take one row
+    stride, k)."""
     cdef int8_t[:, ::1] view
     if out is None:
         return <int8_t *>PyArray_DATA(<PyArrayObject *>q)
+    if not q.flags.c_contiguous:
+        raise ShapeError("out must be C-contiguous (one row stride)")
     view = q
     return &view[0, 0]
 

@@ -407,7 +407,7 @@ def _int_tuple(value, length, minimum, what):
 def conv2d_geometry(x_shape, w_shape, stride, padding, dilation, activation):
     """Checks a depthwise NHWC convolution; returns ((out_h, out_w), stride,
     padding, dilation, activation code).  x [n, h, w, C], weight [kh, kw, C]."""
-    if len(x_shape) != 4:
+    if len(x_shape) != 4 or min(x_shape) < 0:
         raise ShapeError(f"x must be 4-D NHWC [batch, height, width, channels], got shape {tuple(x_shape)}")
     channels = x_shape[3]
     if len(w_shape) != 3 or w_shape[2] != channels:

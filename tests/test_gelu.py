@@ -145,6 +145,11 @@ def test_errors(variant):
     frozen.flags.writeable = False
     with pytest.raises(edgerun.ShapeError, match="writeable"):
         call(OP, variant, frozen, out=frozen)
+    swapped = np.zeros(4, np.dtype(np.float32).newbyteorder())
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        call(OP, variant, swapped)
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        call(OP, variant, np.zeros(4, np.float32), out=swapped)
     with pytest.raises(edgerun.OptionError):
         reference.gelu_f32(np.zeros(4, np.float32), approximate="fast")
     with pytest.raises(edgerun.ShapeError):

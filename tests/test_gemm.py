@@ -287,6 +287,39 @@ def test_linear_s8_matches_the_kernels_it_stands_for(variant, m, n, k, features,
     assert np.array_equal(fast.w_sums, twin.w_sums)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_linear_s8_without_inputs_gives_the_bias_from_poisoned_memory(variant, rng):
+    """features == 0 (k == 0 or all padding): scale and zero are written, not left as
+    whatever the scratch held (a poisoned workspace hands out NaN bytes)."""
+    kernels = edgerun._backend.kernels
+    for k in (0, 8):
+        layer = linear_s8_layer(rng, 3, k, 0)
+        fast = kernels.LinearS8(*layer, 0, "fc", variant=variant)
+        x = np.zeros((2048, 0), np.float32)      # scratch over 4 KiB: a pooled block
+        y = kernels.Workspace(poison=True).run(fast, x)
+        assert_same_bits(y, reference.LinearS8(*layer, 0, "fc")(x))
+
+
+def test_linear_s8_byte_swapped_input_is_converted_not_misread(rng):
+    layer = linear_s8_layer(rng, 5, 16, 16)
+    fast = edgerun._backend.kernels.LinearS8(*layer, 16, "fc")
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        fast(x.astype(x.dtype.newbyteorder()))
+
+
+def test_linear_s8_failed_second_init_keeps_a_working_layer(rng):
+    """Raw pointers into the weights are replaced only with the weights themselves."""
+    layer = linear_s8_layer(rng, 4, 16, 16)
+    fast = edgerun._backend.kernels.LinearS8(*layer, 16, "fc")
+    x = rng.standard_normal((2, 16)).astype(np.float32)
+    expected = fast(x)
+    other = linear_s8_layer(rng, 6, 32, 32)
+    with pytest.raises(edgerun.ShapeError, match="scale"):
+        fast.__init__(other[0], other[1][:2], other[2], False, 32, "fc")
+    assert_same_bits(fast(x), expected)
+
+
 @pytest.mark.parametrize("impl", ["c", "reference"])
 def test_linear_s8_refuses_bad_arguments_by_name(impl, rng):
     module = edgerun._backend.kernels if impl == "c" else reference

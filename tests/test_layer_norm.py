@@ -126,6 +126,20 @@ def test_in_place(variant, n, rng):
 
 
 @pytest.mark.parametrize("variant", kernel_implementations(OP))
+def test_byte_swapped_scale_and_bias_are_converted_a_residual_refused(variant, rng):
+    x, residual, scale, bias = problem(rng, 5, 24)
+    expected = call(OP, variant, x, scale, bias, residual=residual)
+
+    def swapped(a):
+        return a.astype(a.dtype.newbyteorder())
+
+    y = call(OP, variant, x, swapped(scale), swapped(bias), residual=residual)
+    assert np.array_equal(y.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(edgerun.ShapeError, match="residual must be float32"):
+        call(OP, variant, x, scale, bias, residual=swapped(residual))
+
+
+@pytest.mark.parametrize("variant", kernel_implementations(OP))
 def test_any_shape_normalises_the_last_axis(variant, rng):
     x, residual, scale, bias = problem(rng, 2 * 5 * 3, 33)
     y = call(OP, variant, x, scale, bias, residual=residual)
@@ -169,6 +183,13 @@ def test_bad_arguments_are_named(impl):
     big = np.ones((4, 8), np.float32)
     with pytest.raises(edgerun.ShapeError, match="must not partly overlap"):
         run(big[1:], scale, out=big[:3])
+    shifted = np.arange(65 * 8, dtype=np.float32).reshape(65, 8)
+    x_in_place = shifted[1:]
+    with pytest.raises(edgerun.ShapeError, match="must not partly overlap"):
+        run(x_in_place, scale, residual=shifted[:-1], out=x_in_place)
+    swapped = np.ones((3, 8), np.dtype(np.float32).newbyteorder())
+    with pytest.raises(edgerun.ShapeError, match="x must be a float32"):
+        run(swapped, scale)
     for epsilon in (-1e-5, float("nan"), float("inf"), 1e39, "small", None):
         with pytest.raises(edgerun.OptionError, match="epsilon"):
             run(x, scale, epsilon=epsilon)

@@ -158,3 +158,7 @@ def test_out_receives_the_bytes_and_bad_outputs_are_named(op, variant, rng):
     frozen.flags.writeable = False
     with pytest.raises(edgerun.ShapeError, match="writeable"):
         call(op, variant, x, out=frozen)
+    with pytest.raises(edgerun.ShapeError, match="C-contiguous"):
+        call(op, variant, x, out=np.zeros((5, 80), np.int8)[:, :40])
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        call(op, variant, x.astype(x.dtype.newbyteorder()))

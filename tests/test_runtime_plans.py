@@ -68,9 +68,12 @@ def test_im2col_refuses_bad_geometry_and_inputs_by_name(impl):
         make_im2col(impl, (2, 3, 4), (0, 0, 0, 0), 1, 1)
     with pytest.raises(ShapeError, match="stride"):
         make_im2col(impl, (1, 3, 3, 2), (0, 0, 0, 0), 1, 1, strides=(0, 1))
+    with pytest.raises(ShapeError, match="4-D NHWC"):
+        make_im2col(impl, (-1, 3, 3, 2), (0, 0, 0, 0), 1, 1)
     im2col = make_im2col(impl, (1, 3, 3, 2), (1, 1, 1, 1), 3, 3)
     for bad in (np.zeros((1, 3, 4, 2), np.float32), np.zeros((1, 3, 3, 2), np.float64),
-                np.zeros((3, 3, 2), np.float32)):
+                np.zeros((3, 3, 2), np.float32),
+                np.zeros((1, 3, 3, 2), np.dtype(np.float32).newbyteorder())):
         with pytest.raises(ShapeError, match=r"im2col expects float32 \[1, 3, 3, 2\]"):
             im2col(bad)
 

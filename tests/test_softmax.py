@@ -130,5 +130,7 @@ def test_errors(variant):
     frozen.flags.writeable = False
     with pytest.raises(edgerun.ShapeError, match="writeable"):
         call(OP, variant, frozen, out=frozen)
+    with pytest.raises(edgerun.ShapeError, match="float32"):
+        call(OP, variant, np.zeros((2, 4), np.dtype(np.float32).newbyteorder()))
     with pytest.raises(edgerun.ShapeError):
         reference.softmax_f32(np.zeros(3, np.float16))
