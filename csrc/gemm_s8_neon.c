@@ -97,14 +97,25 @@ static void tile_4x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_
     int32x4_t a20 = a00, a21 = a00, a22 = a00, a23 = a00;
     int32x4_t a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     size_t p = 0;
-    for (; p + 16 <= k; p += 16) {
-        int8x16_t v0 = vld1q_s8(x0 + p), v1 = vld1q_s8(x1 + p);
-        int8x16_t v2 = vld1q_s8(x2 + p), v3 = vld1q_s8(x3 + p);
-        COLUMN4(a00, a10, a20, a30, vld1q_s8(w0 + p));
-        COLUMN4(a01, a11, a21, a31, vld1q_s8(w1 + p));
-        COLUMN4(a02, a12, a22, a32, vld1q_s8(w2 + p));
-        COLUMN4(a03, a13, a23, a33, vld1q_s8(w3 + p));
+    /* Two 16-k steps per loop iteration: the loop's own instructions and GCC's
+     * register rotation at its end are then paid once per 32 k (128 x 256 x 256:
+     * 2.36M -> 2.33M instructions). */
+#define STEP16()                                                                      \
+    do {                                                                              \
+        int8x16_t v0 = vld1q_s8(x0 + p), v1 = vld1q_s8(x1 + p);                       \
+        int8x16_t v2 = vld1q_s8(x2 + p), v3 = vld1q_s8(x3 + p);                       \
+        COLUMN4(a00, a10, a20, a30, vld1q_s8(w0 + p));                                \
+        COLUMN4(a01, a11, a21, a31, vld1q_s8(w1 + p));                                \
+        COLUMN4(a02, a12, a22, a32, vld1q_s8(w2 + p));                                \
+        COLUMN4(a03, a13, a23, a33, vld1q_s8(w3 + p));                                \
+        p += 16;                                                                      \
+    } while (0)
+    for (; p + 32 <= k;) {
+        STEP16();
+        STEP16();
     }
+    if (p + 16 <= k) STEP16();
+#undef STEP16
     /* A local copy: with -fno-strict-aliasing a float store into y could change
      * *ep, so each field would be reloaded for every four outputs. */
     const er_epilogue e = *ep;
