@@ -50,27 +50,9 @@ ER_INLINE void tile(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t
     const er_epilogue e = *ep;
     for (int a = 0; a < mr; a++) {
         int b = 0;
-        /* four sums per vector by pairwise adds, and the vector float epilogue
-         * (er_panel_store4, the same bits as er_store): lane by lane, a 4x4 tile's
-         * epilogue took as many instructions as its products at K = 256 */
-        for (; b + 4 <= nr; b += 4) {
-            int32x4_t sums = vpaddq_s32(vpaddq_s32(acc[a][b], acc[a][b + 1]),
-                                        vpaddq_s32(acc[a][b + 2], acc[a][b + 3]));
-            if (p < k) {
-                int32_t s[4];
-                vst1q_s32(s, sums);
-                for (int c = 0; c < 4; c++)
-                    s[c] += er_gemm_s8_dot(xr + a * k, wr + (b + c) * k, p, k);
-                sums = vld1q_s32(s);
-            }
-            if (e.y_f32) {
-                er_panel_store4(&e, i + a, j + b, sums);
-            } else {
-                int32_t s[4];
-                vst1q_s32(s, sums);
-                er_store4_s32(&e, i + a, j + b, s);
-            }
-        }
+        for (; b + 4 <= nr; b += 4)
+            er_row_finish4(&e, xr + a * k, w, k, p, i + a, j + b,
+                           er_sum4(acc[a][b], acc[a][b + 1], acc[a][b + 2], acc[a][b + 3]));
         for (; b < nr; b++)
             er_store_s32(&e, i + a, j + b,
                          vaddvq_s32(acc[a][b]) + er_gemm_s8_dot(xr + a * k, wr + b * k, p, k));

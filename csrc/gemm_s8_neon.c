@@ -45,49 +45,6 @@
         acc3 = vpadalq_s16(acc3, t3_);                                                \
     } while (0)
 
-/* Four int32x4 -> their four sums, in order. */
-static inline int32x4_t sum4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
-    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
-}
-
-/* Four outputs of row i, columns j .. j+3, adding the K tail from p.  A tail
- * of 8 or more (K = 24 of a 1x1 conv over 24 channels) takes one 8-byte step
- * first: scalar, it cost more than the 16-byte loop at conv sizes. */
-static int32x4_t add_tail4(const int8_t *xrow, const int8_t *w, size_t k, size_t p, size_t j,
-                           int32x4_t sums) {
-    if (p + 8 <= k) {
-        const int8_t *w0 = w + j * k;
-        int8x8_t xv = vld1_s8(xrow + p);
-        sums = vaddq_s32(sums, sum4(vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + p))),
-                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + k + p))),
-                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 2 * k + p))),
-                                    vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 3 * k + p)))));
-        p += 8;
-    }
-    int32_t s[4];
-    vst1q_s32(s, sums);
-    for (int c = 0; c < 4 && p < k; c++) s[c] += er_gemm_s8_dot(xrow, w + (j + c) * k, p, k);
-    return vld1q_s32(s);
-}
-
-/* The float epilogue four outputs at a time (er_panel_store4: er_store's operations
- * lane by lane, the same bits), inline: called per output row of a 4x4 tile, the
- * scalar er_store4_s32 was ~300 of the ~1100 instructions of a tile at K = 256
- * (128 x 256 x 256: 2.55M instructions). */
-static inline __attribute__((always_inline)) void finish4(const er_epilogue *ep,
-                                                          const int8_t *xrow, const int8_t *w,
-                                                          size_t k, size_t p, size_t i, size_t j,
-                                                          int32x4_t sums) {
-    if (p < k) sums = add_tail4(xrow, w, k, p, j, sums);
-    if (ep->y_f32) {
-        er_panel_store4(ep, i, j, sums);
-        return;
-    }
-    int32_t s[4];
-    vst1q_s32(s, sums);
-    er_store4_s32(ep, i, j, s);
-}
-
 static void tile_4x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,
                      const er_epilogue *ep) {
     const int8_t *x0 = x + i * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
@@ -119,10 +76,10 @@ static void tile_4x4(const int8_t *x, const int8_t *w, size_t k, size_t i, size_
     /* A local copy: with -fno-strict-aliasing a float store into y could change
      * *ep, so each field would be reloaded for every four outputs. */
     const er_epilogue e = *ep;
-    finish4(&e, x0, w, k, p, i, j, sum4(a00, a01, a02, a03));
-    finish4(&e, x1, w, k, p, i + 1, j, sum4(a10, a11, a12, a13));
-    finish4(&e, x2, w, k, p, i + 2, j, sum4(a20, a21, a22, a23));
-    finish4(&e, x3, w, k, p, i + 3, j, sum4(a30, a31, a32, a33));
+    er_row_finish4(&e, x0, w, k, p, i, j, er_sum4(a00, a01, a02, a03));
+    er_row_finish4(&e, x1, w, k, p, i + 1, j, er_sum4(a10, a11, a12, a13));
+    er_row_finish4(&e, x2, w, k, p, i + 2, j, er_sum4(a20, a21, a22, a23));
+    er_row_finish4(&e, x3, w, k, p, i + 3, j, er_sum4(a30, a31, a32, a33));
 }
 
 /* Row i against rows j .. j+7 of w: the M = 1 shape (w streamed once). */
@@ -142,8 +99,8 @@ static void tile_1x8(const int8_t *x, const int8_t *w, size_t k, size_t i, size_
         MAC16(a6, v, vld1q_s8(w0 + 6 * k + p));
         MAC16(a7, v, vld1q_s8(w0 + 7 * k + p));
     }
-    finish4(ep, x0, w, k, p, i, j, sum4(a0, a1, a2, a3));
-    finish4(ep, x0, w, k, p, i, j + 4, sum4(a4, a5, a6, a7));
+    er_row_finish4(ep, x0, w, k, p, i, j, er_sum4(a0, a1, a2, a3));
+    er_row_finish4(ep, x0, w, k, p, i, j + 4, er_sum4(a4, a5, a6, a7));
 }
 
 static void tile_1x1(const int8_t *x, const int8_t *w, size_t k, size_t i, size_t j,

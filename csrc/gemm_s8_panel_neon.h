@@ -1,7 +1,8 @@
 /* The packed-panel path of gemm_s8 (gemm_s8.h) for NEON: the float epilogue
  * on four outputs per vector op, and the panel kernels of the baseline NEON
  * variants (aarch64 and armv7) and -- where the including file enables SDOT --
- * of the dotprod and i8mm variants.
+ * of the dotprod and i8mm variants.  On aarch64 also the finish that the NEON
+ * and SDOT row tiles share (er_row_finish4).
  *
  * Panels are 16 columns packed in groups of 4 k, so a 16-byte vector of a
  * panel holds 4 columns x 4 k.  SDOT by lane multiplies such a vector with one
@@ -36,6 +37,55 @@ ER_PANEL_INLINE void er_panel_store4(const er_epilogue *ep, size_t i, size_t j, 
         v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), keep));
     }
     vst1q_f32(ep->y_f32 + i * ep->ldy + j, v);
+}
+
+/* ---- the row tiles' finish (gemm_s8_neon.c, gemm_s8_dotprod.c) ---------------
+ * A row tile keeps one int32x4 of partial sums per (x row, w row); four of them
+ * fold into the four outputs of one row, the K tail past the last 16-byte step
+ * is added, and the vector epilogue stores them. */
+
+/* Four int32x4 -> their four sums, in order. */
+ER_PANEL_INLINE int32x4_t er_sum4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+}
+
+/* sums (columns j .. j+3 of row xrow) plus the K tail from p.  A tail of 8 or
+ * more (K = 24 of a 1x1 conv over 24 channels) takes one 8-byte step first:
+ * scalar, it cost more than the 16-byte loop at conv sizes.  Out of line: inlined
+ * into the tiles, this cold path cost the hot loop registers (NEON 128 x 256 x 256
+ * 2.33M -> 2.40M instructions). */
+static __attribute__((noinline, unused)) int32x4_t er_row_add_tail4(
+        const int8_t *xrow, const int8_t *w, size_t k, size_t p, size_t j, int32x4_t sums) {
+    if (p + 8 <= k) {
+        const int8_t *w0 = w + j * k;
+        int8x8_t xv = vld1_s8(xrow + p);
+        sums = vaddq_s32(sums, er_sum4(vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + p))),
+                                       vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + k + p))),
+                                       vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 2 * k + p))),
+                                       vpaddlq_s16(vmull_s8(xv, vld1_s8(w0 + 3 * k + p)))));
+        p += 8;
+    }
+    int32_t s[4];
+    vst1q_s32(s, sums);
+    for (int c = 0; c < 4 && p < k; c++) s[c] += er_gemm_s8_dot(xrow, w + (j + c) * k, p, k);
+    return vld1q_s32(s);
+}
+
+/* Outputs j .. j+3 of row i (x row xrow) from their sums up to p: the float
+ * epilogue four lanes at a time (er_panel_store4, the same bits), inline -- per
+ * output row of a 4x4 tile the scalar er_store4_s32 had been ~300 of the ~1100
+ * instructions of a tile at K = 256 (NEON 128 x 256 x 256: 2.55M instructions) --
+ * and int8 outputs through the scalar epilogue. */
+ER_PANEL_INLINE void er_row_finish4(const er_epilogue *ep, const int8_t *xrow, const int8_t *w,
+                                    size_t k, size_t p, size_t i, size_t j, int32x4_t sums) {
+    if (p < k) sums = er_row_add_tail4(xrow, w, k, p, j, sums);
+    if (ep->y_f32) {
+        er_panel_store4(ep, i, j, sums);
+        return;
+    }
+    int32_t s[4];
+    vst1q_s32(s, sums);
+    er_store4_s32(ep, i, j, s);
 }
 #endif
 
