@@ -69,3 +69,10 @@ cdef inline object _empty_2d(npy_intp rows, npy_intp cols, int typenum):
     cdef npy_intp dims[2]
     dims[0], dims[1] = rows, cols
     return PyArray_EMPTY(2, dims, typenum, 0)
+
+
+cdef inline object _zeros_1d(npy_intp n, int typenum):
+    """np.zeros(n, dtype) without the Python call."""
+    cdef npy_intp dims[1]
+    dims[0] = n
+    return PyArray_ZEROS(1, dims, typenum, 0)

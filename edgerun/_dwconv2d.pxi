@@ -22,10 +22,12 @@ def _conv_output(out, shape, dtype):
     return out
 
 
-cdef int _conv2d_params(er_conv2d_params *p, x, weight, out_hw, stride, padding, dilation,
-                        int activation) except -1:
-    p.batch, p.in_h, p.in_w, p.channels = x.shape
-    p.kernel_h, p.kernel_w = weight.shape[0], weight.shape[1]
+cdef int _conv2d_params(er_conv2d_params *p, x_shape, kernel_hw, out_hw, stride, padding,
+                        dilation, int activation) except -1:
+    """p from the geometry conv2d_geometry checked: x_shape (n, h, w, C), kernel_hw
+    (kh, kw) and what conv2d_geometry returned."""
+    p.batch, p.in_h, p.in_w, p.channels = x_shape
+    p.kernel_h, p.kernel_w = kernel_hw[0], kernel_hw[1]
     p.stride_h, p.stride_w = stride
     p.dilation_h, p.dilation_w = dilation
     p.pad_top, p.pad_left, p.pad_bottom, p.pad_right = padding
@@ -50,7 +52,7 @@ def dwconv2d_f32(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dila
         return y
     cdef er_dwconv2d_f32_fn *fn = <er_dwconv2d_f32_fn *>_kernel("dwconv2d_f32", variant)
     cdef er_conv2d_params p
-    _conv2d_params(&p, x, weight, out_hw, stride, padding, dilation, act)
+    _conv2d_params(&p, x.shape, weight.shape, out_hw, stride, padding, dilation, act)
     cdef const float[:, :, :, ::1] xv = x
     cdef const float[:, :, ::1] wv = weight
     cdef float[:, :, :, ::1] yv = y
@@ -85,7 +87,7 @@ def dwconv2d_s8(x, weight, x_scale, w_scale, bias=None, stride=(1, 1), padding=(
         return y
     cdef er_dwconv2d_s8_fn *fn = <er_dwconv2d_s8_fn *>_kernel("dwconv2d_s8", variant)
     cdef er_conv2d_params p
-    _conv2d_params(&p, x, weight, out_hw, stride, padding, dilation, act)
+    _conv2d_params(&p, x.shape, weight.shape, out_hw, stride, padding, dilation, act)
     cdef er_conv_quant q
     q.x_scale = np.float32(x_scale)
     q.w_scale = _f32_ptr(w_scale)

@@ -106,7 +106,7 @@ cdef class LinearS8:
             return self.quantize_rows(x, m, k, q, scale, zero) if k else ER_OK
         for i in range(m):
             memset(q + i * k, 0, k)
-            if features > 0 and status == ER_OK:
+            if status == ER_OK:
                 status = self.quantize_rows(x + i * features, 1, features, q + i * k,
                                             scale + i, zero + i)
         return status

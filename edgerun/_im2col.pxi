@@ -26,13 +26,7 @@ cdef class Im2colF32:
         self.shape = shape
         self.oh, self.ow = out_hw
         self.rows_shape = (shape[0] * self.oh * self.ow, kh * kw * shape[3])
-        self.p.batch, self.p.in_h, self.p.in_w, self.p.channels = shape
-        self.p.kernel_h, self.p.kernel_w = kh, kw
-        self.p.stride_h, self.p.stride_w = strides
-        self.p.dilation_h, self.p.dilation_w = dilations
-        self.p.pad_top, self.p.pad_left, self.p.pad_bottom, self.p.pad_right = pads
-        self.p.out_h, self.p.out_w = out_hw
-        self.p.activation = 0
+        _conv2d_params(&self.p, shape, (kh, kw), out_hw, strides, pads, dilations, 0)
         self.fn = <er_im2col_f32_fn *>_kernel("im2col_f32", variant)
 
     def __call__(self, x):

@@ -18,12 +18,6 @@ cdef int8_t *_q_data(q, out) except NULL:
     return &view[0, 0]
 
 
-cdef object _zeros_1d(npy_intp n, int typenum):
-    cdef npy_intp dims[1]
-    dims[0] = n
-    return PyArray_ZEROS(1, dims, typenum, 0)
-
-
 def quantize_rows_s8(x, out=None, variant=None):
     """x float32 [m, k] -> (q int8 [m, k], scale float32 [m]); see reference.py."""
     x = _rows_f32(x)
