@@ -234,3 +234,50 @@ def test_threads_inside_and_across_sessions_are_bit_identical(how, rng):
 def test_bad_num_threads(rng):
     with pytest.raises(edgerun.EdgerunError, match="num_threads"):
         Session(mlp(rng), num_threads=0)
+
+
+def test_profile_times_every_step_and_leaves_the_results_alone(rng):
+    graph = encoded_graph("dense-i8", rng)
+    graph_softmax = mlp(rng, softmax=True)
+    for g in (graph, graph_softmax):
+        session = Session(g)
+        x = rng.standard_normal((3, 37)).astype(np.float32)
+        before = session.run(x)
+        steps = session.profile(x, runs=3)
+        assert [s["node"] for s in steps] == [node.name for node in g.nodes]
+        assert [s["op"] for s in steps] == [node.op for node in g.nodes]
+        assert [(s["node"], s["kind"]) for s in steps if s["kind"]] == session.layers
+        assert all(0 < s["seconds"] <= s["median"] for s in steps)
+        assert np.array_equal(session.run(x).view(np.uint32), before.view(np.uint32))
+
+
+def test_profile_of_a_transformer_names_its_fused_steps():
+    """A score chain is one step under its Softmax, sibling Linears one under the first."""
+    pytest.importorskip("torch")
+    from test_onnx_transformer import bert_export, bert_feeds
+
+    graph = edgerun.compress(edgerun.import_onnx(bert_export(False, 17)), quantize="int8").graph
+    session = Session(graph)
+    feeds = bert_feeds(2, 9, seed=1)
+    before = session.run(dict(feeds))["y"]
+    steps = session.profile(feeds, runs=2)
+    assert [s["node"] for s in steps] == [node.name for node, _, _ in session._steps]
+    ops = [s["op"] for s in steps]
+    assert ops.count("Softmax") == ops.count("Gelu") == 2     # the test BERT's two layers
+    assert len(steps) < len(graph.nodes)          # the glue the plan fused is in no step
+    assert {s["kind"] for s in steps if s["op"] == "Linear"} == {"gemm_s8"}
+    np.testing.assert_array_equal(session.run(dict(feeds))["y"], before)
+
+
+@pytest.mark.parametrize("runs", [0, -1, 1.5, True])
+def test_profile_refuses_a_bad_run_count(runs, rng):
+    with pytest.raises(edgerun.EdgerunError, match="runs must be a positive integer"):
+        Session(mlp(rng)).profile(np.zeros((1, 37), np.float32), runs=runs)
+
+
+def test_profile_checks_its_input_and_batch_like_run(rng):
+    session = Session(mlp(rng), max_batch_rows=4)
+    with pytest.raises(edgerun.ShapeError, match="expects"):
+        session.profile(np.zeros((2, 36), np.float32))
+    with pytest.raises(edgerun.ShapeError, match="max_batch_rows = 4"):
+        session.profile(np.zeros((5, 37), np.float32))

@@ -30,6 +30,7 @@ batch-sized.  Rows are independent on every path (int8 quantizes per row), so
 chunked results are bit-identical to unchunked ones on the integer paths.
 """
 from concurrent.futures import ThreadPoolExecutor
+from time import perf_counter
 
 import numpy as np
 
@@ -260,9 +261,10 @@ class Session:
         self._bound = (self._steps, (bindings, outputs))
         return bindings, outputs
 
-    def _run(self, values):
+    def _run(self, values, timer=None):
         """Every step on feeds {input name: array}; returns all values by name (NCHW for
-        the graph's outputs; values inside may be NHWC, see layout.py)."""
+        the graph's outputs; values inside may be NHWC, see layout.py).  timer (profile):
+        called with (step index, seconds) after each step."""
         bindings, outputs = self._bindings()
         converted = {}
 
@@ -278,7 +280,10 @@ class Session:
                 x = converted[name, target] = layouts.convert(x, target)
             return x
 
-        for (node, step, extra), (kind, sources, channel_axis) in zip(self._steps, bindings):
+        for index, ((node, step, extra), (kind, sources, channel_axis)) in enumerate(
+                zip(self._steps, bindings)):
+            if timer is not None:
+                start = perf_counter()
             if kind is _UNARY or kind is _OTHER:
                 if kind is _UNARY:      # Relu, pools, Flatten, ...: one input, held as needed
                     args = [values[sources[0][0]]]
@@ -320,9 +325,38 @@ class Session:
                 values.update(zip(node.outputs, result))
             else:
                 values[node.outputs[0]] = result
+            if timer is not None:
+                timer(index, perf_counter() - start)
         for name, target in outputs:
             values[name] = read(name, target)
         return values
+
+    def profile(self, x, runs=20):
+        """Where a run's time goes: `runs` runs of x (as `run` takes it), each step
+        timed.  Returns one dict per step, in execution order: node (name), op, kind
+        (the kernel path of a Linear or Conv2d layer, else None), seconds (the least
+        over the runs: the machine's noise only ever adds time) and median.  Fused
+        steps appear once, under the node that ends them (a score chain under its
+        Softmax, sibling Linears under the first); the time between steps (the
+        interpreter, layout conversions of the outputs) is not in any step."""
+        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+            raise EdgerunError(f"runs must be a positive integer, got {runs!r}")
+        feeds = self._feeds(x)
+        rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
+        if rows and max(rows) > self.max_batch_rows:
+            raise ShapeError(f"profile runs its input as one batch: at most max_batch_rows = "
+                             f"{self.max_batch_rows} rows, got {max(rows)}")
+        times = [[] for _ in self._steps]
+
+        def timer(index, seconds):
+            times[index].append(seconds)
+        for _ in range(runs):
+            self._in_workspace(self._run, dict(feeds), timer)
+        steps = []
+        for (node, step, _), seconds in zip(self._steps, times):
+            steps.append({"node": node.name, "op": node.op, "kind": getattr(step, "kind", None),
+                          "seconds": min(seconds), "median": float(np.median(seconds))})
+        return steps
 
     def close(self):
         """Stop the worker threads and free the cached run memory.  The Session still
