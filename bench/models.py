@@ -4,6 +4,7 @@
     python bench/models.py --quick          # the small test sizes, for a smoke run
     python bench/models.py --interleaved bert   # 12 alternating rounds, the ratio's median
     python bench/models.py --layers         # the memory-bound layers alone: int8, sparse, codebook
+    python bench/models.py --ops bert       # where the time goes, op by op, beside onnxruntime
 
 The models are the PyTorch definitions the importer tests verify
 (tests/torch_cnn.py, tests/torch_bert.py) at their "bench" sizes, exported with
@@ -365,6 +366,73 @@ def interleaved(name, rounds=12, seconds=0.5):
           f"(range {ratios[0]:.3f} - {ratios[-1]:.3f})")
 
 
+def ort_profile(path, feeds, runs):
+    """onnxruntime's own per-node kernel times (its profiler), the least of `runs` runs
+    per node: [(node name, op type, seconds)] in execution order."""
+    import json
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(os.path.dirname(path), "ort_profile")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        session.run(None, feeds)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    times, ops = {}, {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            name = event["name"][:-len("_kernel_time")]
+            times.setdefault(name, []).append(event["dur"] * 1e-6)
+            ops[name] = event["args"]["op_name"]
+    return [(name, ops[name], min(seconds)) for name, seconds in times.items()]
+
+
+def by_op(entries):
+    """[(label, seconds)] -> [(label, count, total seconds)], largest first."""
+    totals = {}
+    for label, seconds in entries:
+        count, total = totals.get(label, (0, 0.0))
+        totals[label] = (count + 1, total + seconds)
+    return sorted(((label, c, t) for label, (c, t) in totals.items()), key=lambda r: -r[2])
+
+
+def ops(name, runs=60):
+    """Per-op time of one model, edgerun int8 (Session.profile) beside onnxruntime
+    dyn-int8 (its profiler): each step's or node's least time over `runs` runs, summed
+    per op.  Sums of minima, not a latency: they show where each runtime's time goes
+    (onnxruntime's include its profiler's cost per node, a microsecond or two)."""
+    factory, example = model_zoo("bench")[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, f"{name}.onnx")
+        feeds = export(factory, example, src)
+        dst = os.path.join(tmp, f"{name}.int8.onnx")
+        Ort().dynamic_int8(src, dst)
+        path = os.path.join(tmp, f"{name}.int8.edgerun")
+        edgerun.compress(edgerun.import_onnx(src), quantize="int8").save(path)
+        with edgerun.load(path) as session:
+            argument = feeds if len(feeds) > 1 else next(iter(feeds.values()))
+            steps = session.profile(argument, runs)
+        nodes = ort_profile(dst, feeds, runs)
+    ours = by_op((f"{s['op']} ({s['kind']})" if s["kind"] else s["op"], s["seconds"]) for s in steps)
+    theirs = by_op((op, seconds) for _, op, seconds in nodes)
+    model, flags = cpu_description()
+    lines = [f"{name}, one thread, least time per step or node over {runs} runs, summed per op "
+             f"({model}, {' '.join(flags)}).", "",
+             "| edgerun int8 op | steps | ms | onnxruntime dyn-int8 op | nodes | ms |",
+             "|---|---:|---:|---|---:|---:|"]
+    for i in range(max(len(ours), len(theirs))):
+        left = "| {} | {} | {:.3f} ".format(*ours[i][:2], ours[i][2] * 1e3) if i < len(ours) else "| | | "
+        right = "| {} | {} | {:.3f} |".format(*theirs[i][:2], theirs[i][2] * 1e3) if i < len(theirs) else "| | | |"
+        lines.append(left + right)
+    lines.append("| **sum** | {} | **{:.3f}** | **sum** | {} | **{:.3f}** |".format(
+        len(steps), sum(r[2] for r in ours) * 1e3, len(nodes), sum(r[2] for r in theirs) * 1e3))
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -372,11 +440,21 @@ def main():
                                         "under '## End to end'")
     parser.add_argument("--interleaved", metavar="MODEL",
                         help="only alternate onnxruntime dyn-int8 and edgerun int8 on MODEL")
+    parser.add_argument("--ops", metavar="MODEL",
+                        help="only where MODEL's time goes, op by op, edgerun int8 beside "
+                             "onnxruntime dyn-int8 (with --write: under '## Op by op')")
     parser.add_argument("--layers", action="store_true",
                         help="only the memory-bound layers (with --write: under '## Memory-bound layers')")
     args = parser.parse_args()
     if args.interleaved:
         interleaved(args.interleaved)
+        return
+    if args.ops:
+        text = ops(args.ops)
+        print(text)
+        if args.write:
+            write_section(args.write, "## Op by op", text,
+                          f"python bench/models.py --ops {args.ops} --write {args.write}")
         return
     if args.layers:
         text = layer_table(*layer_rows())
