@@ -87,6 +87,11 @@ def _call(function, *args):
     return function(*args)
 
 
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise EdgerunError(f"{name} must be a positive integer, got {value!r}")
+
+
 class Session:
     # int8 Linear layers reading one input run as one GEMM (ops.SiblingLinears); tests
     # turn it off to compare the bits with the layers run one by one
@@ -96,10 +101,8 @@ class Session:
         """kernels: the kernel module (default: the active backend; tests pass
         edgerun.reference to compare the C path with its numpy twin).
         max_batch_rows: larger batches run in chunks of this many rows."""
-        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
-            raise EdgerunError(f"num_threads must be a positive integer, got {num_threads!r}")
-        if not isinstance(max_batch_rows, int) or isinstance(max_batch_rows, bool) or max_batch_rows < 1:
-            raise EdgerunError(f"max_batch_rows must be a positive integer, got {max_batch_rows!r}")
+        _positive_int("num_threads", num_threads)
+        _positive_int("max_batch_rows", max_batch_rows)
         graph.validate()
         self.graph = graph
         self.inputs = list(graph.inputs)
@@ -207,8 +210,7 @@ class Session:
         expected), NonFiniteError for NaN/Inf reaching an int8 layer (naming
         the layer).  NaN/Inf on float layers propagate as in numpy."""
         feeds = self._feeds(x)
-        rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
-        n = rows.pop() if len(rows) == 1 else 0
+        n = self._batch_rows(feeds)
         if n > self.max_batch_rows:
             values = self._in_workspace(self._run_chunks, feeds, n)
         else:
@@ -216,6 +218,12 @@ class Session:
         if isinstance(x, dict):
             return {v.name: values[v.name] for v in self.outputs}
         return values[self.outputs[0].name]
+
+    def _batch_rows(self, feeds):
+        """The batch size to chunk by: every input's rows when the graph is row-wise and
+        they agree, else 0 (run whole)."""
+        rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
+        return rows.pop() if len(rows) == 1 else 0
 
     def _run_chunks(self, feeds, n):
         """_run over slices of max_batch_rows rows, written into batch-sized outputs."""
@@ -339,13 +347,12 @@ class Session:
         steps appear once, under the node that ends them (a score chain under its
         Softmax, sibling Linears under the first); the time between steps (the
         interpreter, layout conversions of the outputs) is not in any step."""
-        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-            raise EdgerunError(f"runs must be a positive integer, got {runs!r}")
+        _positive_int("runs", runs)
         feeds = self._feeds(x)
-        rows = {v.shape[0] for v in feeds.values()} if self._chunkable else set()
-        if rows and max(rows) > self.max_batch_rows:
+        n = self._batch_rows(feeds)
+        if n > self.max_batch_rows:     # what run would split into chunks
             raise ShapeError(f"profile runs its input as one batch: at most max_batch_rows = "
-                             f"{self.max_batch_rows} rows, got {max(rows)}")
+                             f"{self.max_batch_rows} rows, got {n}")
         times = [[] for _ in self._steps]
 
         def timer(index, seconds):
