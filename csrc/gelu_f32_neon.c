@@ -12,14 +12,16 @@
 #include "gelu_f32.h"
 #include "vexp.h"
 
-/* The same steps as gelu_f32_avx2.c's gelu_erf; see the reasons there. */
+/* erfc(z) = t exp(-z^2 + P(t)), the ER_ERFC_* form of gelu_f32.h (the AVX2
+ * variant has moved to t G(t) exp(-z^2)); the reasons for the steps are in
+ * gelu_f32_avx2.c. */
 static inline float32x4_t gelu_erf(float32x4_t x) {
     /* vminq_f32 returns NaN if either operand is NaN. */
     float32x4_t ax = vminq_f32(vdupq_n_f32(ER_GELU_ABS_MAX), vabsq_f32(x));
     float32x4_t z = vmulq_f32(ax, vdupq_n_f32(0.70710678f));
     float32x4_t t = er_vdiv_neon(vdupq_n_f32(1.0f),
                                  er_vfma_neon(vdupq_n_f32(1.0f), z, vdupq_n_f32(0.5f)));
-    /* Estrin's scheme, as in gelu_f32_avx2.c: 5 dependent steps, not 9. */
+    /* Estrin's scheme: 5 dependent steps, not 9. */
     float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
     float32x4_t q0 = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_2), t);
     float32x4_t q1 = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_4), t);

@@ -78,8 +78,16 @@ static void vexp_array_nonpos_avx2(const float *x, const float *lo, float *y, si
         _mm256_storeu_ps(y + i, lo ? er_vexp_nonpos_sum_avx2(_mm256_loadu_ps(x + i), _mm256_loadu_ps(lo + i))
                                    : er_vexp_nonpos_avx2(_mm256_loadu_ps(x + i)));
 }
+/* GELU's exp: Cody-Waite from hi alone, lo added to r, the one-factor finish. */
+static void vexp_ftz_sum_avx2(const float *hi, const float *lo, float *y, size_t n) {
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        __m256 z, h = _mm256_loadu_ps(hi + i), r = er_vexp_reduce_avx2(h, h, &z);
+        _mm256_storeu_ps(y + i, er_vexp_finish_ftz_avx2(_mm256_add_ps(r, _mm256_loadu_ps(lo + i)), z));
+    }
+}
 #pragma GCC pop_options
 #define VEXP_NONPOS_FN vexp_array_nonpos_avx2
+#define VEXP_FTZ_SUM_FN vexp_ftz_sum_avx2
 #define VEXP_ISA ER_ISA_AVX2
 #define VEXP_FN vexp_array_avx2
 #elif defined(__ARM_NEON)
@@ -173,7 +181,49 @@ static void test_vexp(vexp_array_fn *fn, const char *name, float x_max) {
 }
 #endif
 
+#ifdef VEXP_FTZ_SUM_FN
+/* exp(hi + lo) as GELU takes it (hi = -x^2/2 for |x| <= 20, lo its rounding
+ * error): <= 2.5 ulp down to FLT_MIN, then 0 or a subnormal below FLT_MIN, never
+ * more; hi = 0 gives 1, hi = -200 gives +0, NaN stays NaN. */
+static void test_vexp_ftz_sum(void) {
+    if (!er_cpu_has(VEXP_ISA)) return;
+    size_t n = 1u << 20;
+    float *hi = h_alloc(n * sizeof *hi), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) {
+        float a = 20.0f * (float)((double)i / (double)n);
+        hi[i] = -0.5f * (a * a);
+        lo[i] = (float)(-0.5 * ((double)a * a - (double)(a * a)));
+    }
+    VEXP_FTZ_SUM_FN(hi, lo, y, n);
+    double worst = 0, worst_x = 0;
+    int tiny_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double exact = exp((double)hi[i] + (double)lo[i]);
+        if (exact < 1.1754943508222875e-38) {
+            tiny_ok &= y[i] >= 0.0f && y[i] < 1.1754943508222875e-38f;
+            continue;
+        }
+        double e = ulp_error(y[i], exact);
+        if (e > worst) worst = e, worst_x = (double)hi[i] + lo[i];
+    }
+    printf("vexp_ftz sum: max error %.3f ulp (at hi + lo = %.7g)\n", worst, worst_x);
+    h_check(worst <= 2.5, "vexp_ftz", er_isa_name(VEXP_ISA), "exp(hi + lo): max error <= 2.5 ulp");
+    h_check(tiny_ok, "vexp_ftz", er_isa_name(VEXP_ISA), "below FLT_MIN: 0 or a subnormal");
+    float special_hi[8] = {0.0f, -200.0f, NAN, -87.0f, -88.5f, -0.0f, -1e-30f, 0.0f};
+    float special_lo[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.2e-7f}, out[8];
+    VEXP_FTZ_SUM_FN(special_hi, special_lo, out, 8);
+    int ok = out[0] == 1.0f && out[1] == 0.0f && !signbit(out[1]) && isnan(out[2]) &&
+             ulp_error(out[3], exp(-87.0)) <= 2.5 && out[4] < 1.1754943508222875e-38f &&
+             out[5] == 1.0f && out[6] == 1.0f && ulp_error(out[7], exp(1.2e-7)) <= 2.5;
+    h_check(ok, "vexp_ftz", er_isa_name(VEXP_ISA), "exp(0) = 1, 0 at -200, NaN kept, normal at -87");
+    free(hi), free(lo), free(y);
+}
+#endif
+
 void test_softmax_f32(void) {
+#ifdef VEXP_FTZ_SUM_FN
+    test_vexp_ftz_sum();
+#endif
 #ifdef VEXP_FN
     test_vexp(VEXP_FN, "vexp", 89.0f);
 #endif
