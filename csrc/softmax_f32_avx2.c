@@ -36,14 +36,16 @@ er_status er_softmax_f32__avx2(const float *x, float *y, size_t rows, size_t n) 
         max = er_softmax_max_tail(xr, i, n, max);
         if (er_softmax_nan_row(yr, n, max)) continue;
         const __m256 vm = _mm256_set1_ps(max);
-        /* x - max <= 0: the exp without its upper clamp.  Four partial sums: the exps overlap, and each lane adds n / 32 terms,
-         * not n / 8 (a long float sum drifts from numpy's pairwise one). */
+        /* x - max <= 0: the exp without its upper clamp, and with its one-factor
+         * finish (512 x 128 on Zen 3: 48 -> 42 us).  Four partial sums: the exps
+         * overlap, and each lane adds n / 32 terms, not n / 8 (a long float sum
+         * drifts from numpy's pairwise one). */
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
         for (i = 0; i + 32 <= n; i += 32) {
-            __m256 e0 = er_vexp_nonpos_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm));
-            __m256 e1 = er_vexp_nonpos_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm));
-            __m256 e2 = er_vexp_nonpos_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 16), vm));
-            __m256 e3 = er_vexp_nonpos_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 24), vm));
+            __m256 e0 = er_vexp_nonpos_ftz_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm));
+            __m256 e1 = er_vexp_nonpos_ftz_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm));
+            __m256 e2 = er_vexp_nonpos_ftz_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 16), vm));
+            __m256 e3 = er_vexp_nonpos_ftz_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i + 24), vm));
             _mm256_storeu_ps(yr + i, e0);
             _mm256_storeu_ps(yr + i + 8, e1);
             _mm256_storeu_ps(yr + i + 16, e2);
@@ -52,7 +54,7 @@ er_status er_softmax_f32__avx2(const float *x, float *y, size_t rows, size_t n) 
             s2 = _mm256_add_ps(s2, e2), s3 = _mm256_add_ps(s3, e3);
         }
         for (; i + 8 <= n; i += 8) {
-            __m256 e = er_vexp_nonpos_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm));
+            __m256 e = er_vexp_nonpos_ftz_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + i), vm));
             _mm256_storeu_ps(yr + i, e);
             s0 = _mm256_add_ps(s0, e);
         }

@@ -122,6 +122,15 @@ static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
     return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
 }
 
+/* exp(x) for x <= 0 or NaN with er_vexp_finish_ftz_avx2: 0 below FLT_MIN (for
+ * softmax, whose outputs are these over a sum >= 1: below FLT_MIN either way).
+ * The floor keeps n >= -151, so -inf and -1e9 masks still give exactly +0. */
+static inline __m256 er_vexp_nonpos_ftz_avx2(__m256 x) {
+    __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x), z;
+    __m256 r = er_vexp_reduce_avx2(t, t, &z);
+    return er_vexp_finish_ftz_avx2(r, z);
+}
+
 /* exp(x) for x <= 0 or NaN (softmax's x - max): er_vexp_avx2 without the upper clamp. */
 static inline __m256 er_vexp_nonpos_avx2(__m256 x) {
     __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x), z;

@@ -85,9 +85,16 @@ static void vexp_ftz_sum_avx2(const float *hi, const float *lo, float *y, size_t
         _mm256_storeu_ps(y + i, er_vexp_finish_ftz_avx2(_mm256_add_ps(r, _mm256_loadu_ps(lo + i)), z));
     }
 }
+/* softmax's: exp(x) for x <= 0 with the one-factor finish. */
+static void vexp_nonpos_ftz_avx2(const float *x, const float *lo, float *y, size_t n) {
+    (void)lo;
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, er_vexp_nonpos_ftz_avx2(_mm256_loadu_ps(x + i)));
+}
 #pragma GCC pop_options
 #define VEXP_NONPOS_FN vexp_array_nonpos_avx2
 #define VEXP_FTZ_SUM_FN vexp_ftz_sum_avx2
+#define VEXP_NONPOS_FTZ_FN vexp_nonpos_ftz_avx2
 #define VEXP_ISA ER_ISA_AVX2
 #define VEXP_FN vexp_array_avx2
 #elif defined(__ARM_NEON)
@@ -182,47 +189,58 @@ static void test_vexp(vexp_array_fn *fn, const char *name, float x_max) {
 #endif
 
 #ifdef VEXP_FTZ_SUM_FN
-/* exp(hi + lo) as GELU takes it (hi = -x^2/2 for |x| <= 20, lo its rounding
- * error): <= 2.5 ulp down to FLT_MIN, then 0 or a subnormal below FLT_MIN, never
- * more; hi = 0 gives 1, hi = -200 gives +0, NaN stays NaN. */
-static void test_vexp_ftz_sum(void) {
+/* The one-factor exps (er_vexp_finish_ftz_avx2): <= 2.5 ulp down to FLT_MIN,
+ * then 0 or a subnormal below FLT_MIN, never more.  GELU's exp(hi + lo) with
+ * hi = -x^2/2 for |x| <= 20 and lo its rounding error; softmax's exp(x) over
+ * [-104, 0], masks and NaN included. */
+static int below_flt_min(float y) { return y >= 0.0f && y < 1.1754943508222875e-38f; }
+
+static void test_vexp_ftz(void) {
     if (!er_cpu_has(VEXP_ISA)) return;
     size_t n = 1u << 20;
-    float *hi = h_alloc(n * sizeof *hi), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
-    for (size_t i = 0; i < n; i++) {
-        float a = 20.0f * (float)((double)i / (double)n);
-        hi[i] = -0.5f * (a * a);
-        lo[i] = (float)(-0.5 * ((double)a * a - (double)(a * a)));
-    }
-    VEXP_FTZ_SUM_FN(hi, lo, y, n);
-    double worst = 0, worst_x = 0;
-    int tiny_ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        double exact = exp((double)hi[i] + (double)lo[i]);
-        if (exact < 1.1754943508222875e-38) {
-            tiny_ok &= y[i] >= 0.0f && y[i] < 1.1754943508222875e-38f;
-            continue;
+    float *x = h_alloc(n * sizeof *x), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
+    for (int form = 0; form < 2; form++) {
+        for (size_t i = 0; i < n; i++) {
+            float a = 20.0f * (float)((double)i / (double)n);
+            x[i] = form ? -104.0f * (float)((double)i / (double)n) : -0.5f * (a * a);
+            lo[i] = form ? 0.0f : (float)(-0.5 * ((double)a * a - (double)(a * a)));
         }
-        double e = ulp_error(y[i], exact);
-        if (e > worst) worst = e, worst_x = (double)hi[i] + lo[i];
+        (form ? VEXP_NONPOS_FTZ_FN : VEXP_FTZ_SUM_FN)(x, lo, y, n);
+        double worst = 0, worst_x = 0;
+        int tiny_ok = 1;
+        for (size_t i = 0; i < n; i++) {
+            double exact = exp((double)x[i] + (double)lo[i]);
+            if (exact < 1.1754943508222875e-38) {
+                tiny_ok &= below_flt_min(y[i]);
+                continue;
+            }
+            double e = ulp_error(y[i], exact);
+            if (e > worst) worst = e, worst_x = (double)x[i] + lo[i];
+        }
+        const char *name = form ? "vexp_nonpos_ftz" : "vexp_ftz sum";
+        printf("%s: max error %.3f ulp (at %.7g)\n", name, worst, worst_x);
+        h_check(worst <= 2.5, name, er_isa_name(VEXP_ISA), "max error <= 2.5 ulp down to FLT_MIN");
+        h_check(tiny_ok, name, er_isa_name(VEXP_ISA), "below FLT_MIN: 0 or a subnormal");
     }
-    printf("vexp_ftz sum: max error %.3f ulp (at hi + lo = %.7g)\n", worst, worst_x);
-    h_check(worst <= 2.5, "vexp_ftz", er_isa_name(VEXP_ISA), "exp(hi + lo): max error <= 2.5 ulp");
-    h_check(tiny_ok, "vexp_ftz", er_isa_name(VEXP_ISA), "below FLT_MIN: 0 or a subnormal");
-    float special_hi[8] = {0.0f, -200.0f, NAN, -87.0f, -88.5f, -0.0f, -1e-30f, 0.0f};
-    float special_lo[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.2e-7f}, out[8];
-    VEXP_FTZ_SUM_FN(special_hi, special_lo, out, 8);
+    float hi8[8] = {0.0f, -200.0f, NAN, -87.0f, -88.5f, -0.0f, -1e-30f, 0.0f};
+    float lo8[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.2e-7f}, out[8];
+    VEXP_FTZ_SUM_FN(hi8, lo8, out, 8);
     int ok = out[0] == 1.0f && out[1] == 0.0f && !signbit(out[1]) && isnan(out[2]) &&
-             ulp_error(out[3], exp(-87.0)) <= 2.5 && out[4] < 1.1754943508222875e-38f &&
-             out[5] == 1.0f && out[6] == 1.0f && ulp_error(out[7], exp(1.2e-7)) <= 2.5;
-    h_check(ok, "vexp_ftz", er_isa_name(VEXP_ISA), "exp(0) = 1, 0 at -200, NaN kept, normal at -87");
-    free(hi), free(lo), free(y);
+             ulp_error(out[3], exp(-87.0)) <= 2.5 && below_flt_min(out[4]) && out[5] == 1.0f &&
+             out[6] == 1.0f && ulp_error(out[7], exp(1.2e-7)) <= 2.5;
+    h_check(ok, "vexp_ftz sum", er_isa_name(VEXP_ISA), "exp(0) = 1, 0 at -200, NaN kept, normal at -87");
+    const float masks[8] = {-1e9f, -3.4e38f, -INFINITY, -104.5f, NAN, 0.0f, -0.0f, -87.0f};
+    VEXP_NONPOS_FTZ_FN(masks, NULL, out, 8);
+    ok = isnan(out[4]) && out[5] == 1.0f && out[6] == 1.0f && ulp_error(out[7], exp(-87.0)) <= 2.5;
+    for (int i = 0; i < 4; i++) ok &= out[i] == 0.0f && !signbit(out[i]);
+    h_check(ok, "vexp_nonpos_ftz", er_isa_name(VEXP_ISA), "masks give +0, NaN kept, exp(0) = 1");
+    free(x), free(lo), free(y);
 }
 #endif
 
 void test_softmax_f32(void) {
 #ifdef VEXP_FTZ_SUM_FN
-    test_vexp_ftz_sum();
+    test_vexp_ftz();
 #endif
 #ifdef VEXP_FN
     test_vexp(VEXP_FN, "vexp", 89.0f);
