@@ -10,28 +10,16 @@
 #define ER_GELU_TANH_K 0.7978845608028654
 #define ER_GELU_TANH_CUBIC 0.044715
 
-/* erfc(z) = t exp(-z^2 + ER_ERFC_0 + t (ER_ERFC_1 + t (... + t ER_ERFC_9))),
- * t = 1 / (1 + z/2), z >= 0: the Chebyshev fit of Numerical Recipes (erfcc),
- * fractional error below 1.2e-7 for every z.  The NEON variants use it (the
- * same form as edgerun.reference.gelu_f32), with the vector exp of vexp.h. */
-#define ER_ERFC_0 (-1.26551223f)
-#define ER_ERFC_1 1.00002368f
-#define ER_ERFC_2 0.37409196f
-#define ER_ERFC_3 0.09678418f
-#define ER_ERFC_4 (-0.18628806f)
-#define ER_ERFC_5 0.27886807f
-#define ER_ERFC_6 (-1.13520398f)
-#define ER_ERFC_7 1.48851587f
-#define ER_ERFC_8 (-0.82215223f)
-#define ER_ERFC_9 0.17087277f
 /* erfcx(z) = erfc(z) exp(z^2) = t (ER_ERFCX_0 + t (ER_ERFCX_1 + ... + t ER_ERFCX_9)),
- * t = 1 / (1 + z/2) as above, 0 <= z <= 20 / sqrt 2: fitted for edgerun (least
- * squares weighted to minimise the relative error, Lawson's reweighting, each
+ * t = 1 / (1 + z/2), 0 <= z <= 20 / sqrt 2: fitted for edgerun (least squares
+ * weighted to minimise the relative error, Lawson's reweighting, each
  * coefficient rounded to float from the highest down and the rest refitted):
- * 5.1e-8 in exact arithmetic, 1.6e-7 evaluated in float32.  The AVX2 variant
- * uses this form, erfc(z) = t G(t) exp(-z^2): exp's argument is then -z^2 alone,
- * known as soon as x is, and the exp runs beside the divide and the polynomial
- * instead of after them.  tests/test_gelu.py re-derives the fit's error bound. */
+ * 5.1e-8 in exact arithmetic, 1.6e-7 evaluated in float32.  The SIMD variants
+ * take erfc(z) = t G(t) exp(-z^2) in this form: exp's argument is -z^2 alone,
+ * known as soon as x is, so the exp runs beside the divide and the polynomial
+ * instead of after them, as it must in Numerical Recipes' erfc = t exp(-z^2 +
+ * P(t)) (edgerun.reference.gelu_f32's form; the SIMD variants' until this fit).
+ * tests/test_gelu.py re-derives the fit's error bound. */
 #define ER_ERFCX_0 0.282081515f
 #define ER_ERFCX_1 0.282480448f
 #define ER_ERFCX_2 0.242149338f

@@ -32,16 +32,13 @@ static inline __m256 gelu_erf(__m256 x) {
     __m256 g = _mm256_fmadd_ps(_mm256_fmadd_ps(g89, t4, g47), t4, g03);
     /* -z^2 = -x^2 / 2 taken from x (not from the rounded z) as hi + lo exactly
      * (FMA gives the rounding error of the product); exp(hi + lo) never rounds the
-     * sum: at x = -10 that keeps 3e-6 of relative precision.  n comes from hi
-     * alone: |lo| is within half an ulp of hi, r stays within ln 2 / 2 and a hair.
-     * hi >= -200 (|x| <= 20) keeps n in MAGIC's range; below hi = -87.3 the exp
-     * flushes to 0, where GELU's result is below 1e-37 anyway. */
+     * sum: at x = -10 that keeps 3e-6 of relative precision.  hi >= -200
+     * (|x| <= 20); below hi = -87.3 the exp flushes to 0, where GELU's result is
+     * below 1e-37 anyway. */
     __m256 minus_half_ax = _mm256_mul_ps(ax, _mm256_set1_ps(-0.5f));
     __m256 hi = _mm256_mul_ps(minus_half_ax, ax);
     __m256 lo = _mm256_fmsub_ps(minus_half_ax, ax, hi);
-    __m256 z, r = er_vexp_reduce_avx2(hi, hi, &z);
-    __m256 e = er_vexp_finish_ftz_avx2(_mm256_add_ps(r, lo), z);
-    __m256 tail = _mm256_mul_ps(_mm256_mul_ps(t, g), e);
+    __m256 tail = _mm256_mul_ps(_mm256_mul_ps(t, g), er_vexp_sum_ftz_avx2(hi, lo));
     __m256 nonneg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
     __m256 phi2 = _mm256_blendv_ps(tail, _mm256_sub_ps(_mm256_set1_ps(2.0f), tail), nonneg);
     /* Halve x, not phi2: 0.5 * phi2 may be subnormal deep in the tail (armv7

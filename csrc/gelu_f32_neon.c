@@ -12,25 +12,24 @@
 #include "gelu_f32.h"
 #include "vexp.h"
 
-/* erfc(z) = t exp(-z^2 + P(t)), the ER_ERFC_* form of gelu_f32.h (the AVX2
- * variant has moved to t G(t) exp(-z^2)); the reasons for the steps are in
- * gelu_f32_avx2.c. */
+/* erfc(z) = t G(t) exp(-z^2), the ER_ERFCX_* form of gelu_f32.h, as
+ * gelu_f32_avx2.c's gelu_erf (the reasons for the steps are there). */
 static inline float32x4_t gelu_erf(float32x4_t x) {
     /* vminq_f32 returns NaN if either operand is NaN. */
     float32x4_t ax = vminq_f32(vdupq_n_f32(ER_GELU_ABS_MAX), vabsq_f32(x));
-    float32x4_t z = vmulq_f32(ax, vdupq_n_f32(0.70710678f));
     float32x4_t t = er_vdiv_neon(vdupq_n_f32(1.0f),
-                                 er_vfma_neon(vdupq_n_f32(1.0f), z, vdupq_n_f32(0.5f)));
-    /* Estrin's scheme: 5 dependent steps, not 9. */
+                                 er_vfma_neon(vdupq_n_f32(1.0f), ax,
+                                              vdupq_n_f32((float)(0.70710678118654752 / 2))));
+#define G(i) vdupq_n_f32(ER_ERFCX_##i)
     float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
-    float32x4_t q0 = er_vfma_neon(vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_2), t);
-    float32x4_t q1 = er_vfma_neon(vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_4), t);
-    float32x4_t q2 = er_vfma_neon(vdupq_n_f32(ER_ERFC_5), vdupq_n_f32(ER_ERFC_6), t);
-    float32x4_t q3 = er_vfma_neon(vdupq_n_f32(ER_ERFC_7), vdupq_n_f32(ER_ERFC_8), t);
-    float32x4_t r0 = er_vfma_neon(q0, q1, t2);
-    float32x4_t r1 = er_vfma_neon(q2, q3, t2);
-    r1 = er_vfma_neon(r1, vdupq_n_f32(ER_ERFC_9), t4);
-    float32x4_t p = er_vfma_neon(vdupq_n_f32(ER_ERFC_0), er_vfma_neon(r0, r1, t4), t);
+    float32x4_t g01 = er_vfma_neon(G(0), G(1), t), g23 = er_vfma_neon(G(2), G(3), t);
+    float32x4_t g45 = er_vfma_neon(G(4), G(5), t), g67 = er_vfma_neon(G(6), G(7), t);
+    float32x4_t g89 = er_vfma_neon(G(8), G(9), t);
+#undef G
+    float32x4_t g03 = er_vfma_neon(g01, g23, t2), g47 = er_vfma_neon(g45, g67, t2);
+    float32x4_t g = er_vfma_neon(g03, er_vfma_neon(g47, g89, t4), t4);
+    /* -x^2 / 2 = hi + lo exactly: hi = -sq / 2 and lo = err / 2 with
+     * sq_err_neg = sq - ax * ax = -err (scaling by 1/2 is exact). */
 #if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
     float32x4_t sq = vmulq_f32(ax, ax);
     /* minus the rounding error of ax * ax (vfms, not a negation: see the top) */
@@ -38,16 +37,15 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
 #else
     /* No FMA (-mfpu=neon): split ax into 12 high and 12 low significant bits,
      * so hi * hi and hi * lo are exact and ax^2 = hi^2 + (2 hi + lo) lo. */
-    float32x4_t hi = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ax),
-                                                     vdupq_n_u32(0xfffff000u)));
-    float32x4_t lo = vsubq_f32(ax, hi);
-    float32x4_t sq = vmulq_f32(hi, hi);
-    float32x4_t sq_err_neg = vmulq_f32(vaddq_f32(vaddq_f32(hi, hi), lo), vsubq_f32(hi, ax));
+    float32x4_t ax_hi = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(ax),
+                                                        vdupq_n_u32(0xfffff000u)));
+    float32x4_t ax_lo = vsubq_f32(ax, ax_hi);
+    float32x4_t sq = vmulq_f32(ax_hi, ax_hi);
+    float32x4_t sq_err_neg = vmulq_f32(vaddq_f32(vaddq_f32(ax_hi, ax_hi), ax_lo), vsubq_f32(ax_hi, ax));
 #endif
-    const float32x4_t minus_half = vdupq_n_f32(-0.5f);
-    float32x4_t tail = vmulq_f32(
-        t, er_vexp_sum_neon(vmulq_f32(sq, minus_half),
-                            er_vfma_neon(p, sq_err_neg, vdupq_n_f32(0.5f))));
+    float32x4_t e = er_vexp_sum_ftz_neon(vmulq_f32(sq, vdupq_n_f32(-0.5f)),
+                                         vmulq_f32(sq_err_neg, vdupq_n_f32(0.5f)));
+    float32x4_t tail = vmulq_f32(vmulq_f32(t, g), e);
     /* x >= 0 from the sign bit (an integer compare; -0 takes the x < 0 side,
      * which gives the same -0). */
     uint32x4_t nonneg = vcgeq_s32(vreinterpretq_s32_f32(x), vdupq_n_s32(0));
@@ -60,25 +58,23 @@ static inline float32x4_t gelu_erf(float32x4_t x) {
 
 #if defined(__aarch64__)
 /* gelu_erf with fewer registers' worth of constants (see er_vexp_a64_consts in
- * vexp.h for why): the eight of GELU's own that only multiply sit in the lanes of
+ * vexp.h for why): the six of GELU's own that only multiply sit in the lanes of
  * two registers, used by FMLA / FMUL by element, next to the exp's four in one.
- * 1 + z/2 is taken from |x| directly (z = |x| / sqrt 2 had no other use).  With
- * two values in flight GCC still keeps a few constants on the stack, but the
- * step went from 25 to 17 instructions per value (gelu_f32, -O3). */
+ * 1 + z/2 is taken from |x| directly (z = |x| / sqrt 2 had no other use). */
 typedef struct {
     er_vexp_a64_consts exp;
-    float32x4_t lanes0, lanes1;   /* 1 / (2 sqrt 2), ERFC_2, ERFC_4, ERFC_6; ERFC_8, ERFC_9, -0.5, 0.5 */
-    float32x4_t abs_max, two, erfc0, erfc1, erfc3, erfc5, erfc7;
+    float32x4_t lanes0, lanes1;   /* 1 / (2 sqrt 2), ERFCX_1, ERFCX_3, ERFCX_5; ERFCX_7, ERFCX_9, -0.5, 0.5 */
+    float32x4_t abs_max, two, g0, g2, g4, g6, g8;
 } gelu_consts;
 
 static inline gelu_consts gelu_consts_load(void) {
-    static const float lanes[8] = {(float)(0.70710678118654752 / 2), ER_ERFC_2, ER_ERFC_4,
-                                   ER_ERFC_6, ER_ERFC_8, ER_ERFC_9, -0.5f, 0.5f};
+    static const float lanes[8] = {(float)(0.70710678118654752 / 2), ER_ERFCX_1, ER_ERFCX_3,
+                                   ER_ERFCX_5, ER_ERFCX_7, ER_ERFCX_9, -0.5f, 0.5f};
     gelu_consts k = {er_vexp_a64_load(), er_opaque_a64(vld1q_f32(lanes)),
                      er_opaque_a64(vld1q_f32(lanes + 4)),
-                     vdupq_n_f32(ER_GELU_ABS_MAX), vdupq_n_f32(2.0f), vdupq_n_f32(ER_ERFC_0),
-                     vdupq_n_f32(ER_ERFC_1), vdupq_n_f32(ER_ERFC_3), vdupq_n_f32(ER_ERFC_5),
-                     vdupq_n_f32(ER_ERFC_7)};
+                     vdupq_n_f32(ER_GELU_ABS_MAX), vdupq_n_f32(2.0f), vdupq_n_f32(ER_ERFCX_0),
+                     vdupq_n_f32(ER_ERFCX_2), vdupq_n_f32(ER_ERFCX_4), vdupq_n_f32(ER_ERFCX_6),
+                     vdupq_n_f32(ER_ERFCX_8)};
     return k;
 }
 
@@ -87,18 +83,18 @@ static inline float32x4_t gelu_erf_a64(float32x4_t x, const gelu_consts k) {
     float32x4_t ax = vminq_f32(k.abs_max, vabsq_f32(x));
     float32x4_t t = vdivq_f32(one, vfmaq_laneq_f32(one, ax, k.lanes0, 0));
     float32x4_t t2 = vmulq_f32(t, t), t4 = vmulq_f32(t2, t2);
-    float32x4_t q0 = vfmaq_laneq_f32(k.erfc1, t, k.lanes0, 1);
-    float32x4_t q1 = vfmaq_laneq_f32(k.erfc3, t, k.lanes0, 2);
-    float32x4_t q2 = vfmaq_laneq_f32(k.erfc5, t, k.lanes0, 3);
-    float32x4_t q3 = vfmaq_laneq_f32(k.erfc7, t, k.lanes1, 0);
-    float32x4_t r0 = vfmaq_f32(q0, q1, t2);
-    float32x4_t r1 = vfmaq_laneq_f32(vfmaq_f32(q2, q3, t2), t4, k.lanes1, 1);
-    float32x4_t p = vfmaq_f32(k.erfc0, vfmaq_f32(r0, r1, t4), t);
-    float32x4_t sq = vmulq_f32(ax, ax);
-    float32x4_t sq_err_neg = vfmsq_f32(sq, ax, ax);
-    float32x4_t tail = vmulq_f32(
-        t, er_vexp_nonpos_sum_a64(vmulq_laneq_f32(sq, k.lanes1, 2),
-                                  vfmaq_laneq_f32(p, sq_err_neg, k.lanes1, 3), k.exp));
+    float32x4_t g01 = vfmaq_laneq_f32(k.g0, t, k.lanes0, 1);
+    float32x4_t g23 = vfmaq_laneq_f32(k.g2, t, k.lanes0, 2);
+    float32x4_t g45 = vfmaq_laneq_f32(k.g4, t, k.lanes0, 3);
+    float32x4_t g67 = vfmaq_laneq_f32(k.g6, t, k.lanes1, 0);
+    float32x4_t g89 = vfmaq_laneq_f32(k.g8, t, k.lanes1, 1);
+    float32x4_t g03 = vfmaq_f32(g01, g23, t2), g47 = vfmaq_f32(g45, g67, t2);
+    float32x4_t g = vfmaq_f32(g03, vfmaq_f32(g47, g89, t4), t4);
+    /* hi = -ax^2 / 2 as (-ax / 2) * ax, lo_neg = hi - (-ax / 2) * ax = -lo exactly */
+    float32x4_t minus_half_ax = vmulq_laneq_f32(ax, k.lanes1, 2);
+    float32x4_t hi = vmulq_f32(minus_half_ax, ax);
+    float32x4_t lo_neg = vfmsq_f32(hi, minus_half_ax, ax);
+    float32x4_t tail = vmulq_f32(vmulq_f32(t, g), er_vexp_diff_ftz_a64(hi, lo_neg, k.exp));
     uint32x4_t nonneg = vcgezq_s32(vreinterpretq_s32_f32(x));
     float32x4_t phi2 = vbslq_f32(nonneg, vsubq_f32(k.two, tail), tail);
     return vmulq_f32(vmulq_laneq_f32(x, k.lanes1, 3), phi2);

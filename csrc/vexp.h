@@ -122,6 +122,15 @@ static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
     return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
 }
 
+/* exp(hi + lo) with er_vexp_finish_ftz_avx2, for GELU's -x^2/2 as hi + lo:
+ * hi finite and above -2^22 ln 2 (MAGIC's range; no clamp), hi + lo <= ~0,
+ * |lo| within an ulp or so of hi.  n comes from hi alone, so the reduction does
+ * not wait for lo; r = hi - n ln 2 + lo stays within ln 2 / 2 and a hair. */
+static inline __m256 er_vexp_sum_ftz_avx2(__m256 hi, __m256 lo) {
+    __m256 z, r = er_vexp_reduce_avx2(hi, hi, &z);
+    return er_vexp_finish_ftz_avx2(_mm256_add_ps(r, lo), z);
+}
+
 /* exp(x) for x <= 0 or NaN with er_vexp_finish_ftz_avx2: 0 below FLT_MIN (for
  * softmax, whose outputs are these over a sum >= 1: below FLT_MIN either way).
  * The floor keeps n >= -151, so -inf and -1e9 masks still give exactly +0. */
@@ -175,6 +184,30 @@ static inline float32x4_t er_vexp_finish_neon(float32x4_t r, float32x4_t z) {
     float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
     float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
     return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+/* p(r) 2^n as er_vexp_finish_avx2's one-factor twin (er_vexp_finish_ftz_avx2):
+ * Estrin's polynomial, 2^n as one factor, +0 for n < -126. */
+static inline float32x4_t er_vexp_finish_ftz_neon(float32x4_t r, float32x4_t z) {
+    float32x4_t r2 = vmulq_f32(r, r);
+    float32x4_t p23 = er_vfma_neon(vdupq_n_f32(ER_EXP_C2), vdupq_n_f32(ER_EXP_C3), r);
+    float32x4_t p45 = er_vfma_neon(vdupq_n_f32(ER_EXP_C4), vdupq_n_f32(ER_EXP_C5), r);
+    float32x4_t p46 = er_vfma_neon(p45, vdupq_n_f32(ER_EXP_C6), r2);
+    float32x4_t p = er_vfma_neon(r, er_vfma_neon(p23, p46, r2), r2);
+    p = vaddq_f32(p, vdupq_n_f32(1.0f));
+    int32x4_t biased = vsubq_s32(vreinterpretq_s32_f32(z),
+                                 vdupq_n_s32(0x4b400000 - 127));   /* MAGIC's bits - 127 */
+    biased = vmaxq_s32(biased, vdupq_n_s32(0));
+    return vmulq_f32(p, vreinterpretq_f32_s32(vshlq_n_s32(biased, 23)));
+}
+
+/* er_vexp_sum_ftz_avx2 for NEON (the same conditions on hi and lo). */
+static inline float32x4_t er_vexp_sum_ftz_neon(float32x4_t hi, float32x4_t lo) {
+    float32x4_t z = er_vfma_neon(vdupq_n_f32(ER_EXP_MAGIC), hi, vdupq_n_f32(ER_EXP_LOG2E));
+    float32x4_t n = vsubq_f32(z, vdupq_n_f32(ER_EXP_MAGIC));
+    float32x4_t r = er_vfms_neon(hi, n, vdupq_n_f32(ER_EXP_LN2_HI));
+    r = er_vfms_neon(r, n, vdupq_n_f32(ER_EXP_LN2_LO));
+    return er_vexp_finish_ftz_neon(vaddq_f32(r, lo), z);
 }
 
 /* vmaxq_f32 / vminq_f32 return NaN when either operand is NaN (both ISAs). */
@@ -261,6 +294,32 @@ static inline float32x4_t er_vexp_a64_finish(float32x4_t r, float32x4_t n,
     float32x4_t s1 = vreinterpretq_f32_s32(vaddq_s32(vshlq_n_s32(n1, 23), bias));
     float32x4_t s2 = vreinterpretq_f32_s32(vaddq_s32(vshlq_n_s32(vsubq_s32(n_int, n1), 23), bias));
     return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+/* er_vexp_a64_finish with Estrin's polynomial and 2^n as one factor, +0 for
+ * n < -126 (er_vexp_finish_ftz_avx2's rule). */
+static inline float32x4_t er_vexp_a64_finish_ftz(float32x4_t r, float32x4_t n,
+                                                 const er_vexp_a64_consts k) {
+    float32x4_t r2 = vmulq_f32(r, r);
+    float32x4_t p23 = vfmaq_f32(k.c2, k.c3, r);
+    float32x4_t p46 = vfmaq_laneq_f32(vfmaq_f32(k.c4, k.c5, r), r2, k.lanes, 3);
+    float32x4_t p = vaddq_f32(vfmaq_f32(r, vfmaq_f32(p23, p46, r2), r2), k.one);
+    /* 2^n's bits, (n << 23) + 1.0f's bits, with no constant of its own: FCVTZS
+     * with 23 fraction bits gives n << 23 (saturating at INT_MIN for n < -256),
+     * and SQSHLU by 0 turns what is negative (n <= -127) into +0.  FCVTZS makes
+     * a NaN n 0; the NaN goes on through r. */
+    int32x4_t bits = vaddq_s32(vcvtq_n_s32_f32(n, 23), vreinterpretq_s32_f32(k.one));
+    return vmulq_f32(p, vreinterpretq_f32_u32(vqshluq_n_s32(bits, 0)));
+}
+
+/* exp(hi - lo_neg), er_vexp_sum_ftz_avx2's conditions with lo = -lo_neg (FMLS
+ * gives GELU the negated rounding error for free). */
+static inline float32x4_t er_vexp_diff_ftz_a64(float32x4_t hi, float32x4_t lo_neg,
+                                               const er_vexp_a64_consts k) {
+    float32x4_t n = vrndnq_f32(vmulq_laneq_f32(hi, k.lanes, 0));
+    float32x4_t r = vfmsq_laneq_f32(hi, n, k.lanes, 1);
+    r = vsubq_f32(vfmsq_laneq_f32(r, n, k.lanes, 2), lo_neg);
+    return er_vexp_a64_finish_ftz(r, n, k);
 }
 
 /* exp(x), x <= 0 or NaN (FMAX returns NaN when either operand is NaN). */

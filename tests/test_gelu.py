@@ -138,15 +138,14 @@ def test_erfcx_fit():
     csrc/gelu_f32.h, rounded to float32 as C has them, fit erfcx(z) = t G(t) to
     6e-8 relative in float64 over the whole range the kernel feeds it (|x| <= 20);
     float32 evaluation is test_accuracy_against_float64's business."""
-    from scipy.special import erfcx
-
     header = (Path(__file__).resolve().parents[1] / "csrc" / "gelu_f32.h").read_text()
     found = dict(re.findall(r"#define ER_ERFCX_(\d) \(?(-?[0-9.e-]+)f\)?", header))
     assert sorted(found) == [str(k) for k in range(10)]
     g = np.float32([found[str(k)] for k in range(10)]).astype(np.float64)
-    t = np.linspace(1 / (1 + 20 / math.sqrt(2) / 2), 1, 100001)
+    t = np.linspace(1 / (1 + 20 / math.sqrt(2) / 2), 1, 20001)
     z = 2 * (1 / t - 1)
-    rel = np.abs(t * np.polynomial.polynomial.polyval(t, g) / erfcx(z) - 1)
+    erfcx = np.array([math.erfc(v) * math.exp(v * v) for v in z])
+    rel = np.abs(t * np.polynomial.polynomial.polyval(t, g) / erfcx - 1)
     assert rel.max() < 6e-8
 
 

@@ -78,12 +78,10 @@ static void vexp_array_nonpos_avx2(const float *x, const float *lo, float *y, si
         _mm256_storeu_ps(y + i, lo ? er_vexp_nonpos_sum_avx2(_mm256_loadu_ps(x + i), _mm256_loadu_ps(lo + i))
                                    : er_vexp_nonpos_avx2(_mm256_loadu_ps(x + i)));
 }
-/* GELU's exp: Cody-Waite from hi alone, lo added to r, the one-factor finish. */
+/* GELU's exp, with the one-factor finish. */
 static void vexp_ftz_sum_avx2(const float *hi, const float *lo, float *y, size_t n) {
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        __m256 z, h = _mm256_loadu_ps(hi + i), r = er_vexp_reduce_avx2(h, h, &z);
-        _mm256_storeu_ps(y + i, er_vexp_finish_ftz_avx2(_mm256_add_ps(r, _mm256_loadu_ps(lo + i)), z));
-    }
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, er_vexp_sum_ftz_avx2(_mm256_loadu_ps(hi + i), _mm256_loadu_ps(lo + i)));
 }
 /* softmax's: exp(x) for x <= 0 with the one-factor finish. */
 static void vexp_nonpos_ftz_avx2(const float *x, const float *lo, float *y, size_t n) {
@@ -106,7 +104,20 @@ static void vexp_array_neon(const float *x, const float *lo, float *y, size_t n)
 }
 #define VEXP_ISA ER_ISA_NEON
 #define VEXP_FN vexp_array_neon
+/* GELU's exp, with the one-factor finish. */
+static void vexp_ftz_sum_neon(const float *hi, const float *lo, float *y, size_t n) {
+    for (size_t i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, er_vexp_sum_ftz_neon(vld1q_f32(hi + i), vld1q_f32(lo + i)));
+}
+#define VEXP_FTZ_SUM_FN vexp_ftz_sum_neon
 #if defined(__aarch64__)
+/* The aarch64 GELU loop's form of it, fed -lo. */
+static void vexp_ftz_diff_a64(const float *hi, const float *lo, float *y, size_t n) {
+    const er_vexp_a64_consts k = er_vexp_a64_load();
+    for (size_t i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, er_vexp_diff_ftz_a64(vld1q_f32(hi + i), vnegq_f32(vld1q_f32(lo + i)), k));
+}
+#define VEXP_FTZ_SUM_A64_FN vexp_ftz_diff_a64
 /* The non-positive-argument exp of the aarch64 softmax and GELU loops. */
 #define VEXP_NONPOS_FN vexp_array_nonpos_a64
 static void vexp_array_nonpos_a64(const float *x, const float *lo, float *y, size_t n) {
@@ -189,58 +200,79 @@ static void test_vexp(vexp_array_fn *fn, const char *name, float x_max) {
 #endif
 
 #ifdef VEXP_FTZ_SUM_FN
-/* The one-factor exps (er_vexp_finish_ftz_avx2): <= 2.5 ulp down to FLT_MIN,
- * then 0 or a subnormal below FLT_MIN, never more.  GELU's exp(hi + lo) with
- * hi = -x^2/2 for |x| <= 20 and lo its rounding error; softmax's exp(x) over
- * [-104, 0], masks and NaN included. */
+/* The one-factor exps (er_vexp_finish_ftz_*): <= 2.5 ulp down to FLT_MIN, then
+ * 0 or a subnormal below FLT_MIN, never more (armv7 NEON flushes those to 0). */
 static int below_flt_min(float y) { return y >= 0.0f && y < 1.1754943508222875e-38f; }
 
-static void test_vexp_ftz(void) {
+/* fn(x, lo) against exp(x + lo) over the sweep in x (and lo) */
+static void check_ftz_sweep(vexp_array_fn *fn, const char *name, const float *x, const float *lo,
+                            float *y, size_t n) {
+    fn(x, lo, y, n);
+    double worst = 0, worst_x = 0;
+    int tiny_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double exact = exp((double)x[i] + (lo ? (double)lo[i] : 0.0));
+        if (exact < 1.1754943508222875e-38) {
+            tiny_ok &= below_flt_min(y[i]);
+            continue;
+        }
+        double e = ulp_error(y[i], exact);
+        if (e > worst) worst = e, worst_x = (double)x[i] + (lo ? lo[i] : 0.0f);
+    }
+    printf("%s: max error %.3f ulp (at %.7g)\n", name, worst, worst_x);
+    h_check(worst <= 2.5, name, er_isa_name(VEXP_ISA), "max error <= 2.5 ulp down to FLT_MIN");
+    h_check(tiny_ok, name, er_isa_name(VEXP_ISA), "below FLT_MIN: 0 or a subnormal");
+}
+
+/* GELU's exp(hi + lo): hi = -x^2/2 for |x| <= 20, lo its rounding error. */
+static void test_vexp_ftz_sum(vexp_array_fn *fn, const char *name) {
     if (!er_cpu_has(VEXP_ISA)) return;
     size_t n = 1u << 20;
-    float *x = h_alloc(n * sizeof *x), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
-    for (int form = 0; form < 2; form++) {
-        for (size_t i = 0; i < n; i++) {
-            float a = 20.0f * (float)((double)i / (double)n);
-            x[i] = form ? -104.0f * (float)((double)i / (double)n) : -0.5f * (a * a);
-            lo[i] = form ? 0.0f : (float)(-0.5 * ((double)a * a - (double)(a * a)));
-        }
-        (form ? VEXP_NONPOS_FTZ_FN : VEXP_FTZ_SUM_FN)(x, lo, y, n);
-        double worst = 0, worst_x = 0;
-        int tiny_ok = 1;
-        for (size_t i = 0; i < n; i++) {
-            double exact = exp((double)x[i] + (double)lo[i]);
-            if (exact < 1.1754943508222875e-38) {
-                tiny_ok &= below_flt_min(y[i]);
-                continue;
-            }
-            double e = ulp_error(y[i], exact);
-            if (e > worst) worst = e, worst_x = (double)x[i] + lo[i];
-        }
-        const char *name = form ? "vexp_nonpos_ftz" : "vexp_ftz sum";
-        printf("%s: max error %.3f ulp (at %.7g)\n", name, worst, worst_x);
-        h_check(worst <= 2.5, name, er_isa_name(VEXP_ISA), "max error <= 2.5 ulp down to FLT_MIN");
-        h_check(tiny_ok, name, er_isa_name(VEXP_ISA), "below FLT_MIN: 0 or a subnormal");
+    float *hi = h_alloc(n * sizeof *hi), *lo = h_alloc(n * sizeof *lo), *y = h_alloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) {
+        float a = 20.0f * (float)((double)i / (double)n);
+        hi[i] = -0.5f * (a * a);
+        lo[i] = (float)(-0.5 * ((double)a * a - (double)(a * a)));
     }
+    check_ftz_sweep(fn, name, hi, lo, y, n);
     float hi8[8] = {0.0f, -200.0f, NAN, -87.0f, -88.5f, -0.0f, -1e-30f, 0.0f};
     float lo8[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.2e-7f}, out[8];
-    VEXP_FTZ_SUM_FN(hi8, lo8, out, 8);
+    fn(hi8, lo8, out, 8);
     int ok = out[0] == 1.0f && out[1] == 0.0f && !signbit(out[1]) && isnan(out[2]) &&
              ulp_error(out[3], exp(-87.0)) <= 2.5 && below_flt_min(out[4]) && out[5] == 1.0f &&
              out[6] == 1.0f && ulp_error(out[7], exp(1.2e-7)) <= 2.5;
-    h_check(ok, "vexp_ftz sum", er_isa_name(VEXP_ISA), "exp(0) = 1, 0 at -200, NaN kept, normal at -87");
+    h_check(ok, name, er_isa_name(VEXP_ISA), "exp(0) = 1, 0 at -200, NaN kept, normal at -87");
+    free(hi), free(lo), free(y);
+}
+#endif
+
+#ifdef VEXP_NONPOS_FTZ_FN
+/* softmax's exp(x) over [-104, 0], masks and NaN included. */
+static void test_vexp_nonpos_ftz(vexp_array_fn *fn, const char *name) {
+    if (!er_cpu_has(VEXP_ISA)) return;
+    size_t n = 1u << 20;
+    float *x = h_alloc(n * sizeof *x), *y = h_alloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) x[i] = -104.0f * (float)((double)i / (double)n);
+    check_ftz_sweep(fn, name, x, NULL, y, n);
     const float masks[8] = {-1e9f, -3.4e38f, -INFINITY, -104.5f, NAN, 0.0f, -0.0f, -87.0f};
-    VEXP_NONPOS_FTZ_FN(masks, NULL, out, 8);
-    ok = isnan(out[4]) && out[5] == 1.0f && out[6] == 1.0f && ulp_error(out[7], exp(-87.0)) <= 2.5;
+    float out[8];
+    fn(masks, NULL, out, 8);
+    int ok = isnan(out[4]) && out[5] == 1.0f && out[6] == 1.0f && ulp_error(out[7], exp(-87.0)) <= 2.5;
     for (int i = 0; i < 4; i++) ok &= out[i] == 0.0f && !signbit(out[i]);
-    h_check(ok, "vexp_nonpos_ftz", er_isa_name(VEXP_ISA), "masks give +0, NaN kept, exp(0) = 1");
-    free(x), free(lo), free(y);
+    h_check(ok, name, er_isa_name(VEXP_ISA), "masks give +0, NaN kept, exp(0) = 1");
+    free(x), free(y);
 }
 #endif
 
 void test_softmax_f32(void) {
 #ifdef VEXP_FTZ_SUM_FN
-    test_vexp_ftz();
+    test_vexp_ftz_sum(VEXP_FTZ_SUM_FN, "vexp_sum_ftz");
+#endif
+#ifdef VEXP_FTZ_SUM_A64_FN
+    test_vexp_ftz_sum(VEXP_FTZ_SUM_A64_FN, "vexp_diff_ftz_a64");
+#endif
+#ifdef VEXP_NONPOS_FTZ_FN
+    test_vexp_nonpos_ftz(VEXP_NONPOS_FTZ_FN, "vexp_nonpos_ftz");
 #endif
 #ifdef VEXP_FN
     test_vexp(VEXP_FN, "vexp", 89.0f);
