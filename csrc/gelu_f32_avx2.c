@@ -10,8 +10,8 @@
 /* 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x phi2, phi2 = erfc(z) for x < 0 and
  * 2 - erfc(z) for x >= 0, z = |x| / sqrt 2: the negative tail is erfc itself,
  * never 1 minus something close to 1.  erfc(z) = t G(t) exp(-z^2) (gelu_f32.h):
- * the divide and G on one side, the exp on the other, two chains of ~40 cycles
- * where the exp of -z^2 + P(t) made one of ~100 (128 x 1024 on Zen 3: 176 ->
+ * the divide and G on one chain, the exp on another beside it, where the exp of
+ * -z^2 + P(t) had to wait for the divide and P (128 x 1024 on Zen 3: 176 ->
  * 123 us, with the one-factor exp). */
 static inline __m256 gelu_erf(__m256 x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
