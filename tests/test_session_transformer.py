@@ -292,6 +292,83 @@ def test_a_transpose_read_by_another_op_copies():
     np.testing.assert_allclose(out["p"], x.T @ x, rtol=1e-6)
 
 
+def _heads_to_tokens(a_shape, b_shape, outputs=("y",), perm=(0, 2, 1, 3), reader="Reshape"):
+    """P @ V -> Transpose(perm) -> a reader (Reshape to tokens x features, or Relu)."""
+    nodes = [Node("MatMul", "pv", ["p", "v"], ["ctx"]),
+             Node("Transpose", "merge", ["ctx"], ["ctx_t"], {"perm": list(perm)})]
+    if reader == "Reshape":
+        nodes.append(Node("Reshape", "flat", ["ctx_t"], ["y"], {"shape": [0, 0, -1]}))
+    else:
+        nodes.append(Node("Relu", "relu", ["ctx_t"], ["y"]))
+    graph = _graph(nodes, [("p", (None,) * len(a_shape)), ("v", (None,) * len(b_shape))],
+                   list(outputs))
+    rng = np.random.default_rng(len(a_shape) * 10 + a_shape[-1])
+    feeds = {"p": rng.random(a_shape, dtype=np.float32),
+             "v": rng.standard_normal(b_shape, dtype=np.float32)}
+    return graph, feeds
+
+
+def _v_view(feeds):
+    """v as the Session sees it after a Q/K/V projection: a transposed view of tokens."""
+    v = feeds["v"]
+    return np.ascontiguousarray(v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 9, 9, 8), (3, 2, 5, 7, 3), (2, 1, 1, 1, 1)])
+@pytest.mark.parametrize("strided_v", [False, True])
+def test_p_v_writes_its_heads_among_the_tokens_with_the_same_bits(shape, strided_v):
+    n, heads, m, k, d = shape
+    graph, feeds = _heads_to_tokens((n, heads, m, k), (n, heads, k, d))
+    if strided_v:
+        feeds["v"] = _v_view(feeds)
+    session = edgerun.Session(graph)
+    assert set(session._attention.merges) == {"merge"} and "pv" in session._attention.fused
+    assert _fused_ops(session) == ["MatMul", "Reshape"]
+    y = session.run(dict(feeds))["y"]
+    # the unmerged pair: the MatMul's result a graph output, so the Transpose copies it
+    unmerged = _graph(graph.nodes, [(v.name, v.shape) for v in graph.inputs], ["y", "ctx"])
+    plain = edgerun.Session(unmerged)
+    assert not plain._attention.merges
+    np.testing.assert_array_equal(y, plain.run(dict(feeds))["y"])
+    np.testing.assert_allclose(y, (feeds["p"] @ feeds["v"]).transpose(0, 2, 1, 3)
+                               .reshape(n, m, heads * d), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((2, 3, 4, 5), (1, 3, 5, 2)),       # batch broadcast: the op-by-op pair inside the step
+    ((3, 4, 5), (3, 5, 2)),             # rank 3: the Transpose's perm does not apply
+])
+def test_p_v_of_other_shapes_runs_the_op_by_op_pair(a_shape, b_shape):
+    graph, feeds = _heads_to_tokens(a_shape, b_shape, reader="Relu")
+    if len(a_shape) == 3:
+        with pytest.raises(edgerun.ShapeError, match="merge"):
+            edgerun.Session(graph).run(dict(feeds))
+        return
+    session = edgerun.Session(graph)
+    assert set(session._attention.merges) == {"merge"}
+    y = session.run(dict(feeds))["y"]
+    assert y.flags.c_contiguous
+    np.testing.assert_array_equal(y, _numpy(graph, feeds)["y"])
+
+
+@pytest.mark.parametrize("case", ["ctx read twice", "ctx an output", "other perm"])
+def test_p_v_is_merged_only_into_a_private_transpose_0213(case):
+    if case == "ctx read twice":
+        graph, feeds = _heads_to_tokens((1, 2, 3, 4), (1, 2, 4, 5))
+        nodes = graph.nodes + [Node("Relu", "r2", ["ctx"], ["z"])]
+        graph = _graph(nodes, [("p", (None,) * 4), ("v", (None,) * 4)], ["y", "z"])
+    elif case == "ctx an output":
+        graph, feeds = _heads_to_tokens((1, 2, 3, 4), (1, 2, 4, 5), outputs=("y", "ctx"))
+    else:
+        graph, feeds = _heads_to_tokens((1, 2, 3, 4), (1, 2, 4, 5), perm=(0, 1, 3, 2), reader="Relu")
+    session = edgerun.Session(graph)
+    assert not session._attention.merges
+    out = session.run(dict(feeds))
+    want = _numpy(graph, feeds)
+    for name, value in (out if isinstance(out, dict) else {"y": out}).items():
+        np.testing.assert_array_equal(value, want[name])
+
+
 @pytest.mark.parametrize("bias_dtype", ["int64", "float32"])
 def test_a_mask_bias_of_another_dtype_runs_op_by_op_inside_the_step(bias_dtype):
     nodes = [Node("MatMul", "mm", ["a", "b"], ["scores"]),
@@ -323,12 +400,17 @@ def test_torch_exported_bert_fuses_every_layer_and_matches_the_unfused_run(mask_
     assert all([node.op if node else None for node in chain] == ["MatMul", "Mul", mask_op, "Softmax"]
                for chain in chains)
     assert len(session._attention.views) == 6               # Q, K^T and V of each layer
+    assert len(session._attention.merges) == 2              # P.V of each layer
     feeds = bert_feeds(3, 9, seed=4)
     assert (feeds["attention_mask"] == 0).any()
-    unfused = Graph(inputs=graph.inputs, outputs=graph.outputs + [ValueInfo(c[0].outputs[0], ())
-                                                                  for c in chains],
+    unfused_values = [c[0].outputs[0] for c in chains] + [
+        m.outputs[0] for m in session._attention.merges.values()]
+    unfused = Graph(inputs=graph.inputs,
+                    outputs=graph.outputs + [ValueInfo(name, ()) for name in unfused_values],
                     nodes=graph.nodes, tensors=graph.tensors)
-    want = edgerun.Session(unfused).run(dict(feeds))["y"]
+    plain = edgerun.Session(unfused)
+    assert not plain._attention.chains and not plain._attention.merges
+    want = plain.run(dict(feeds))["y"]
     np.testing.assert_array_equal(session.run(dict(feeds))["y"], want)
 
 

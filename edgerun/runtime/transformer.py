@@ -8,7 +8,8 @@ The kernels make one or two passes.  An op over another axis, or a residual that
 broadcasts, keeps the numpy function.
 
 Self-attention's glue (AttentionPlan, below): Transposes feeding MatMuls are views,
-and MatMul -> scale -> mask -> Softmax is one step working in place.
+MatMul -> scale -> mask -> Softmax is one step working in place, and P.V's MatMul
+writes its result with the heads already moved back among the tokens.
 """
 import numpy as np
 
@@ -119,10 +120,13 @@ def _readers(graph):
 
 class AttentionPlan:
     """What the Session runs differently on a graph's attention glue:
-    `views` (names of the Transposes that return views) and `chains` ({Softmax node
-    name: [MatMul, scale or None, mask or None, Softmax]}); `fused` names the nodes
-    whose work moved into their chain's step.  fusable(name) says whether a node may
-    take part (the Session excludes nodes it runs in another layout)."""
+    `views` (names of the Transposes that return views), `chains` ({Softmax node
+    name: [MatMul, scale or None, mask or None, Softmax]}) and `merges` ({Transpose
+    node name: MatMul}: a 4-D MatMul read only by a Transpose(0, 2, 1, 3), run as one
+    step that writes the MatMul's result in the transposed layout, where the
+    Transpose would have copied it); `fused` names the nodes whose work moved into
+    another's step.  fusable(name) says whether a node may take part (the Session
+    excludes nodes it runs in another layout)."""
 
     def __init__(self, graph, fusable=lambda name: True):
         readers = _readers(graph)
@@ -149,9 +153,19 @@ class AttentionPlan:
                 if chain:
                     self.chains[node.name] = chain
         self.fused = {n.name for chain in self.chains.values() for n in chain[:-1] if n is not None}
+        self.merges = {}
+        for node in graph.nodes:
+            if (node.op == "Transpose" and list(node.attrs.get("perm", ())) == [0, 2, 1, 3]
+                    and fusable(node.name) and node.name not in self.views
+                    and node.outputs[0] not in outputs):
+                matmul = private(node.inputs[0])
+                if (matmul is not None and matmul.op == "MatMul" and len(matmul.inputs) == 2
+                        and matmul.name not in self.fused):
+                    self.merges[node.name] = matmul
+        self.fused |= {matmul.name for matmul in self.merges.values()}
 
     def __contains__(self, name):
-        return name in self.views or name in self.chains
+        return name in self.views or name in self.chains or name in self.merges
 
     def step(self, node, kernels):
         """(node, function) for a node `in` the plan: a Transpose view, or the fused
@@ -159,6 +173,10 @@ class AttentionPlan:
         if node.name in self.views:
             perm = node.attrs["perm"]
             return node, lambda x: np.transpose(x, perm)
+        if node.name in self.merges:
+            matmul = self.merges[node.name]
+            fused = Node("MatMul", node.name, list(matmul.inputs), list(node.outputs), {})
+            return fused, _matmul_heads_to_tokens()
         matmul, scale, mask, softmax = self.chains[node.name]
         inputs, ops = list(matmul.inputs), []
         for op_node, value in ((scale, matmul), (mask, scale or matmul)):
@@ -169,6 +187,25 @@ class AttentionPlan:
                 ops.append((op_node, side, len(others)))
         fused = Node(softmax.op, softmax.name, inputs, list(softmax.outputs), dict(softmax.attrs))
         return fused, _scores(ops, softmax.attrs.get("axis", -1), kernels)
+
+
+def _matmul_heads_to_tokens():
+    """Transpose(a @ b, (0, 2, 1, 3)) as a C-contiguous array: [N, H, M, K] @ [N, H, K, D]
+    computed into the [N, M, H, D] array's transposed view (BLAS writes each head's
+    M x D block with the row stride H * D), which saves the copy a Transpose makes.
+    Operands of other ranks, dtypes or broadcasting shapes take the op-by-op pair."""
+    matmul = evaluate.transformer_function(Node("MatMul", "", [], []))
+
+    def matmul_heads_to_tokens(a, b):
+        if (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim == 4
+                and b.ndim == 4 and a.dtype == np.float32 and b.dtype == np.float32
+                and a.shape[:2] == b.shape[:2] and a.shape[3] == b.shape[2]):
+            n, heads, m, _ = a.shape
+            y = np.empty((n, m, heads, b.shape[3]), dtype=np.float32)
+            np.matmul(a, b, out=y.transpose(0, 2, 1, 3))
+            return y
+        return np.ascontiguousarray(np.transpose(matmul(a, b), (0, 2, 1, 3)))
+    return matmul_heads_to_tokens
 
 
 def _score_chain(softmax, private):
