@@ -15,11 +15,17 @@ typedef struct {
     uint64_t pooled;
 } header;
 
+typedef struct {
+    void *data;             /* a free pooled block */
+    uint64_t run;           /* the run during (or after) which it was freed */
+} cached_block;
+
 struct er_workspace {
     pthread_mutex_t lock;
     unsigned flags;
-    void *cache[SLOTS];     /* data pointers of free pooled blocks, oldest first */
+    cached_block cache[SLOTS];  /* oldest first */
     size_t count;
+    uint64_t run;           /* the current run: er_workspace_end_run counts them */
     er_workspace_stats stats;
 };
 
@@ -39,7 +45,7 @@ er_workspace *er_workspace_new(unsigned flags) {
 
 /* Removes cache[i]; the caller holds the lock. */
 static void *take(er_workspace *ws, size_t i) {
-    void *p = ws->cache[i];
+    void *p = ws->cache[i].data;
     memmove(ws->cache + i, ws->cache + i + 1, (ws->count - i - 1) * sizeof ws->cache[0]);
     ws->count--;
     ws->stats.cached -= (size_t)header_of(p)->capacity;
@@ -63,7 +69,7 @@ static void *alloc_pooled(er_workspace *ws, size_t bytes) {
     void *p = NULL;
     pthread_mutex_lock(&ws->lock);
     for (size_t i = ws->count; i-- > 0;)
-        if (header_of(ws->cache[i])->capacity == capacity) {
+        if (header_of(ws->cache[i].data)->capacity == capacity) {
             p = take(ws, i);
             break;
         }
@@ -110,17 +116,16 @@ void er_workspace_free(er_workspace *ws, void *p) {
         free(h);
         return;
     }
-    void *evicted[SLOTS + 1];
-    size_t n_evicted = 0;
+    void *evicted = NULL;
     pthread_mutex_lock(&ws->lock);
     ws->stats.in_use -= (size_t)h->capacity;
-    if (ws->count == SLOTS) evicted[n_evicted++] = take(ws, 0);
-    ws->cache[ws->count++] = p;
+    if (ws->count == SLOTS) evicted = take(ws, 0);
+    ws->cache[ws->count].data = p;
+    ws->cache[ws->count++].run = ws->run;
     ws->stats.cached += (size_t)h->capacity;
     ws->stats.cached_blocks = ws->count;
-    while (ws->stats.cached > ws->stats.peak) evicted[n_evicted++] = take(ws, 0);
     pthread_mutex_unlock(&ws->lock);
-    for (size_t i = 0; i < n_evicted; i++) release_pooled(evicted[i]);
+    if (evicted) release_pooled(evicted);
 }
 
 void *er_workspace_realloc(er_workspace *ws, void *p, size_t bytes) {
@@ -134,6 +139,17 @@ void *er_workspace_realloc(er_workspace *ws, void *p, size_t bytes) {
     memcpy(q, p, bytes < old ? bytes : old);
     er_workspace_free(ws, p);
     return q;
+}
+
+void er_workspace_end_run(er_workspace *ws) {
+    void *evicted[SLOTS];
+    size_t n_evicted = 0;
+    pthread_mutex_lock(&ws->lock);
+    for (size_t i = ws->count; i-- > 0;)
+        if (ws->cache[i].run < ws->run) evicted[n_evicted++] = take(ws, i);
+    ws->run++;
+    pthread_mutex_unlock(&ws->lock);
+    for (size_t i = 0; i < n_evicted; i++) release_pooled(evicted[i]);
 }
 
 void er_workspace_trim(er_workspace *ws) {

@@ -25,6 +25,7 @@ cdef extern from "workspace.h" nogil:
     void *er_workspace_calloc(er_workspace *ws, size_t count, size_t size)
     void *er_workspace_realloc(er_workspace *ws, void *p, size_t nbytes)
     void er_workspace_free(er_workspace *ws, void *p)
+    void er_workspace_end_run(er_workspace *ws)
     void er_workspace_trim(er_workspace *ws)
     void er_workspace_get_stats(er_workspace *ws, er_workspace_stats *out)
 
@@ -101,12 +102,14 @@ cdef class Workspace:
         self._capsule = PyCapsule_New(handler, "mem_handler", _delete_handler)
 
     def run(self, fn, *args):
-        """fn(*args) with this workspace allocating numpy's array data."""
+        """fn(*args) with this workspace allocating numpy's array data; afterwards the
+        cached blocks this run did not use are freed (csrc/workspace.h)."""
         previous = PyDataMem_SetHandler(self._capsule)
         try:
             return fn(*args)
         finally:
             PyDataMem_SetHandler(previous)
+            er_workspace_end_run(self._ws)
 
     def trim(self):
         """Free the cached blocks now; arrays in use are untouched."""

@@ -67,13 +67,34 @@ def test_close_frees_the_cache_and_the_session_still_runs(rng):
     np.testing.assert_array_equal(session.run(x), expected)
 
 
-def test_the_cache_stays_below_the_peak_working_set_across_batch_sizes(rng):
+def test_the_cache_holds_what_the_last_run_used_across_batch_sizes(rng):
     session = Session(wide_mlp(rng))
     for batch in [64, 1, 17, 64, 200, 3, 64, 90, 200]:
-        session.run(rng.standard_normal((batch, 256)).astype(np.float32))
-        stats = session._workspace.stats()
-        assert stats["in_use"] == 0          # nothing of a finished run is held but its output
-        assert stats["cached"] <= stats["peak"]
+        x = rng.standard_normal((batch, 256)).astype(np.float32)
+        session.run(x)
+        first = session._workspace.stats()
+        assert first["in_use"] == 0          # nothing of a finished run is held but its output
+        session.run(x)
+        again = session._workspace.stats()
+        assert again["misses"] == first["misses"]       # the same run again: all from the cache
+        assert again["cached"] == first["cached"]       # and nothing kept beyond it
+    largest = session._workspace.stats()["cached"]      # the loop ended on batch 200
+    for _ in range(2):
+        session.run(rng.standard_normal((3, 256)).astype(np.float32))
+    assert 0 < session._workspace.stats()["cached"] < largest / 10  # batch 200's blocks aged out
+
+
+def test_a_run_lets_go_of_each_value_after_its_last_reader(rng):
+    # Four 512-wide layers: holding every activation to the end of the run would
+    # need four blocks of 64 x 512 floats at once; letting go after the last reader,
+    # the next layer's output reuses the block of the one before.
+    session = Session(mlp(rng, sizes=(256, 512, 512, 512, 512, 10)))
+    x = rng.standard_normal((64, 256)).astype(np.float32)
+    session.run(x)
+    block = 64 * 512 * 4
+    assert session._workspace.stats()["peak"] < 3 * block
+    out = session._run(dict(session._feeds(x)))
+    assert set(out) == {"y"}                # the feed too is let go after the first layer
 
 
 def test_the_allocator_is_restored_after_a_run_and_after_an_error(rng):
@@ -148,6 +169,16 @@ def zoo():
             feeds = {"x": example.numpy()}
         graphs[name] = (edgerun.import_onnx(model), feeds)
     return graphs
+
+
+def test_real_models_take_every_block_from_the_cache_after_the_first_run(zoo):
+    for name, (graph, feeds) in zoo.items():
+        session = Session(edgerun.compress(graph, quantize="int8").graph)
+        session.run(dict(feeds))
+        first = session._workspace.stats()
+        for _ in range(2):
+            session.run(dict(feeds))
+        assert session._workspace.stats()["misses"] == first["misses"], name
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

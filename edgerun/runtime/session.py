@@ -240,7 +240,7 @@ class Session:
 
     def _bindings(self):
         """Per step of self._steps, what _run reads, worked out from the layout plan once
-        (and again only if _steps is replaced): (kind, sources, channel axis), where
+        (and again only if _steps is replaced): (kind, sources, channel axis, releases), where
         kind is _LINEAR, _CONV, _UNARY (one input, no constant, no conversion) or _OTHER
         and sources is one (name, constant, is constant, target layout or None when the
         value is already held in it) per input."""
@@ -266,13 +266,31 @@ class Session:
                 plain = len(sources) == 1 and not sources[0][2] and sources[0][3] is None
                 bindings.append((_UNARY if plain else _OTHER, sources, None))
         outputs = [(v.name, layouts.NCHW) for v in self.outputs if plan.of(v.name) != layouts.NCHW]
+        # Per step, the values no later step reads (and no graph output): _run lets go of
+        # them there, so the workspace hands their blocks, still in cache, to the next
+        # steps' arrays instead of fresh memory for every array of the run.
+        last_read = {}
+        for index, (_, sources, _) in enumerate(bindings):
+            for name, _, is_constant, _ in sources:
+                if not is_constant:
+                    last_read[name] = index
+        kept = {v.name for v in self.outputs}
+        releases = [[] for _ in bindings]
+        for name, index in last_read.items():
+            if name not in kept:
+                releases[index].append(name)
+        for index, (node, _, _) in enumerate(self._steps):
+            releases[index] += [name for name in node.outputs
+                                if name not in last_read and name not in kept]
+        bindings = [binding + (tuple(names),) for binding, names in zip(bindings, releases)]
         self._bound = (self._steps, (bindings, outputs))
         return bindings, outputs
 
     def _run(self, values, timer=None):
-        """Every step on feeds {input name: array}; returns all values by name (NCHW for
-        the graph's outputs; values inside may be NHWC, see layout.py).  timer (profile):
-        called with (step index, seconds) after each step."""
+        """Every step on feeds {input name: array}; returns the values still held by name:
+        the graph's outputs (in NCHW; values inside may be NHWC, see layout.py), and the
+        feeds no step reads (every other value is let go after its last reader).
+        timer (profile): called with (step index, seconds) after each step."""
         bindings, outputs = self._bindings()
         converted = {}
 
@@ -288,7 +306,7 @@ class Session:
                 x = converted[name, target] = layouts.convert(x, target)
             return x
 
-        for index, ((node, step, extra), (kind, sources, channel_axis)) in enumerate(
+        for index, ((node, step, extra), (kind, sources, channel_axis, releases)) in enumerate(
                 zip(self._steps, bindings)):
             if timer is not None:
                 start = perf_counter()
@@ -333,6 +351,8 @@ class Session:
                 values.update(zip(node.outputs, result))
             else:
                 values[node.outputs[0]] = result
+            for name in releases:
+                values.pop(name, None)
             if timer is not None:
                 timer(index, perf_counter() - start)
         for name, target in outputs:

@@ -1,5 +1,5 @@
 /* The workspace cache: blocks are reused, aligned, zeroed when asked, bounded by
- * the peak working set, and safe to use from two threads.  Every block is
+ * the blocks of the last run, and safe to use from two threads.  Every block is
  * written end to end, so SANITIZE=1 catches a block shorter than asked. */
 #include <pthread.h>
 
@@ -91,35 +91,59 @@ static void test_realloc(void) {
     er_workspace_delete(ws);
 }
 
-static void test_bounded_by_peak(void) {
+static size_t capacity_of(size_t bytes) { return (bytes + 4095) / 4096 * 4096; }
+
+static void test_bounded_by_last_run(void) {
     er_workspace *ws = er_workspace_new(0);
-    /* One "run" of 1 MiB blocks, then runs of other sizes (a new batch size):
-     * the cache must not grow past the largest working set, and stale sizes
-     * must age out. */
-    int ok = 1;
+    /* Runs of six blocks of one batch size, the batch changing every other run:
+     * after each run the cache holds exactly the blocks that run used, and a
+     * run like the one before it takes all of its blocks from the cache. */
+    int bounded = 1, reused = 1;
     for (int run = 0; run < 40; run++) {
         void *blocks[6];
-        size_t bytes = (size_t)(1 + run % 7) << 20;
+        size_t bytes = (size_t)(1 + run / 2 % 7) << 20, used = 0;
+        er_workspace_stats before = stats_of(ws);
         for (int i = 0; i < 6; i++) {
-            blocks[i] = er_workspace_alloc(ws, bytes / (size_t)(i + 1));
-            ok &= blocks[i] != NULL;
-            if (blocks[i]) ((char *)blocks[i])[bytes / (size_t)(i + 1) - 1] = 1;
+            size_t n = bytes / (size_t)(i + 1);
+            blocks[i] = er_workspace_alloc(ws, n);
+            bounded &= blocks[i] != NULL;
+            if (blocks[i]) ((char *)blocks[i])[n - 1] = 1;
+            used += capacity_of(n);
         }
-        for (int i = 0; i < 6; i++) {
-            er_workspace_free(ws, blocks[i]);
-            er_workspace_stats s = stats_of(ws);
-            ok &= s.cached <= s.peak;
-        }
+        for (int i = 0; i < 6; i++) er_workspace_free(ws, blocks[i]);
+        er_workspace_end_run(ws);
+        er_workspace_stats s = stats_of(ws);
+        bounded &= s.cached == used && s.cached_blocks == 6 && s.in_use == 0;
+        if (run % 2) reused &= s.misses == before.misses;
     }
+    h_check(bounded, OP, "end_run", "after a run the cache holds exactly the blocks it used");
+    h_check(reused, OP, "alloc", "a run like the last one takes every block from the cache");
+    /* Within a run a freed block serves the next request of its size, newest first. */
+    void *a = er_workspace_alloc(ws, 200000), *b = er_workspace_alloc(ws, 200000);
+    er_workspace_free(ws, a);
+    er_workspace_free(ws, b);
+    void *c = er_workspace_alloc(ws, 200000);
+    h_check(c == b, OP, "alloc", "the newest cached block of the size comes first");
+    er_workspace_free(ws, c);
+    /* A block freed between runs (an output the caller let go) lives through the
+     * next run and goes at the end of the one after, unused. */
+    er_workspace_end_run(ws);
+    void *out = er_workspace_alloc(ws, 300000);
+    er_workspace_end_run(ws);
+    er_workspace_free(ws, out);
+    er_workspace_end_run(ws);
     er_workspace_stats s = stats_of(ws);
-    h_check(ok, OP, "free", "the cache never holds more than the peak working set");
-    h_check(s.in_use == 0 && s.hits > 0, OP, "alloc", "repeated sizes hit the cache");
+    int kept = s.cached == capacity_of(300000) && s.cached_blocks == 1;
+    er_workspace_end_run(ws);
+    s = stats_of(ws);
+    h_check(kept && s.cached == 0 && s.cached_blocks == 0, OP, "end_run",
+            "a block freed between runs is kept for one run, then freed unused");
     /* Many distinct small-pooled sizes: at most 256 blocks are kept. */
     void *many[300];
     for (int i = 0; i < 300; i++) many[i] = er_workspace_alloc(ws, 4096u * (size_t)(i + 1));
     for (int i = 0; i < 300; i++) er_workspace_free(ws, many[i]);
     s = stats_of(ws);
-    h_check(s.cached_blocks <= 256 && s.cached <= s.peak, OP, "free", "the slot table is bounded");
+    h_check(s.cached_blocks == 256, OP, "free", "the slot table is bounded");
     er_workspace_delete(ws);
 }
 
@@ -184,6 +208,6 @@ void test_workspace(void) {
     test_poison();
     test_reuse_and_alignment();
     test_realloc();
-    test_bounded_by_peak();
+    test_bounded_by_last_run();
     test_threads();
 }
