@@ -168,8 +168,10 @@ class AttentionPlan:
         return name in self.views or name in self.chains or name in self.merges
 
     def step(self, node, kernels):
-        """(node, function) for a node `in` the plan: a Transpose view, or the fused
-        chain ending at this Softmax as one node reading the chain's outer inputs."""
+        """(node, function) for a node `in` the plan: a Transpose view, a merged
+        MatMul + Transpose (a MatMul node named after the Transpose, with the MatMul's
+        inputs), or the fused chain ending at this Softmax as one node reading the
+        chain's outer inputs."""
         if node.name in self.views:
             perm = node.attrs["perm"]
             return node, lambda x: np.transpose(x, perm)
