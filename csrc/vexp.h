@@ -12,8 +12,9 @@
  *   least-squares fit in float64): 3.2e-9, far below float32's 6e-8 ulp, so the
  *   rounding of the Horner steps dominates.  Measured against float64 exp over
  *   a dense sweep of [-104, 89] (2^20 points): max 0.97 ulp on AVX2, aarch64
- *   and armv7 NEON alike, 1.47 ulp for er_vexp_sum (tests/c/test_softmax_f32.c
- *   asserts <= 2 and <= 2.5 ulp on every ISA it runs, NEON under qemu).
+ *   and armv7 NEON alike, 1.13 ulp for er_vexp_sum_ftz down to FLT_MIN
+ *   (tests/c/test_softmax_f32.c asserts <= 2 and <= 2.5 ulp on every ISA it
+ *   runs, NEON under qemu).
  * - 2^n is applied as two factors 2^(n>>1) * 2^(n - (n>>1)), each a normal
  *   float for n in [-150, 129]: results in the subnormal range come out by
  *   gradual underflow instead of a wrong exponent, exp(x) for x <= -104 is
@@ -22,10 +23,11 @@
  *   result is 0 or inf anyway) with the NaN-propagating operand order, so NaN
  *   in gives NaN out.
  *
- * er_vexp_sum_*(hi, lo) returns exp(hi + lo) without rounding hi + lo first:
- * the reduction takes n from hi + lo but subtracts n ln 2 from hi alone and adds
- * lo afterwards.  GELU's erfc needs it: exp(-x^2/2 + poly) with x^2/2 near 50
- * would lose 2e-6 of relative precision if the sum were rounded to float.
+ * er_vexp_sum_ftz_*(hi, lo) returns exp(hi + lo) without rounding hi + lo first:
+ * the reduction subtracts n ln 2 from hi alone and adds lo afterwards.  GELU's
+ * erfc needs it: exp(-x^2/2) with x^2/2 near 50 would lose 2e-6 of relative
+ * precision if -x^2/2 were rounded to float.  The _ftz forms (GELU, the AVX2
+ * softmax) apply 2^n as one factor and give 0 below FLT_MIN.
  *
  * Everything is static inline: each including file compiles it for its own ISA. */
 #ifndef EDGERUN_VEXP_H
@@ -103,25 +105,6 @@ static inline __m256 er_vexp_clamp_avx2(__m256 x) {
     return _mm256_min_ps(_mm256_set1_ps(ER_EXP_HI), _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x));
 }
 
-/* exp(hi + lo), lo small against hi's rounding (see above).  hi is clamped like
- * the sum, so a huge or infinite hi cannot leave r infinite: past the clamp, n
- * alone makes the result 0 or inf. */
-static inline __m256 er_vexp_sum_avx2(__m256 hi, __m256 lo) {
-    __m256 z, r = er_vexp_reduce_avx2(er_vexp_clamp_avx2(_mm256_add_ps(hi, lo)),
-                                      er_vexp_clamp_avx2(hi), &z);
-    return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
-}
-
-/* exp(hi + lo) for hi + lo <= 0 (or barely above: GELU's erfc exponent is at most
- * 1.2e-7): er_vexp_sum_avx2 without the two upper clamps, which such arguments never
- * reach -- two of about 25 operations in a loop bound by the FP ports. */
-static inline __m256 er_vexp_nonpos_sum_avx2(__m256 hi, __m256 lo) {
-    const __m256 floor = _mm256_set1_ps(ER_EXP_LO);     /* MAXPS keeps NaN, as above */
-    __m256 t = _mm256_max_ps(floor, _mm256_add_ps(hi, lo)), z;
-    __m256 r = er_vexp_reduce_avx2(t, _mm256_max_ps(floor, hi), &z);
-    return er_vexp_finish_avx2(_mm256_add_ps(r, lo), z);
-}
-
 /* exp(hi + lo) with er_vexp_finish_ftz_avx2, for GELU's -x^2/2 as hi + lo:
  * hi finite and above -2^22 ln 2 (MAGIC's range; no clamp), hi + lo <= ~0,
  * |lo| within an ulp or so of hi.  n comes from hi alone, so the reduction does
@@ -138,13 +121,6 @@ static inline __m256 er_vexp_nonpos_ftz_avx2(__m256 x) {
     __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x), z;
     __m256 r = er_vexp_reduce_avx2(t, t, &z);
     return er_vexp_finish_ftz_avx2(r, z);
-}
-
-/* exp(x) for x <= 0 or NaN (softmax's x - max): er_vexp_avx2 without the upper clamp. */
-static inline __m256 er_vexp_nonpos_avx2(__m256 x) {
-    __m256 t = _mm256_max_ps(_mm256_set1_ps(ER_EXP_LO), x), z;
-    __m256 r = er_vexp_reduce_avx2(t, t, &z);
-    return er_vexp_finish_avx2(r, z);
 }
 
 static inline __m256 er_vexp_avx2(__m256 x) {
@@ -195,8 +171,10 @@ static inline float32x4_t er_vexp_finish_ftz_neon(float32x4_t r, float32x4_t z) 
     float32x4_t p46 = er_vfma_neon(p45, vdupq_n_f32(ER_EXP_C6), r2);
     float32x4_t p = er_vfma_neon(r, er_vfma_neon(p23, p46, r2), r2);
     p = vaddq_f32(p, vdupq_n_f32(1.0f));
+    /* n + 127 = z's bits - (MAGIC's bits - 127) */
     int32x4_t biased = vsubq_s32(vreinterpretq_s32_f32(z),
-                                 vdupq_n_s32(0x4b400000 - 127));   /* MAGIC's bits - 127 */
+                                 vsubq_s32(vreinterpretq_s32_f32(vdupq_n_f32(ER_EXP_MAGIC)),
+                                           vdupq_n_s32(127)));
     biased = vmaxq_s32(biased, vdupq_n_s32(0));
     return vmulq_f32(p, vreinterpretq_f32_s32(vshlq_n_s32(biased, 23)));
 }
@@ -213,16 +191,6 @@ static inline float32x4_t er_vexp_sum_ftz_neon(float32x4_t hi, float32x4_t lo) {
 /* vmaxq_f32 / vminq_f32 return NaN when either operand is NaN (both ISAs). */
 static inline float32x4_t er_vexp_clamp_neon(float32x4_t x) {
     return vminq_f32(vdupq_n_f32(ER_EXP_HI), vmaxq_f32(vdupq_n_f32(ER_EXP_LO), x));
-}
-
-static inline float32x4_t er_vexp_sum_neon(float32x4_t hi, float32x4_t lo) {
-    float32x4_t t = er_vexp_clamp_neon(vaddq_f32(hi, lo));
-    float32x4_t z = er_vfma_neon(vdupq_n_f32(ER_EXP_MAGIC), t, vdupq_n_f32(ER_EXP_LOG2E));
-    float32x4_t n = vsubq_f32(z, vdupq_n_f32(ER_EXP_MAGIC));
-    float32x4_t h = er_vexp_clamp_neon(hi);
-    float32x4_t r = er_vfms_neon(h, n, vdupq_n_f32(ER_EXP_LN2_HI));
-    r = er_vfms_neon(r, n, vdupq_n_f32(ER_EXP_LN2_LO));
-    return er_vexp_finish_neon(vaddq_f32(r, lo), z);
 }
 
 static inline float32x4_t er_vexp_neon(float32x4_t x) {
@@ -247,16 +215,16 @@ static inline float32x4_t er_vdiv_neon(float32x4_t a, float32x4_t b) {
 #endif
 }
 #if defined(__aarch64__)
-/* exp(hi + lo) for hi + lo <= 0 (softmax's x - max; GELU's erfc exponent, at
- * most 1.2e-7), for aarch64 loops short of registers for their constants.  With each constant a
- * register of its own (er_vexp_sum_neon and the code around it), GCC ran out of
+/* exp for aarch64 loops short of registers for their constants (softmax's
+ * x - max, GELU's -x^2/2).  With each constant a register of its own (the
+ * generic NEON forms and the code around them), GCC ran out of
  * the 32 and reloaded about ten of them from memory on every step: 31 of the 88
  * instructions of a GELU step.  Here the four that only ever multiply sit in the
  * lanes of one register (FMLA by element); the upper clamp is gone, as the
  * argument cannot overflow; n comes from FRINTN / FCVTZS instead of the MAGIC
  * addend; and the exponent bias is 1.0f's bits, a register the caller has anyway.
- * The results are er_vexp_sum_neon's to within its accuracy (the tests hold both
- * to the same bounds), not bit for bit: n is rounded from a rounded product. */
+ * The results are the generic forms' to within their accuracy (the tests hold
+ * both to the same bounds), not bit for bit: n is rounded from a rounded product. */
 typedef struct {
     float32x4_t lanes;              /* LOG2E, LN2_HI, LN2_LO, C6 */
     float32x4_t c5, c4, c3, c2, one, lo;
@@ -330,13 +298,6 @@ static inline float32x4_t er_vexp_nonpos_a64(float32x4_t x, const er_vexp_a64_co
     return er_vexp_a64_finish(vfmsq_laneq_f32(r, n, k.lanes, 2), n, k);
 }
 
-/* exp(hi + lo), hi + lo <= 0 (or barely above: no overflow), without rounding the sum (er_vexp_sum_neon). */
-static inline float32x4_t er_vexp_nonpos_sum_a64(float32x4_t hi, float32x4_t lo,
-                                                 const er_vexp_a64_consts k) {
-    float32x4_t n = vrndnq_f32(vmulq_laneq_f32(vmaxq_f32(k.lo, vaddq_f32(hi, lo)), k.lanes, 0));
-    float32x4_t r = vfmsq_laneq_f32(vmaxq_f32(k.lo, hi), n, k.lanes, 1);
-    return er_vexp_a64_finish(vaddq_f32(vfmsq_laneq_f32(r, n, k.lanes, 2), lo), n, k);
-}
 #endif /* aarch64 */
 #endif /* NEON */
 
