@@ -134,7 +134,7 @@ def test_reference_erf_form_accuracy():
 
 
 def test_erfcx_fit():
-    """The AVX2 variant's erfc(z) = t G(t) exp(-z^2): the coefficients of G in
+    """The SIMD variants' erfc(z) = t G(t) exp(-z^2): the coefficients of G in
     csrc/gelu_f32.h, rounded to float32 as C has them, fit erfcx(z) = t G(t) to
     6e-8 relative in float64 over the whole range the kernel feeds it (|x| <= 20);
     float32 evaluation is test_accuracy_against_float64's business."""

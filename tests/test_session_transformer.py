@@ -365,7 +365,7 @@ def test_p_v_is_merged_only_into_a_private_transpose_0213(case):
     assert not session._attention.merges
     out = session.run(dict(feeds))
     want = _numpy(graph, feeds)
-    for name, value in (out if isinstance(out, dict) else {"y": out}).items():
+    for name, value in out.items():
         np.testing.assert_array_equal(value, want[name])
 
 
